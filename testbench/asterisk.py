@@ -1,0 +1,173 @@
+"""One Asterisk instance in the sandbox chroot: configuration, start, readiness, stop.
+
+Each instance (``demo``, ``test``) has its own ports and its own directories under
+``/srv/callrec/<instance>`` inside the chroot, so a running demo and a test run never share state.
+Configuration is rendered from ``testbench/conf/*.conf`` plus the project's ``dialplan/`` files
+at every start, with credentials generated for that start (never stored in the repo).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import shutil
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbench import BenchError
+from testbench.chroot import chroot_user
+from testbench.procs import Child, wait_until
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "conf"
+REPO = Path(__file__).resolve().parents[1]
+DIALPLAN = REPO / "dialplan"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port one bench instance uses; all bound on loopback."""
+
+    sip: int
+    http: int
+    ami: int
+    rtp_start: int
+    rtp_end: int
+    trunk: int
+    agent_answer: int
+    agent_busy: int
+    agent_noanswer: int
+    caller_media: tuple[int, int]
+    agent_media: int
+    s3: int
+
+
+PRESETS: dict[str, Ports] = {
+    "demo": Ports(sip=5060, http=8088, ami=5038, rtp_start=20000, rtp_end=20999, trunk=5070,
+                  agent_answer=5071, agent_busy=5072, agent_noanswer=5073,
+                  caller_media=(30000, 34999), agent_media=36000, s3=8333),
+    # 2000 RTP ports: 2 legs x ~400 concurrent calls at saturation load (40 calls/s x 9 s).
+    "test": Ports(sip=15060, http=18088, ami=15038, rtp_start=21000, rtp_end=22999, trunk=15070,
+                  agent_answer=15071, agent_busy=15072, agent_noanswer=15073,
+                  caller_media=(40000, 44999), agent_media=46000, s3=28333),
+}
+
+
+@dataclass(frozen=True)
+class AsteriskCredentials:
+    ari_user: str
+    ari_password: str
+    ami_user: str
+    ami_secret: str
+
+
+class Asterisk:
+    """Asterisk 22 running inside the chroot as its ``asterisk`` user."""
+
+    def __init__(self, root: Path, instance: str, ports: Ports, log_dir: Path) -> None:
+        self.root = root
+        self.instance = instance
+        self.ports = ports
+        self.log_dir = log_dir
+        self.home = f"/srv/callrec/{instance}"  # as seen inside the chroot
+        self.conf = f"{self.home}/etc/asterisk.conf"
+        self.child: Child | None = None
+
+    def host_path(self, chroot_path: str) -> Path:
+        """Where a path inside the chroot lives on the host."""
+        return self.root / chroot_path.lstrip("/")
+
+    @property
+    def spool(self) -> Path:
+        """The instance's spool directory, as seen from the host."""
+        return self.host_path(f"{self.home}/spool")
+
+    def _moddir(self) -> str:
+        debian_conf = (self.root / "etc/asterisk/asterisk.conf").read_text()
+        match = re.search(r"^astmoddir\s*=>\s*(\S+)", debian_conf, flags=re.MULTILINE)
+        if not match:
+            raise BenchError("astmoddir not found in the chroot's /etc/asterisk/asterisk.conf")
+        return match.group(1)
+
+    def _substitutions(self, creds: AsteriskCredentials) -> dict[str, str]:
+        p = self.ports
+        return {
+            "INSTANCE": self.instance, "HOME": self.home, "MODDIR": self._moddir(),
+            "SIP_PORT": str(p.sip), "HTTP_PORT": str(p.http), "AMI_PORT": str(p.ami),
+            "RTP_START": str(p.rtp_start), "RTP_END": str(p.rtp_end),
+            "TRUNK_PORT": str(p.trunk), "AGENT_ANSWER_PORT": str(p.agent_answer),
+            "AGENT_BUSY_PORT": str(p.agent_busy), "AGENT_NOANSWER_PORT": str(p.agent_noanswer),
+            "ARI_USER": creds.ari_user, "ARI_PASSWORD": creds.ari_password,
+            "AMI_USER": creds.ami_user, "AMI_SECRET": creds.ami_secret,
+        }
+
+    def render(self, creds: AsteriskCredentials, fresh_spool: bool) -> None:
+        """Write the instance's configuration and directories into the chroot."""
+        uid, gid = chroot_user(self.root, "asterisk")
+        home = self.host_path(self.home)
+        etc = home / "etc"
+        shutil.rmtree(etc, ignore_errors=True)
+        if fresh_spool:
+            shutil.rmtree(home / "spool", ignore_errors=True)
+        for sub in ("etc/callrec", "cache", "lib", "spool", "run", "log"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        subs = self._substitutions(creds)
+        for template in sorted(TEMPLATES.glob("*.conf")):
+            text = template.read_text()
+            for key, value in subs.items():
+                text = text.replace(f"@{key}@", value)
+            if re.search(r"@[A-Z_]+@", text):
+                raise BenchError(f"unrendered placeholder left in {template.name}")
+            _write_private(etc / template.name, text, gid)
+        for include in sorted(DIALPLAN.glob("*.conf")):
+            _write_private(etc / "callrec" / include.name, include.read_text(), gid)
+        for sub in ("cache", "lib", "spool", "run", "log"):
+            for path in [home / sub, *(home / sub).rglob("*")]:
+                os.chown(path, uid, gid)
+
+    def start(self) -> Child:
+        argv = ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-C", self.conf,
+                "-U", "asterisk", "-G", "asterisk"]
+        self.child = Child(f"asterisk[{self.instance}]", argv,
+                           self.log_dir / "asterisk.console.log", marker=self.conf)
+        return self.child
+
+    def cli(self, command: str, timeout: float = 10.0) -> str:
+        """Run an Asterisk CLI command through the instance's control socket."""
+        result = subprocess.run(
+            ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf, "-rx", command],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if result.returncode != 0:
+            raise BenchError(f"asterisk -rx {command!r} failed: {result.stderr or result.stdout}")
+        return result.stdout
+
+    def wait_ready(self, creds: AsteriskCredentials, timeout: float = 30.0) -> None:
+        """Wait until Asterisk is fully booted and ARI answers with our credentials."""
+        wait_until(lambda: "fully booted" in self.cli("core waitfullybooted").lower(),
+                   f"asterisk[{self.instance}] boot", timeout, self.child)
+        url = f"http://127.0.0.1:{self.ports.http}/ari/asterisk/info"
+        token = base64.b64encode(f"{creds.ari_user}:{creds.ari_password}".encode()).decode()
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+
+        def ari_ok() -> bool:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return bool(response.status == 200)
+
+        wait_until(ari_ok, f"asterisk[{self.instance}] ARI", timeout, self.child)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+
+def _write_private(path: Path, text: str, gid: int) -> None:
+    """Config files hold this run's passwords: readable by root and the asterisk group only."""
+    path.write_text(text)
+    os.chown(path, 0, gid)
+    path.chmod(0o640)

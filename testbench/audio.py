@@ -1,0 +1,69 @@
+"""Read what MixMonitor wrote: WAV completeness, duration and energy, without third-party code."""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+import wave
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbench import BenchError
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    path: Path
+    rate: int
+    frames: int
+    complete: bool  # header sizes match the file: the writer closed it
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate
+
+
+def wav_info(path: Path) -> WavInfo:
+    """Parse the header. MixMonitor writes the RIFF and data sizes only when it closes the file
+    (app_mixmonitor.c / formats/format_wav.c update_header), so a matching header means done."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(44)
+    if len(header) < 44 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        return WavInfo(path, 8000, 0, complete=False)
+    riff_size = struct.unpack_from("<I", header, 4)[0]
+    rate = struct.unpack_from("<I", header, 24)[0]
+    block_align = struct.unpack_from("<H", header, 32)[0] or 2
+    data_size = struct.unpack_from("<I", header, 40)[0]
+    complete = riff_size == size - 8 and data_size == size - 44
+    return WavInfo(path, rate, (size - 44) // block_align, complete)
+
+
+def wait_complete(path: Path, timeout: float = 10.0) -> WavInfo:
+    """Wait until the recording exists and its writer has closed it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            info = wav_info(path)
+            if info.complete:
+                return info
+        time.sleep(0.05)
+    state = "incomplete" if path.exists() else "missing"
+    raise BenchError(f"recording {path} still {state} after {timeout:.0f} s")
+
+
+def rms_dbfs(path: Path, start: float = 0.0, end: float | None = None) -> float:
+    """RMS level of a 16-bit mono WAV between ``start`` and ``end`` seconds, in dBFS."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            raise BenchError(f"{path}: expected 16-bit mono, got {w.getparams()}")
+        rate = w.getframerate()
+        w.setpos(min(int(start * rate), w.getnframes()))
+        count = (w.getnframes() if end is None else int(end * rate)) - w.tell()
+        samples = array("h", w.readframes(max(count, 0)))
+    if not samples:
+        return -math.inf
+    mean_square = sum(s * s for s in samples) / len(samples)
+    return 10 * math.log10(mean_square / 32768**2) if mean_square else -math.inf

@@ -1,0 +1,144 @@
+"""The whole bench for one instance: Asterisk in the chroot, weed mini, agent phones.
+
+``Bench.up()`` starts everything and waits until each part is ready; ``Bench.down()`` stops what it
+started, by PID. Used in-process by the pytest fixtures, and detached by ``python -m testbench up``
+(``make sandbox-up``), which records the PIDs and the run's endpoints in the instance's state dir so
+that ``down`` - possibly from another process - stops exactly those processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from testbench import BenchError
+from testbench.asterisk import PRESETS, Asterisk, AsteriskCredentials
+from testbench.chroot import cache_dir, ensure_chroot, require_root
+from testbench.procs import Child, stop_recorded
+from testbench.s3 import S3Credentials, WeedMini
+from testbench.sipp import AGENT_KINDS, AgentPhone, Caller, make_audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How to reach a running bench; written to ``state/<instance>/bench.json`` (mode 0600)."""
+
+    instance: str
+    ari_url: str
+    ami_host: str
+    ami_port: int
+    sip_port: int
+    s3_endpoint: str
+    spool: str
+    asterisk: AsteriskCredentials
+    s3: S3Credentials
+
+    @classmethod
+    def load(cls, path: Path) -> Endpoints:
+        data = json.loads(path.read_text())
+        data["asterisk"] = AsteriskCredentials(**data["asterisk"])
+        data["s3"] = S3Credentials(**data["s3"])
+        return cls(**data)
+
+
+def state_dir(instance: str) -> Path:
+    return cache_dir() / "state" / instance
+
+
+class Bench:
+    def __init__(self, instance: str = "test") -> None:
+        if instance not in PRESETS:
+            raise BenchError(f"unknown bench instance {instance!r}; one of {sorted(PRESETS)}")
+        self.instance = instance
+        self.ports = PRESETS[instance]
+        self.state = state_dir(instance)
+        self.log_dir = self.state / "log"
+        self.timings: dict[str, float] = {}
+        self.children: list[Child] = []
+        self.asterisk: Asterisk | None = None
+        self.s3: WeedMini | None = None
+        self.agents: dict[str, AgentPhone] = {}
+        self.endpoints: Endpoints | None = None
+
+    def _timed(self, phase: str, started: float) -> None:
+        self.timings[phase] = time.monotonic() - started
+        log.info("bench[%s] %s: %.2f s", self.instance, phase, self.timings[phase])
+
+    def up(self) -> Endpoints:
+        require_root("the bench (chroot + Asterisk)")
+        self.down()  # whatever an earlier run of this instance left behind
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.state.chmod(0o700)
+        started = time.monotonic()
+        root = ensure_chroot()
+        self._timed("chroot", started)
+        try:
+            self.endpoints = self._start(root)
+        except BaseException:
+            self.down()
+            raise
+        path = self.state / "bench.json"
+        path.write_text(json.dumps(asdict(self.endpoints), indent=2))
+        path.chmod(0o600)
+        return self.endpoints
+
+    def _start(self, root: Path) -> Endpoints:
+        creds = AsteriskCredentials("callrec-ari", secrets.token_urlsafe(24),
+                                    "callrec-ami", secrets.token_urlsafe(24))
+        started = time.monotonic()
+        self.asterisk = Asterisk(root, self.instance, self.ports, self.log_dir)
+        self.asterisk.render(creds, fresh_spool=True)
+        self._track("asterisk", self.asterisk.start())
+        self.s3 = WeedMini(self.state / "s3-data", self.ports.s3)
+        shutil.rmtree(self.s3.data_dir, ignore_errors=True)  # a data dir per run
+        self._track("s3", self.s3.start(self.log_dir))
+        for offset, kind in enumerate(AGENT_KINDS):
+            phone = AgentPhone(kind, getattr(self.ports, f"agent_{kind}"),
+                               self.ports.agent_media + 4 * offset, self.log_dir)
+            self._track(f"agent-{kind}", phone.start())
+            self.agents[kind] = phone
+        self.asterisk.wait_ready(creds)
+        self._timed("asterisk", started)
+        self.s3.wait_ready()
+        self._timed("s3", started)
+        for phone in self.agents.values():
+            assert phone.child is not None
+            phone.child.fail_if_dead()
+        return Endpoints(
+            instance=self.instance, ari_url=f"http://127.0.0.1:{self.ports.http}",
+            ami_host="127.0.0.1", ami_port=self.ports.ami, sip_port=self.ports.sip,
+            s3_endpoint=self.s3.endpoint, spool=str(self.asterisk.spool),
+            asterisk=creds, s3=self.s3.creds,
+        )
+
+    def _track(self, name: str, child: Child) -> None:
+        self.children.append(child)
+        child.record.save(self.state / f"{name}.pid")
+
+    def caller(self) -> Caller:
+        audio = self.state / "caller-audio.wav"
+        if not audio.exists():
+            make_audio(audio)
+        return Caller(self.ports.sip, self.ports.trunk, self.ports.caller_media[0], audio,
+                      self.log_dir / "callers")
+
+    def down(self) -> list[str]:
+        """Stop every process this instance started (this object's, or recorded on disk)."""
+        stopped = []
+        for child in reversed(self.children):
+            child.stop()
+            stopped.append(child.name)
+        self.children.clear()
+        for pid_file in sorted(self.state.glob("*.pid")) if self.state.exists() else []:
+            if stop_recorded(pid_file, pid_file.stem):
+                stopped.append(pid_file.stem)
+        (self.state / "bench.json").unlink(missing_ok=True)
+        return stopped

@@ -1,0 +1,163 @@
+"""Start, watch and stop the bench's child processes, by PID only.
+
+Every server the bench starts is recorded in a small JSON pid file holding the PID, the process
+start time (from /proc) and a marker from its command line, so that ``sandbox-down`` never signals a
+process it did not start, even if the PID was reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbench import BenchError
+
+log = logging.getLogger(__name__)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Process start time in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    pid: int
+    start_ticks: int
+    marker: str
+
+    def is_ours(self) -> bool:
+        """True while the recorded process still runs and is the one we started."""
+        if _start_ticks(self.pid) != self.start_ticks:
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            return False
+        return self.marker.encode() in cmdline
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__))
+
+    @classmethod
+    def load(cls, path: Path) -> PidRecord | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(int(data["pid"]), int(data["start_ticks"]), str(data["marker"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+class Child:
+    """A server process of the bench, started in its own session, logging to a file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        marker: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        ticks = _start_ticks(self.proc.pid)
+        self.record = PidRecord(self.proc.pid, ticks or 0, marker)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def fail_if_dead(self) -> None:
+        if not self.alive():
+            raise BenchError(
+                f"{self.name} exited with code {self.proc.returncode}; "
+                f"last lines of {self.log_path}:\n{self.log_tail()}"
+            )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; reaps the child."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing", self.name,
+                            self.pid, timeout)
+                self.proc.kill()
+                self.proc.wait()
+
+
+def stop_recorded(path: Path, name: str, timeout: float = 15.0) -> bool:
+    """Stop the process recorded in pid file ``path`` if it is still ours; remove the file.
+
+    Returns True if a process was signalled.
+    """
+    record = PidRecord.load(path)
+    signalled = False
+    if record is not None and record.is_ours():
+        os.kill(record.pid, signal.SIGTERM)
+        signalled = True
+        deadline = time.monotonic() + timeout
+        while record.is_ours() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if record.is_ours():
+            log.warning("%s (pid %d) ignored SIGTERM: killing", name, record.pid)
+            os.kill(record.pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return signalled
+
+
+def wait_until(
+    check: Callable[[], object], what: str, timeout: float, child: Child | None = None
+) -> None:
+    """Poll ``check()`` every 50 ms until it returns true; raise BenchError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if child is not None:
+            child.fail_if_dead()
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_error = exc
+        time.sleep(0.05)
+    detail = f" (last error: {last_error})" if last_error else ""
+    tail = f"\nlast lines of its log:\n{child.log_tail()}" if child else ""
+    raise BenchError(f"{what} not ready after {timeout:.0f} s{detail}{tail}")

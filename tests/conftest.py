@@ -1,0 +1,78 @@
+"""Shared fixtures: the real bench (Asterisk chroot, SeaweedFS, SIPp), started once per session.
+
+If the bench cannot start, every test that needs it fails with the reason; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from testbench import BenchError
+from testbench.bench import Bench, Endpoints
+from testbench.s3 import create_locked_bucket, s3_client
+from testbench.sipp import Caller
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@pytest.fixture(scope="session")
+def bench() -> Iterator[Bench]:
+    bench = Bench("test")
+    try:
+        bench.up()
+    except BenchError as exc:
+        bench.down()
+        pytest.fail(f"the test bench could not start: {exc}", pytrace=False)
+    try:
+        yield bench
+    finally:
+        bench.down()
+
+
+@pytest.fixture(scope="session")
+def endpoints(bench: Bench) -> Endpoints:
+    assert bench.endpoints is not None
+    return bench.endpoints
+
+
+@pytest.fixture(scope="session")
+def caller(bench: Bench) -> Caller:
+    return bench.caller()
+
+
+@pytest.fixture(scope="session")
+def s3(endpoints: Endpoints) -> Iterator[S3Client]:
+    client = s3_client(endpoints.s3_endpoint, endpoints.s3)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def locked_bucket(s3: S3Client) -> str:
+    """A fresh bucket with Object Lock enabled (objects in it are never deleted by teardown:
+    COMPLIANCE retention forbids it; the run's data dir goes away with the bench)."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    create_locked_bucket(s3, name)
+    return name
+
+
+@pytest.fixture
+def unique_caller() -> Callable[[], str]:
+    """Caller numbers unique to a test, so its calls can be told apart in shared phone logs."""
+    return lambda: "0" + str(uuid.uuid4().int)[:10]
+
+
+@pytest_asyncio.fixture
+async def ari(endpoints: Endpoints) -> AsyncIterator[aiohttp.ClientSession]:
+    # Credentials in the Authorization header, never in the URL (no api_key=).
+    auth = aiohttp.encode_basic_auth(endpoints.asterisk.ari_user, endpoints.asterisk.ari_password)
+    headers = {"Authorization": auth}
+    async with aiohttp.ClientSession(base_url=endpoints.ari_url, headers=headers) as session:
+        yield session
