@@ -1,15 +1,17 @@
-"""``python -m testbench up|down|status|build [--instance demo|test]`` - the sandbox by hand."""
+"""``python -m testbench up|down|status|build|clean [--instance NAME]``: the sandbox by hand."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import shutil
 import sys
 
 from testbench import BenchError
+from testbench.asterisk import PRESETS
 from testbench.bench import Bench, Endpoints, state_dir
-from testbench.chroot import ensure_chroot
+from testbench.chroot import cache_dir, ensure_chroot
 
 
 def _describe(ep: Endpoints, bench: Bench) -> str:
@@ -32,7 +34,7 @@ def _describe(ep: Endpoints, bench: Bench) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbench", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "build"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "clean"])
     parser.add_argument("--instance", default="demo")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -40,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             print(ensure_chroot())
+        elif args.command == "clean":
+            for instance in PRESETS:
+                Bench(instance).down()
+            shutil.rmtree(cache_dir(), ignore_errors=True)
+            print(f"removed {cache_dir()}")
         elif args.command == "up":
             print(_describe(bench.up(), bench))
         elif args.command == "down":

@@ -48,15 +48,15 @@ def chroot_path() -> Path:
     return cache_dir() / f"chroot-{inputs_digest()}"
 
 
-def host_debian_mirror() -> str:
+def host_debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
     """The Debian mirror this host's apt already uses (override: ``CALLREC_SANDBOX_MIRROR``)."""
     override = os.environ.get("CALLREC_SANDBOX_MIRROR")
     if override:
         return override
     candidates: list[str] = []
-    sources = Path("/etc/apt/sources.list.d")
+    sources = apt_dir / "sources.list.d"
     files = sorted(sources.glob("*.sources")) + sorted(sources.glob("*.list"))
-    files.append(Path("/etc/apt/sources.list"))
+    files.append(apt_dir / "sources.list")
     for path in files:
         try:
             text = path.read_text()
@@ -65,7 +65,7 @@ def host_debian_mirror() -> str:
         candidates += re.findall(r"^URIs:\s*(\S+)", text, flags=re.MULTILINE)
         candidates += re.findall(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, flags=re.MULTILINE)
     for uri in candidates:
-        if uri.rstrip("/").endswith("/debian"):
+        if uri.rstrip("/").endswith("/debian"):  # not debian-security, not third-party repos
             return uri
     raise BenchError(
         "no Debian mirror found in /etc/apt sources; set CALLREC_SANDBOX_MIRROR to one"

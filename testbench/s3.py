@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from testbench import BenchError
 from testbench.procs import Child, wait_until
@@ -130,9 +131,15 @@ def s3_client(endpoint: str, creds: S3Credentials) -> S3Client:
 
 
 def create_locked_bucket(client: S3Client, bucket: str, timeout: float = 20.0) -> None:
-    """Create ``bucket`` with Object Lock (hence versioning) enabled; retries while weed warms up."""
+    """Create ``bucket`` with Object Lock (so versioning) on; retries while weed warms up."""
+
     def create() -> bool:
-        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        try:
+            client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        except ClientError as exc:
+            # An earlier attempt may have succeeded after its reply was lost.
+            if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise
         return True
 
     wait_until(create, f"bucket {bucket}", timeout)

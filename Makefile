@@ -1,0 +1,59 @@
+# callrec - see README.md. `make demo` runs it locally, `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv lint typecheck test bench demo sandbox-up sandbox-down sandbox-status \
+        sandbox-clean clean
+
+help:
+	@echo "make demo          bring up the PBX sandbox and S3 locally and show how to reach them"
+	@echo "make test          run the tests (unit + integration against the real bench)"
+	@echo "make lint | typecheck | bench | sandbox-up | sandbox-down | sandbox-clean | clean"
+
+deps:
+	@scripts/install-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test: say so instead of failing on it.
+test: deps $(STAMP)
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+bench: deps $(STAMP)
+	$(BIN)/python -m bench
+
+demo: deps $(STAMP)
+	$(BIN)/python -m testbench up --instance demo
+
+sandbox-up: deps $(STAMP)
+	$(BIN)/python -m testbench up --instance demo
+
+sandbox-down: $(STAMP)
+	$(BIN)/python -m testbench down --instance demo
+	$(BIN)/python -m testbench down --instance test
+
+sandbox-status: $(STAMP)
+	$(BIN)/python -m testbench status --instance demo
+
+# Removes the cached chroot and the bench's state (S3 data, logs) outside the work tree.
+sandbox-clean: sandbox-down
+	$(BIN)/python -m testbench clean
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

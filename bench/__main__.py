@@ -1,0 +1,88 @@
+"""``python -m bench`` (``make bench``): call-setup timings through the real bench.
+
+Path A is the pure-dialplan baseline (Answer -> MixMonitor -> Playback -> Dial). Later paths
+(callrec) are measured in the same run, on the same Asterisk and the same SIPp load, and printed as
+ratios to A - never as absolute thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbench import BenchError
+from testbench.bench import Bench
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (clock ticks -> seconds)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class PathResult:
+    name: str
+    calls: int
+    answered: int
+    answer_ms: list[float]
+    asterisk_cpu_s: float
+
+    def row(self) -> str:
+        a = self.answer_ms
+        return (f"{self.name:<10} {self.answered:>4}/{self.calls:<4} "
+                f"{percentile(a, 50):>8.1f} {percentile(a, 90):>8.1f} {percentile(a, 99):>8.1f} "
+                f"{statistics.fmean(a) if a else float('nan'):>8.1f} {self.asterisk_cpu_s:>9.2f}")
+
+
+def run_path(bench: Bench, service: str, calls: int, rate: float, hold_s: float) -> PathResult:
+    assert bench.asterisk is not None and bench.asterisk.child is not None
+    pid = bench.asterisk.child.pid
+    before = cpu_seconds(pid)
+    run = bench.caller().call(service, count=calls, rate=rate, hold_s=hold_s,
+                              timeout_s=calls / rate + hold_s + 60)
+    answer = [c.answer_ms for c in run.calls if c.answer_ms is not None]
+    return PathResult(service, calls, len(answer), answer, cpu_seconds(pid) - before)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rate", type=float, default=20.0, help="calls per second")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--hold", type=float, default=3.0, help="seconds each call lasts")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    bench = Bench("test")
+    try:
+        bench.up()
+        result = run_path(bench, "baseline", args.calls, args.rate, args.hold)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bench.down()
+    print(f"call setup, {args.calls} calls at {args.rate:g} calls/s, {args.hold:g} s each "
+          "(INVITE -> 200 OK, ms)")
+    print(f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} "
+          f"{'ast CPU s':>9}")
+    print(result.row())
+    print("baseline only: callrec's paths join this table (as ratios to baseline) with the "
+          "call flow")
+    return 0 if result.answered == result.calls else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages callrec's bench and tools need, only those missing.
+# debootstrap builds the Asterisk chroot; sip-tester is SIPp; sox and espeak-ng make audio.
+set -euo pipefail
+packages=(debootstrap sip-tester sox espeak-ng ca-certificates)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing Debian packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
