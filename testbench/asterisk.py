@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "conf"
 REPO = Path(__file__).resolve().parents[1]
 DIALPLAN = REPO / "dialplan"
+SOUNDS = REPO / "sounds"
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Asterisk:
         shutil.rmtree(etc, ignore_errors=True)
         if fresh_spool:
             shutil.rmtree(home / "spool", ignore_errors=True)
-        for sub in ("etc/callrec", "cache", "lib", "spool", "run", "log"):
+        for sub in ("etc/callrec", "cache", "lib", "spool/callrec", "run", "log"):
             (home / sub).mkdir(parents=True, exist_ok=True)
         subs = self._substitutions(creds)
         for template in sorted(TEMPLATES.glob("*.conf")):
@@ -129,6 +130,21 @@ class Asterisk:
         for sub in ("cache", "lib", "spool", "run", "log"):
             for path in [home / sub, *(home / sub).rglob("*")]:
                 os.chown(path, uid, gid)
+        self.install_sounds()
+
+    def install_sounds(self) -> None:
+        """The project's prompts, where Asterisk looks: <astdatadir>/sounds/<lang>/callrec/."""
+        for lang_dir in sorted(SOUNDS.iterdir()):
+            prompts = lang_dir / "callrec"
+            if not prompts.is_dir():
+                continue
+            target = resolve_in_chroot(self.root, f"/usr/share/asterisk/sounds/{lang_dir.name}")
+            shutil.copytree(prompts, target / "callrec", dirs_exist_ok=True)
+
+    @property
+    def recordings(self) -> Path:
+        """callrec's spool (MixMonitor files, markers, manifests) as seen from the host."""
+        return self.spool / "callrec"
 
     def start(self) -> Child:
         argv = ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-C", self.conf,
@@ -164,6 +180,27 @@ class Asterisk:
     def stop(self) -> None:
         if self.child is not None:
             self.child.stop()
+
+
+def resolve_in_chroot(root: Path, path: str, depth: int = 0) -> Path:
+    """Resolve ``path`` as the chroot sees it: absolute symlinks point inside ``root``.
+
+    (The chroot's sounds/en is a link to /etc/alternatives/..., which on the host means the
+    host's /etc.)"""
+    if depth > 20:
+        raise BenchError(f"symlink loop resolving {path} in {root}")
+    current = root
+    parts = [p for p in path.split("/") if p]
+    for index, part in enumerate(parts):
+        candidate = current / part
+        if candidate.is_symlink():
+            link = os.readlink(candidate)
+            rest = "/".join(parts[index + 1:])
+            base = link if link.startswith("/") else \
+                "/" + os.path.relpath(os.path.normpath(current / link), root)
+            return resolve_in_chroot(root, f"{base}/{rest}", depth + 1)
+        current = candidate
+    return current
 
 
 def _write_private(path: Path, text: str, gid: int) -> None:

@@ -1,0 +1,184 @@
+"""A thin ARI client on aiohttp: REST calls and the ``/ari/events`` websocket.
+
+Why not ari-py: it does not import on Python 3 (``No module named 'client'``; unmaintained since
+2014), and the Python ARI libraries tried on the bench did not survive a websocket drop.
+
+Asterisk drops a websocket reader that blocks longer than ``websocket_write_timeout`` (100 ms by
+default, ari.conf): the reader here only parses and enqueues; handlers run elsewhere. On a drop the
+app is deactivated and events meanwhile are lost, not replayed (res/ari/resource_events.c), so the
+caller resyncs with ``GET /applications/{app}`` and ``GET /channels`` after each reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from ari_app import AriAppError
+from ari_app.config import AriSettings
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+
+class AriError(AriAppError):
+    """ARI could not be reached or refused a request."""
+
+
+class AriHttpError(AriError):
+    def __init__(self, method: str, path: str, status: int, text: str) -> None:
+        super().__init__(f"ARI {method} {path}: HTTP {status} {text[:200]}")
+        self.status = status
+
+
+class AriClient:
+    def __init__(self, settings: AriSettings) -> None:
+        self.settings = settings
+        self.base = settings.url.rstrip("/") + "/ari"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # Credentials in the Authorization header only: never api_key= in a URL (URLs get logged).
+        auth = aiohttp.encode_basic_auth(self.settings.user,
+                                         self.settings.password.get_secret_value())
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": auth},
+            timeout=aiohttp.ClientTimeout(total=5, connect=2),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise AriError("ARI client not started")
+        return self._session
+
+    async def request(self, method: str, path: str, **params: str | int) -> Any:
+        url = self.base + path
+        try:
+            async with self.session.request(method, url, params=params or None) as response:
+                text = await response.text()
+                if response.status >= 300:
+                    raise AriHttpError(method, path, response.status, text)
+                return json.loads(text) if text else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AriError(f"ARI {method} {path}: {exc!r}") from exc
+
+    # -- the calls the flow needs -------------------------------------------------------------
+    async def answer(self, channel: str) -> None:
+        await self.request("POST", f"/channels/{quote(channel)}/answer")
+
+    async def play(self, channel: str, media: str, lang: str, playback_id: str) -> Event:
+        result: Event = await self.request(
+            "POST", f"/channels/{quote(channel)}/play/{quote(playback_id)}", media=media,
+            lang=lang)
+        return result
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.request("DELETE", f"/playbacks/{quote(playback_id)}")
+
+    async def continue_in_dialplan(self, channel: str, context: str, extension: str,
+                                   priority: int) -> None:
+        await self.request("POST", f"/channels/{quote(channel)}/continue", context=context,
+                           extension=extension, priority=priority)
+
+    async def set_var(self, channel: str, name: str, value: str) -> None:
+        await self.request("POST", f"/channels/{quote(channel)}/variable", variable=name,
+                           value=value)
+
+    async def get_var(self, channel: str, name: str) -> str | None:
+        try:
+            result = await self.request("GET", f"/channels/{quote(channel)}/variable",
+                                        variable=name)
+        except AriHttpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(result.get("value")) if result else None
+
+    async def hangup(self, channel: str, reason: str = "normal") -> None:
+        try:
+            await self.request("DELETE", f"/channels/{quote(channel)}", reason=reason)
+        except AriHttpError as exc:
+            if exc.status != 404:  # already gone
+                raise
+
+    async def subscribe(self, source: str) -> None:
+        """Keep receiving a channel's events after it leaves Stasis (``channel:<id>``)."""
+        await self.request("POST", f"/applications/{quote(self.settings.app)}/subscription",
+                           eventSource=source)
+
+    async def sound_languages(self, sound: str) -> set[str]:
+        try:
+            result = await self.request("GET", f"/sounds/{quote(sound, safe='')}")
+        except AriHttpError as exc:
+            if exc.status == 404:
+                return set()
+            raise
+        return {f["language"] for f in result.get("formats", [])}
+
+    # -- events ---------------------------------------------------------------------------------
+    async def run_events(
+        self,
+        queue: asyncio.Queue[Event],
+        on_connect: Callable[[], Awaitable[None]],
+        stopping: asyncio.Event,
+        on_state: Callable[[bool], None] = lambda _: None,
+    ) -> None:
+        """Read events into ``queue`` until ``stopping`` is set; reconnect with backoff."""
+        url = self.base.replace("http", "ws", 1) + "/events"
+        params = {"app": self.settings.app, "subscribeAll": "false"}
+        delay = 0.2
+        while not stopping.is_set():
+            try:
+                async with self.session.ws_connect(url, params=params, heartbeat=10,
+                                                   timeout=aiohttp.ClientWSTimeout(ws_close=2),
+                                                   ) as ws:
+                    log.info("ARI websocket connected (app %s)", self.settings.app)
+                    delay = 0.2
+                    on_state(True)
+                    await on_connect()
+                    await self._read(ws, queue, stopping)
+            except (aiohttp.ClientError, TimeoutError, OSError, AriError) as exc:
+                log.warning("ARI websocket: %r; retrying in %.1f s", exc, delay)
+            on_state(False)
+            if stopping.is_set():
+                break
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, queue: asyncio.Queue[Event],
+                    stopping: asyncio.Event) -> None:
+        stop_wait = asyncio.ensure_future(stopping.wait())
+        try:
+            while True:
+                receive = asyncio.ensure_future(ws.receive())
+                done, _ = await asyncio.wait({receive, stop_wait},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    await ws.close()
+                    return
+                msg = receive.result()
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    queue.put_nowait(json.loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE,
+                                  aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSING):
+                    raise AriError(f"ARI websocket closed ({msg.type.name})")
+        finally:
+            stop_wait.cancel()

@@ -1,0 +1,175 @@
+"""One call's state: what happened to it, gathered from ARI events, and its manifest.
+
+After callrec continues the call in the dialplan the channel leaves Stasis, but the app stays
+subscribed to it (``channel:<id>``), so ARI still delivers ``Dial`` (agent channel and status),
+``ChannelVarset`` (``BRIDGEPEER`` set and cleared as the agent bridges and leaves;
+``CALLREC_OUTCOME`` set by the dialplan) and ``ChannelDestroyed`` with the hangup cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from callrec.manifest import (
+    AgentLeg,
+    CallManifest,
+    Notice,
+    Outcome,
+    Party,
+    Policy,
+    Recording,
+    RecordingStatus,
+    normalise_number,
+)
+
+log = logging.getLogger(__name__)
+
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
+NOT_ANSWERED = {"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE",
+                "INVALIDARGS"}
+OUTCOME_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def new_call_id(at: datetime) -> str:
+    """Sortable and unique across hosts sharing a bucket; never derived from caller input."""
+    return f"{at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+
+
+def endpoint_of(channel_name: str) -> str:
+    """``PJSIP/agent-answer-0000001a`` -> ``agent-answer``."""
+    tech_and_name = _CHANNEL_SUFFIX.sub("", channel_name)
+    return tech_and_name.split("/", 1)[-1]
+
+
+def _ts(event: dict[str, Any]) -> datetime:
+    raw = event.get("timestamp")
+    if isinstance(raw, str):
+        try:
+            return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+class Call:
+    """A call inside callrec, from entry to its one manifest."""
+
+    def __init__(self, channel: dict[str, Any], door: str, policy: Policy) -> None:
+        self.entered_at = datetime.now(UTC)
+        self.call_id = new_call_id(self.entered_at)
+        self.channel_id: str = channel["id"]
+        self.channel_name: str = channel.get("name", "")
+        self.door = door
+        self.policy = policy
+        dialplan = channel.get("dialplan") or {}
+        caller = channel.get("caller") or {}
+        self.did: str | None = dialplan.get("exten")
+        self.caller = Party(number_raw=str(caller.get("number", "")),
+                            name_raw=str(caller.get("name", "")),
+                            number=normalise_number(str(caller.get("number", ""))))
+        self.linkedid: str | None = channel.get("linkedid") or channel.get("id")
+        self.notice = Notice()
+        self.status = RecordingStatus.UNRECORDED
+        self.status_reason: str | None = None
+        self.recording: Recording | None = None
+        self.answered_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.hangup_cause: int | None = None
+        self.hangup_cause_text: str | None = None
+        self.agents: list[AgentLeg] = []
+        self.dialled = False
+        self.dialplan_outcome: str | None = None
+        self.failed = False
+        self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
+        self.destroyed = asyncio.Event()
+        self.playback_done: asyncio.Future[str] | None = None
+
+    def log_prefix(self) -> str:
+        return f"[{self.call_id}]"
+
+    # -- events -------------------------------------------------------------------------------
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "Dial":
+            self._on_dial(event)
+        elif kind == "ChannelVarset":
+            self._on_varset(event)
+        elif kind == "ChannelHangupRequest":
+            self.hung_up.set()
+        elif kind == "ChannelDestroyed":
+            self.hangup_cause = event.get("cause")
+            self.hangup_cause_text = event.get("cause_txt")
+            self.ended_at = _ts(event)
+            self.hung_up.set()
+            self.destroyed.set()
+        elif kind == "PlaybackFinished" and self.playback_done and not self.playback_done.done():
+            self.playback_done.set_result(event.get("playback", {}).get("state", "done"))
+
+    def _agent(self, channel_name: str) -> AgentLeg:
+        for leg in self.agents:
+            if leg.channel == channel_name:
+                return leg
+        leg = AgentLeg(endpoint=endpoint_of(channel_name), channel=channel_name)
+        self.agents.append(leg)
+        return leg
+
+    def _on_dial(self, event: dict[str, Any]) -> None:
+        peer = (event.get("peer") or {}).get("name")
+        if not peer:
+            return
+        self.dialled = True
+        leg = self._agent(peer)
+        status = event.get("dialstatus") or ""
+        if status and status != "RINGING" and status != "PROGRESS":
+            leg.dial_status = status
+        if status == "ANSWER":
+            leg.answered_at = _ts(event)
+
+    def _on_varset(self, event: dict[str, Any]) -> None:
+        name, value = event.get("variable"), str(event.get("value", ""))
+        if name == "BRIDGEPEER":
+            now = _ts(event)
+            for leg in self.agents:
+                if value and leg.channel in value.split(",") and leg.bridged_at is None:
+                    leg.bridged_at = now
+                elif not value and leg.bridged_at and leg.left_at is None:
+                    leg.left_at = now
+        elif name == "CALLREC_OUTCOME" and value:
+            self.dialplan_outcome = value
+
+    # -- the result -----------------------------------------------------------------------------
+    def derived_outcome(self) -> Outcome:
+        if self.failed:
+            return Outcome.FAILED
+        if any(leg.answered_at for leg in self.agents):
+            return Outcome.COMPLETED
+        if self.notice.played and not self.notice.completed:
+            return Outcome.ABANDONED_IN_NOTICE
+        if self.agents and all(leg.dial_status in NOT_ANSWERED - {"CANCEL"}
+                               for leg in self.agents):
+            return Outcome.NO_AGENT
+        return Outcome.ABANDONED
+
+    def manifest(self) -> CallManifest:
+        outcome, source = self.derived_outcome().value, "derived"
+        if self.dialplan_outcome:
+            if OUTCOME_PATTERN.match(self.dialplan_outcome):
+                outcome, source = self.dialplan_outcome, "dialplan"
+            else:
+                log.warning("%s CALLREC_OUTCOME %r is not [a-z0-9_]{1,32}; using %s",
+                            self.log_prefix(), self.dialplan_outcome[:64], outcome)
+        return CallManifest(
+            call_id=self.call_id, door=self.door,
+            asterisk_uniqueid=self.channel_id, asterisk_linkedid=self.linkedid, did=self.did,
+            caller=self.caller, policy=self.policy, status=self.status,
+            status_reason=self.status_reason, outcome=outcome,
+            outcome_source=source,
+            agents=self.agents, notice=self.notice, recording=self.recording,
+            entered_at=self.entered_at, answered_at=self.answered_at, ended_at=self.ended_at,
+            hangup_cause=self.hangup_cause, hangup_cause_text=self.hangup_cause_text,
+        )

@@ -1,0 +1,81 @@
+"""``callrec check``: can this host take calls honestly? A report, non-zero exit on problems."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ari_app.ami import AmiClient, AmiError
+from ari_app.ari import AriClient, AriError
+from ari_app.config import AriAppSettings
+from ari_app.recorder import spool_problem
+
+
+@dataclass
+class Finding:
+    ok: bool
+    what: str
+    detail: str
+
+
+async def run_checks(settings: AriAppSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    problem = spool_problem(settings.spool)
+    findings.append(Finding(problem is None, "spool", problem[1] if problem else
+                            f"{settings.spool.local} writable, free space above "
+                            f"{settings.spool.min_free_mb} MB"))
+    findings += await _check_ari(settings)
+    findings += await _check_ami(settings)
+    return findings
+
+
+async def _check_ari(settings: AriAppSettings) -> list[Finding]:
+    ari = AriClient(settings.ari)
+    await ari.start()
+    try:
+        info = await ari.request("GET", "/asterisk/info")
+        found = [Finding(True, "ARI", f"{settings.ari.url}: Asterisk "
+                         f"{info.get('system', {}).get('version', '?')}")]
+        apps = {a["name"] for a in await ari.request("GET", "/applications")}
+        running = settings.ari.app in apps
+        found.append(Finding(True, "Stasis app", f"{settings.ari.app!r} "
+                             + ("registered (callrec ari is running)" if running else
+                                "not registered yet (callrec ari not running)")))
+        needed = {settings.notice.default_language,
+                  *(r.language for r in settings.routes.values() if r.language)}
+        for prompt in (settings.notice.prompt, settings.notice.unavailable_prompt):
+            have = await ari.sound_languages(prompt)
+            missing = sorted(needed - have)
+            found.append(Finding(not missing, f"prompt {prompt}",
+                                 f"installed for {sorted(have) or 'no language'}"
+                                 + (f"; missing for {missing}" if missing else "")))
+        return found
+    except AriError as exc:
+        return [Finding(False, "ARI", str(exc))]
+    finally:
+        await ari.close()
+
+
+async def _check_ami(settings: AriAppSettings) -> list[Finding]:
+    ami = AmiClient(settings.ami)
+    try:
+        await ami.connect()
+    except AmiError as exc:
+        return [Finding(False, "AMI", str(exc))]
+    found = [Finding(True, "AMI", f"{settings.ami.host}:{settings.ami.port} logged in")]
+    try:
+        for module in ("app_mixmonitor", "res_stasis", "app_stasis", "res_ari"):
+            try:
+                await ami.action({"Action": "ModuleCheck", "Module": module})
+                found.append(Finding(True, f"module {module}", "loaded"))
+            except AmiError as exc:
+                found.append(Finding(False, f"module {module}", str(exc)))
+    finally:
+        ami.close()
+    return found
+
+
+def report(settings: AriAppSettings) -> tuple[str, bool]:
+    findings = asyncio.run(run_checks(settings))
+    lines = [f"{'ok ' if f.ok else 'FAIL'} {f.what:<28} {f.detail}" for f in findings]
+    return "\n".join(lines), all(f.ok for f in findings)

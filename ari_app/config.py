@@ -1,0 +1,115 @@
+"""Settings of the call-flow service: one pydantic-settings object, env prefix ``CALLREC_``.
+
+Nested sections use ``__`` in environment variables (``CALLREC_ARI__PASSWORD``); a TOML file
+(``--config``) gives the same keys. Passwords are ``SecretStr``: never logged, never in URLs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from callrec.manifest import Policy
+
+
+class AriSettings(BaseModel):
+    url: str = "http://127.0.0.1:8088"  # Asterisk's http.conf address; /ari is appended
+    user: str = "callrec"
+    password: SecretStr = SecretStr("")
+    app: str = "callrec"  # the name used in Stasis(callrec)
+
+
+class AmiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5038
+    user: str = "callrec"
+    secret: SecretStr = SecretStr("")
+    action_timeout_s: float = Field(2.0, gt=0)
+
+
+class SpoolSettings(BaseModel):
+    # Where Asterisk writes recordings (as Asterisk sees the path) ...
+    asterisk_dir: Path = Path("/var/spool/asterisk/callrec")
+    # ... and where this service sees the same directory (differs when Asterisk runs in a
+    # chroot or container; defaults to the same path).
+    local_dir: Path | None = None
+    min_free_mb: int = Field(200, ge=0)
+
+    @property
+    def local(self) -> Path:
+        return self.local_dir or self.asterisk_dir
+
+
+class Route(BaseModel):
+    """Where a DID's calls go after the notice, and how strictly they must be recorded."""
+
+    context: str
+    extension: str = "s"
+    priority: int = 1
+    policy: Policy | None = None
+    language: str | None = None
+
+
+class NoticeSettings(BaseModel):
+    prompt: str = "callrec/notice"  # sound name, under <sounds>/<lang>/
+    unavailable_prompt: str = "callrec/unavailable"  # played before hang-up under policy force
+    default_language: str = "ja"
+    verify_timeout_s: float = Field(1.0, gt=0)  # MixMonitor must prove it records within this
+    close_timeout_s: float = Field(30.0, gt=0)  # after hang-up, wait this long for the file
+
+
+class AriAppSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLREC_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    ari: AriSettings = AriSettings()
+    ami: AmiSettings = AmiSettings()
+    spool: SpoolSettings = SpoolSettings()
+    notice: NoticeSettings = NoticeSettings()
+    policy: Policy = Policy.OPTIONAL
+    default_route: Route | None = None
+    routes: dict[str, Route] = Field(default_factory=dict)  # DID -> route
+
+    @field_validator("routes")
+    @classmethod
+    def _dids_are_plain(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        for did in routes:
+            if not did or len(did) > 64 or not all(c.isalnum() or c in "+-_." for c in did):
+                raise ValueError(f"route key {did!r} is not a DID")
+        return routes
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings,
+                TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()))
+
+
+_TOML: list[Path] = []
+
+
+def _toml_path() -> Path | None:
+    return _TOML[-1] if _TOML else None
+
+
+def load_settings(toml_file: Path | None = None) -> AriAppSettings:
+    """Environment wins over the TOML file, which wins over defaults."""
+    _TOML.clear()
+    if toml_file is not None:
+        if not toml_file.is_file():
+            raise FileNotFoundError(f"config file {toml_file} not found")
+        _TOML.append(toml_file)
+    return AriAppSettings()

@@ -1,0 +1,138 @@
+"""The honest call flow, one sequence for both doors (Stasis and FastAGI).
+
+    preflight -> answer -> start MixMonitor -> verify it records -> notice -> continue
+
+The notice is played only after ``Recorder.start`` returned a verified recording. If recording
+cannot start, the call follows its policy: ``force`` apologises and hangs up, ``optional``
+continues without the notice (CALLREC_STATUS=unrecorded), ``never`` neither records nor announces.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from ari_app.ami import AmiClient
+from ari_app.call import Call
+from ari_app.config import AriAppSettings, Route
+from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
+from callrec.manifest import Policy, RecordingStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlayResult:
+    started_at: datetime
+    ended_at: datetime
+    completed: bool  # the prompt ran to its end with the caller still there
+
+
+class Door(Protocol):
+    """What the flow needs from the door a call came through."""
+
+    async def answer(self) -> None: ...
+
+    async def play(self, prompt: str, language: str) -> PlayResult: ...
+
+    async def set_var(self, name: str, value: str) -> None: ...
+
+    async def hangup(self) -> None: ...
+
+    async def proceed(self, route: Route | None) -> None: ...
+
+
+@dataclass
+class Plan:
+    """What the configuration says for this call."""
+
+    policy: Policy
+    language: str
+    route: Route | None
+
+
+class Flow:
+    def __init__(self, settings: AriAppSettings, ami: AmiClient, recorder: Recorder,
+                 languages: dict[str, set[str]]) -> None:
+        self.settings = settings
+        self.ami = ami
+        self.recorder = recorder
+        # prompt -> languages Asterisk has it in (ARI /sounds), refreshed by the service
+        self.languages = languages
+
+    def plan(self, did: str | None, args: dict[str, str], channel_language: str) -> Plan:
+        route = self.settings.routes.get(did or "") or self.settings.default_route
+        if "context" in args:
+            route = Route(context=args["context"], extension=args.get("exten", did or "s"),
+                          priority=int(args.get("priority", "1")))
+        policy = Policy(args["policy"]) if args.get("policy") in {p.value for p in Policy} \
+            else (route.policy if route and route.policy else self.settings.policy)
+        language = (args.get("lang") or (route.language if route else None)
+                    or channel_language or self.settings.notice.default_language)
+        return Plan(policy, language, route)
+
+    def preflight(self, plan: Plan) -> tuple[str, str] | None:
+        """(reason, detail) when this call cannot be recorded and announced honestly."""
+        if not self.ami.connected:
+            return "ami_unavailable", "AMI is not connected"
+        if plan.language not in self.languages.get(self.settings.notice.prompt, set()):
+            return "prompt_missing", (f"{self.settings.notice.prompt} not installed for "
+                                      f"language {plan.language!r}")
+        return None
+
+    async def run(self, call: Call, door: Door, plan: Plan) -> ActiveRecording | None:
+        """Drive the call up to the hand-off; returns the verified recording, if any."""
+        p = call.log_prefix()
+        await door.set_var("CALLREC_ID", call.call_id)
+        await door.answer()
+        call.answered_at = datetime.now(UTC)
+        if plan.policy is Policy.NEVER:
+            await self._unrecorded(call, door, "policy_never")
+            await door.proceed(plan.route)
+            return None
+        try:
+            problem = self.preflight(plan)
+            if problem:
+                raise RecordingFailed(*problem)
+            active = await self.recorder.start(call.call_id, call.channel_name)
+        except RecordingFailed as exc:
+            log.warning("%s not recorded (%s): policy %s", p, exc, plan.policy.value)
+            await self._unrecorded(call, door, exc.reason)
+            if plan.policy is Policy.FORCE:
+                await self._reject(call, door, plan)
+            else:
+                await door.proceed(plan.route)
+            return None
+        call.status = RecordingStatus.RECORDED
+        await door.set_var("CALLREC_STATUS", "recorded")
+        # Only now, with the recording proven, may the caller be told it is recorded.
+        await self._notice(call, door, plan)
+        if not call.hung_up.is_set():
+            await door.proceed(plan.route)
+        return active
+
+    async def _notice(self, call: Call, door: Door, plan: Plan) -> None:
+        call.notice.prompt = self.settings.notice.prompt
+        call.notice.language = plan.language
+        call.notice.played = True
+        result = await door.play(self.settings.notice.prompt, plan.language)
+        call.notice.started_at, call.notice.ended_at = result.started_at, result.ended_at
+        call.notice.completed = result.completed
+        log.info("%s notice %s/%s %s", call.log_prefix(), plan.language,
+                 self.settings.notice.prompt, "completed" if result.completed else "cut short")
+
+    async def _unrecorded(self, call: Call, door: Door, reason: str) -> None:
+        call.status, call.status_reason = RecordingStatus.UNRECORDED, reason
+        await door.set_var("CALLREC_STATUS", "unrecorded")
+        await door.set_var("CALLREC_REASON", reason)
+
+    async def _reject(self, call: Call, door: Door, plan: Plan) -> None:
+        """Policy force: no recording, no call. The apology is a recorded prompt too."""
+        call.failed = True
+        await door.set_var("CALLREC_STATUS", "rejected")
+        prompt = self.settings.notice.unavailable_prompt
+        if plan.language in self.languages.get(prompt, set()):
+            await door.play(prompt, plan.language)
+        await door.hangup()

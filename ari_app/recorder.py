@@ -1,0 +1,182 @@
+"""Start MixMonitor over AMI, prove it records, and prove the file complete after the call.
+
+``Response: Success`` to the AMI MixMonitor action does not prove a recording: app_mixmonitor.c
+publishes the start and sets MIXMONITOR_FILENAME even when the recording thread then fails to open
+the file. So verification requires, within a deadline: the MixMonitor ID (option ``i()``), its
+datastore answering ``MIXMONITOR(<id>,filename)`` with our file, and the file on disk with its WAV
+header (written once the thread runs).
+
+There is no MixMonitorStop event on a plain hang-up, and the WAV header sizes are written only on
+close. The ``Command`` option runs after the file is closed and the channel destroyed, so it
+drops a ``<call_id>.closed`` marker: that, not a timer, proves the file complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import struct
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ari_app import AriAppError
+from ari_app.ami import AmiClient, AmiError
+from ari_app.config import SpoolSettings
+from callrec.manifest import Recording
+
+log = logging.getLogger(__name__)
+
+ID_VAR = "CALLREC_MIXMON_ID"
+
+
+class RecordingFailed(AriAppError):
+    """The recording could not be started or verified; ``reason`` goes into the manifest."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def spool_problem(spool: SpoolSettings) -> tuple[str, str] | None:
+    """(reason, detail) if the spool cannot take a recording now, else None."""
+    local = spool.local
+    if not local.is_dir():
+        return "spool_missing", f"{local} does not exist"
+    if not os.access(local, os.W_OK | os.X_OK):
+        return "spool_unwritable", f"{local} is not writable"
+    free_mb = shutil.disk_usage(local).free // (1024 * 1024)
+    if free_mb < spool.min_free_mb:
+        return "spool_full", f"{free_mb} MB free in {local}, below {spool.min_free_mb} MB"
+    return None
+
+
+@dataclass
+class ActiveRecording:
+    call_id: str
+    asterisk_path: str
+    local_path: Path
+    marker: Path
+    mixmonitor_id: str
+    started_at: datetime
+    verified_at: datetime
+
+
+class Recorder:
+    def __init__(self, ami: AmiClient, spool: SpoolSettings, verify_timeout_s: float) -> None:
+        self.ami = ami
+        self.spool = spool
+        self.verify_timeout_s = verify_timeout_s
+
+    def paths(self, call_id: str) -> tuple[str, Path, Path]:
+        """(file as Asterisk sees it, as we see it, completion marker as we see it).
+
+        Names come from the call id only, never from caller input."""
+        asterisk = f"{self.spool.asterisk_dir}/{call_id}.wav"
+        return asterisk, self.spool.local / f"{call_id}.wav", self.spool.local / f"{call_id}.closed"
+
+    async def start(self, call_id: str, channel: str) -> ActiveRecording:
+        problem = spool_problem(self.spool)
+        if problem:
+            raise RecordingFailed(*problem)
+        asterisk_path, local_path, marker = self.paths(call_id)
+        marker_asterisk = f"{self.spool.asterisk_dir}/{call_id}.closed"
+        started_at = now()
+        try:
+            await self.ami.mixmonitor(channel, asterisk_path, f"i({ID_VAR})",
+                                      f"touch {marker_asterisk}")
+        except AmiError as exc:
+            raise RecordingFailed("mixmonitor_refused", str(exc)) from exc
+        mixmonitor_id = await self._verify(channel, asterisk_path, local_path)
+        log.info("[%s] recording verified: MixMonitor %s -> %s", call_id, mixmonitor_id,
+                 local_path)
+        return ActiveRecording(call_id, asterisk_path, local_path, marker, mixmonitor_id,
+                               started_at, now())
+
+    async def _verify(self, channel: str, asterisk_path: str, local_path: Path) -> str:
+        deadline = time.monotonic() + self.verify_timeout_s
+        mixmonitor_id, filename, last = "", "", "no MixMonitor ID"
+        while True:
+            try:
+                if not mixmonitor_id:
+                    mixmonitor_id = await self.ami.getvar(channel, ID_VAR)
+                if mixmonitor_id and filename != asterisk_path:
+                    filename = await self.ami.getvar(channel,
+                                                     f"MIXMONITOR({mixmonitor_id},filename)")
+                    last = f"MIXMONITOR({mixmonitor_id},filename) is {filename!r}"
+                if filename == asterisk_path:
+                    last = f"{local_path} has no WAV header yet"
+                    if _has_wav_header(local_path):
+                        return mixmonitor_id
+            except AmiError as exc:
+                last = str(exc)
+            if time.monotonic() >= deadline:
+                await self._stop_unverified(channel, mixmonitor_id)
+                raise RecordingFailed("mixmonitor_unverified",
+                                      f"not proven within {self.verify_timeout_s:.1f} s: {last}")
+            await asyncio.sleep(0.02)
+
+    async def _stop_unverified(self, channel: str, mixmonitor_id: str) -> None:
+        """Never keep recording a call whose caller will not be told."""
+        fields = {"Action": "StopMixMonitor", "Channel": channel}
+        if mixmonitor_id:
+            fields["MixMonitorID"] = mixmonitor_id
+        try:
+            await self.ami.action(fields)
+        except AmiError as exc:
+            log.warning("StopMixMonitor on %s after failed verification: %s", channel, exc)
+
+    async def wait_closed(self, active: ActiveRecording, timeout_s: float) -> Recording:
+        """Wait for the completion marker, then describe the file (size, duration, SHA-256)."""
+        record = Recording(path=str(active.local_path), mixmonitor_id=active.mixmonitor_id,
+                           started_at=active.started_at, verified_at=active.verified_at)
+        deadline = time.monotonic() + timeout_s
+        while not active.marker.exists():
+            if time.monotonic() >= deadline:
+                raise RecordingFailed("recording_not_closed",
+                                      f"no completion marker after {timeout_s:.0f} s")
+            await asyncio.sleep(0.05)
+        record.closed_at = now()
+        size, duration, digest = await asyncio.to_thread(_describe, active.local_path)
+        record.size, record.duration_s, record.sha256 = size, duration, digest
+        return record
+
+
+    async def describe_partial(self, active: ActiveRecording) -> Recording:
+        """What is on disk of a recording that was not proven closed (kept, never deleted)."""
+        record = Recording(path=str(active.local_path), mixmonitor_id=active.mixmonitor_id,
+                           started_at=active.started_at, verified_at=active.verified_at)
+        if active.local_path.exists():
+            size, duration, digest = await asyncio.to_thread(_describe, active.local_path)
+            record.size, record.duration_s, record.sha256 = size, duration, digest
+        return record
+
+
+def _has_wav_header(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+
+
+def _describe(path: Path) -> tuple[int, float, str]:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        header = f.read(44)
+        digest.update(header)
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    size = path.stat().st_size
+    rate = struct.unpack_from("<I", header, 24)[0] if len(header) >= 44 else 8000
+    block = struct.unpack_from("<H", header, 32)[0] if len(header) >= 44 else 2
+    return size, round((size - 44) / ((rate or 8000) * (block or 2)), 3), digest.hexdigest()

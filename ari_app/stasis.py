@@ -1,0 +1,135 @@
+"""The Stasis door: calls that enter ``Stasis(callrec[,key=value...])``.
+
+Events arrive from one websocket reader into a queue; ``dispatch`` routes each to its call without
+awaiting anything slow, so the reader never blocks (Asterisk drops slow readers). Each call runs as
+its own tracked task: the flow, then following the call to its end, then its one manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ari_app.ari import AriClient, AriError, Event
+from ari_app.call import Call
+from ari_app.config import Route
+from ari_app.flow import Flow, PlayResult
+from ari_app.recorder import ActiveRecording
+
+log = logging.getLogger(__name__)
+
+
+class StasisDoor:
+    """The flow's operations on a channel that is in Stasis, done over ARI."""
+
+    def __init__(self, ari: AriClient, call: Call) -> None:
+        self.ari = ari
+        self.call = call
+
+    async def answer(self) -> None:
+        await self.ari.answer(self.call.channel_id)
+
+    async def set_var(self, name: str, value: str) -> None:
+        await self.ari.set_var(self.call.channel_id, name, value)
+
+    async def hangup(self) -> None:
+        await self.ari.hangup(self.call.channel_id)
+
+    async def play(self, prompt: str, language: str) -> PlayResult:
+        """Play to the end. ARI playbacks cannot be skipped with DTMF; a hang-up ends them."""
+        call = self.call
+        call.playback_done = asyncio.get_running_loop().create_future()
+        started = datetime.now(UTC)
+        playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}"
+        await self.ari.play(call.channel_id, f"sound:{prompt}", language, playback_id)
+        done = call.playback_done
+        hangup: asyncio.Future[bool] = asyncio.ensure_future(call.hung_up.wait())
+        try:
+            waiting: list[asyncio.Future[Any]] = [done, hangup]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hangup.cancel()
+        # A hang-up also ends the playback with state "done" (res_stasis_playback.c), so the
+        # notice counts as heard in full only if the caller was still there when it finished.
+        completed = done.done() and not call.hung_up.is_set()
+        return PlayResult(started, datetime.now(UTC), completed)
+
+    async def proceed(self, route: Route | None) -> None:
+        if route is None:
+            log.warning("%s no route for DID %r: hanging up after the notice",
+                        self.call.log_prefix(), self.call.did)
+            await self.hangup()
+            return
+        await self.ari.continue_in_dialplan(self.call.channel_id, route.context,
+                                            route.extension, route.priority)
+
+
+def parse_args(args: list[str]) -> dict[str, str]:
+    """``Stasis(callrec,context=agents,lang=en)`` -> {"context": "agents", "lang": "en"}."""
+    parsed = {}
+    for arg in args:
+        key, sep, value = str(arg).partition("=")
+        if sep and key.strip():
+            parsed[key.strip().lower()] = value.strip()
+    return parsed
+
+
+class StasisApp:
+    def __init__(self, ari: AriClient, flow: Flow,
+                 start_call: Callable[[Call, Event], None]) -> None:
+        self.ari = ari
+        self.flow = flow
+        self.calls: dict[str, Call] = {}
+        self._start_call = start_call
+
+    def dispatch(self, event: Event) -> None:
+        """Route one event; never awaits (runs between websocket reads)."""
+        # Most events name a "channel"; Dial names the "caller" (ours) and the "peer" (the agent).
+        channel = event.get("channel") or event.get("caller") or {}
+        channel_id = str(channel.get("id", ""))
+        if event.get("type") == "StasisStart" and channel_id and channel_id not in self.calls:
+            call = Call(channel, "stasis", self.flow.settings.policy)
+            self.calls[channel_id] = call
+            self._start_call(call, event)
+            return
+        found = self.calls.get(channel_id)
+        if found is None and str(event.get("type", "")).startswith("Playback"):
+            target = str((event.get("playback") or {}).get("target_uri", ""))
+            found = self.calls.get(target.removeprefix("channel:"))
+        if found is not None:
+            found.on_event(event)
+
+    async def handle(self, call: Call, event: Event) -> ActiveRecording | None:
+        """Everything callrec does with one call until the channel is gone."""
+        p = call.log_prefix()
+        channel = event.get("channel") or {}
+        log.info("%s entered Stasis: channel %s, DID %r", p, call.channel_name, call.did)
+        plan = self.flow.plan(call.did, parse_args(event.get("args") or []),
+                              channel.get("language") or "")
+        call.policy = plan.policy
+        try:
+            await self.ari.subscribe(f"channel:{call.channel_id}")
+            return await self.flow.run(call, StasisDoor(self.ari, call), plan)
+        except AriError as exc:
+            # Typically the caller hung up while we were working on the channel.
+            log.info("%s ARI: %s", p, exc)
+            return None
+
+    async def resync(self) -> None:
+        """After a reconnect: events were lost meanwhile; calls whose channel is gone ended."""
+        channels = await self.ari.request("GET", "/channels")
+        alive = {c["id"] for c in channels}
+        for channel_id, call in list(self.calls.items()):
+            if channel_id not in alive and not call.destroyed.is_set():
+                log.info("%s channel gone while ARI was away", call.log_prefix())
+                call.ended_at = datetime.now(UTC)
+                call.hung_up.set()
+                call.destroyed.set()
+            elif channel_id in alive:
+                await self.ari.subscribe(f"channel:{channel_id}")
+
+    def forget(self, call: Call) -> None:
+        self.calls.pop(call.channel_id, None)

@@ -1,0 +1,155 @@
+"""The call manifest: one per call that entered callrec, the single contract between the parts.
+
+The call flow writes it into the spool once the call is over and (if recorded) the recording file
+is proven closed; the uploader ships it beside the recording; the archive indexes it. Define it
+here only and import it everywhere. Bump ``SCHEMA_VERSION`` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class RecordingStatus(StrEnum):
+    RECORDED = "recorded"  # verified running before the notice, file proven closed
+    UNRECORDED = "unrecorded"  # no recording (policy never, or it could not start): see reason
+    INTERRUPTED = "interrupted"  # started and verified, but stopped or broke before the call ended
+
+
+class Outcome(StrEnum):
+    """The outcomes callrec derives. The dialplan (CALLREC_OUTCOME) and ops after wrap-up may set
+    others (``complaint``, ``harassment`` ...): any ``[a-z0-9_]{1,32}``."""
+
+    COMPLETED = "completed"  # an agent answered
+    ABANDONED_IN_NOTICE = "abandoned_in_notice"  # caller hung up while the notice played
+    ABANDONED = "abandoned"  # caller hung up while waiting for an agent
+    NO_AGENT = "no_agent"  # agents refused, did not answer or were unavailable
+    FAILED = "failed"  # callrec could not take the call (policy force, errors)
+
+
+class Policy(StrEnum):
+    FORCE = "force"  # no recording, no call: apology prompt and hang up
+    OPTIONAL = "optional"  # no recording: continue without the notice, marked unrecorded
+    NEVER = "never"  # neither recording nor notice
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Party(_Model):
+    """A caller as the network presented them. ``*_raw`` keep exactly what arrived (untrusted:
+    render as text only); ``number`` is the normalised form used for search and tags."""
+
+    number_raw: str = ""
+    name_raw: str = ""
+    number: str = ""
+
+
+class AgentLeg(_Model):
+    endpoint: str
+    channel: str
+    dial_status: str | None = None
+    answered_at: datetime | None = None
+    bridged_at: datetime | None = None
+    left_at: datetime | None = None
+
+
+class Notice(_Model):
+    prompt: str | None = None
+    language: str | None = None
+    played: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    completed: bool = False  # the caller was still there when the prompt ended
+
+
+class Recording(_Model):
+    path: str  # where the call flow's host sees the file
+    mixmonitor_id: str | None = None
+    started_at: datetime | None = None
+    verified_at: datetime | None = None
+    closed_at: datetime | None = None
+    size: int | None = None
+    duration_s: float | None = None
+    sha256: str | None = None
+
+
+class CallManifest(_Model):
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION
+    call_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    direction: Direction = Direction.INBOUND
+    door: Literal["stasis", "agi"] = "stasis"
+    asterisk_uniqueid: str
+    asterisk_linkedid: str | None = None
+    did: str | None = None
+    caller: Party = Field(default_factory=Party)
+    policy: Policy
+    status: RecordingStatus
+    status_reason: str | None = None
+    outcome: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    outcome_source: Literal["dialplan", "derived"] = "derived"
+    agents: list[AgentLeg] = Field(default_factory=list)
+    notice: Notice = Field(default_factory=Notice)
+    recording: Recording | None = None
+    entered_at: datetime
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    hangup_cause: int | None = None
+    hangup_cause_text: str | None = None
+
+    def write_atomic(self, directory: Path) -> Path:
+        """Write ``<call_id>.json`` so a reader never sees half a manifest (tmp, fsync, rename)."""
+        final = directory / f"{self.call_id}.json"
+        tmp = directory / f".{self.call_id}.json.tmp"
+        data = json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return final
+
+    @classmethod
+    def read(cls, path: Path) -> CallManifest:
+        return cls.model_validate_json(path.read_bytes())
+
+
+_NUMBER_KEEP = re.compile(r"[^0-9+*#]")
+
+
+def normalise_number(raw: str, max_len: int = 32) -> str:
+    """Digits (and a leading +, * and #) of a caller number; everything else dropped.
+
+    Caller IDs come from the network: anything may arrive. The raw value stays in the manifest.
+    """
+    text = unicodedata.normalize("NFKC", raw)  # full-width digits -> ASCII
+    kept = _NUMBER_KEEP.sub("", text)
+    if kept.startswith("+"):
+        kept = "+" + kept[1:].replace("+", "")
+    else:
+        kept = kept.replace("+", "")
+    return kept[:max_len]

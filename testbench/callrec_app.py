@@ -1,0 +1,86 @@
+"""Run ``callrec ari`` against a bench instance, as a real process (as admins run it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from testbench.bench import Endpoints
+from testbench.procs import Child, wait_until
+
+# DIDs the bench routes into callrec (testbench/conf/extensions.conf), and where each continues.
+ROUTES: dict[str, dict[str, str]] = {
+    "9001": {"context": "callrec-sandbox-route", "extension": "answer"},
+    "9002": {"context": "callrec-sandbox-route", "extension": "busy"},
+    "9003": {"context": "callrec-sandbox-route", "extension": "noanswer"},
+    "9004": {"context": "callrec-sandbox-route", "extension": "outcome"},
+    "9005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
+    "9006": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "never"},
+    "9007": {"context": "callrec-sandbox-route", "extension": "answer", "language": "en"},
+    "8001": {"context": "callrec-sandbox-route", "extension": "answer"},
+    "8005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
+}
+
+
+def callrec_env(ep: Endpoints, chroot_home: str, recordings: Path,
+                **overrides: str) -> dict[str, str]:
+    """Environment for ``callrec ari`` on this bench (secrets via env, never argv or URLs)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CALLREC_ARI__URL": ep.ari_url,
+        "CALLREC_ARI__USER": ep.asterisk.ari_user,
+        "CALLREC_ARI__PASSWORD": ep.asterisk.ari_password,
+        "CALLREC_AMI__HOST": ep.ami_host,
+        "CALLREC_AMI__PORT": str(ep.ami_port),
+        "CALLREC_AMI__USER": ep.asterisk.ami_user,
+        "CALLREC_AMI__SECRET": ep.asterisk.ami_secret,
+        "CALLREC_SPOOL__ASTERISK_DIR": f"{chroot_home}/spool/callrec",
+        "CALLREC_SPOOL__LOCAL_DIR": str(recordings),
+        "CALLREC_SPOOL__MIN_FREE_MB": "10",
+        "CALLREC_NOTICE__DEFAULT_LANGUAGE": "ja",
+        "CALLREC_POLICY": "optional",
+        "CALLREC_ROUTES": json.dumps(ROUTES),
+    }
+    env.update(overrides)
+    return env
+
+
+class CallrecApp:
+    def __init__(self, ep: Endpoints, env: dict[str, str], log_dir: Path) -> None:
+        self.ep = ep
+        self.env = env
+        self.log_dir = log_dir
+        self.child: Child | None = None
+
+    def start(self, timeout: float = 15.0) -> Child:
+        argv = [sys.executable, "-m", "callrec.cli", "ari"]
+        self.child = Child("callrec-ari", argv, self.log_dir / "callrec-ari.log",
+                           marker="callrec.cli", env=self.env)
+        wait_until(self.registered, "callrec Stasis app", timeout, self.child)
+        return self.child
+
+    def registered(self) -> bool:
+        """The app shows up in ARI once its websocket is connected."""
+        import base64
+
+        token = base64.b64encode(
+            f"{self.ep.asterisk.ari_user}:{self.ep.asterisk.ari_password}".encode()).decode()
+        request = urllib.request.Request(f"{self.ep.ari_url}/ari/applications/callrec",
+                                         headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return False
+
+    def log_text(self) -> str:
+        return (self.log_dir / "callrec-ari.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop(timeout=40)
