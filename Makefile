@@ -41,8 +41,8 @@ test: chroot
 bench: deps $(STAMP)
 	$(BIN)/python -m bench
 
-demo: deps $(STAMP)
-	$(BIN)/python -m testbench up --instance demo
+demo: chroot
+	$(BIN)/python -m testbench demo --instance demo
 
 sandbox-up: deps $(STAMP)
 	$(BIN)/python -m testbench up --instance demo

@@ -140,7 +140,10 @@ class Service:
     def _write_manifest(self, call: Call) -> None:
         manifest = call.manifest()
         path = manifest.write_atomic(self.settings.spool.local)
-        log.info("%s manifest %s: %s, outcome %s, notice %s", call.log_prefix(), path.name,
-                 manifest.status.value, manifest.outcome,
-                 "completed" if manifest.notice.completed else "not completed")
+        notice = manifest.notice
+        heard = "not played" if not notice.played else \
+            "heard in full" if notice.completed else "cut short"
+        log.info("%s manifest %s: %s%s, outcome %s, notice %s", call.log_prefix(), path.name,
+                 manifest.status.value, f" ({manifest.status_reason})"
+                 if manifest.status_reason else "", manifest.outcome, heard)
 

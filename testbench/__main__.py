@@ -7,6 +7,8 @@ import json
 import logging
 import shutil
 import sys
+import time
+from pathlib import Path
 
 from testbench import BenchError
 from testbench.asterisk import PRESETS
@@ -32,9 +34,35 @@ def _describe(ep: Endpoints, bench: Bench) -> str:
     return "\n".join(lines)
 
 
+def demo_call(bench: Bench) -> int:
+    """Start callrec, place one real call through it to an agent phone, show what it left."""
+    app = bench.start_callrec()
+    print(f"\ncallrec ari is running (log: {app.log_dir / 'callrec-ari.log'})")
+    print("placing a call: caller 0312345678 -> DID 9001 -> notice (ja) -> agent-answer, 9 s")
+    assert bench.asterisk is not None
+    before = set(bench.asterisk.recordings.glob("*.json"))
+    run = bench.caller().call("9001", hold_s=9.0, caller_user="0312345678",
+                              caller_name="Demo Caller")
+    deadline = time.monotonic() + 15
+    new: list[Path] = []
+    while time.monotonic() < deadline and not new:
+        new = sorted(set(bench.asterisk.recordings.glob("*.json")) - before)
+        time.sleep(0.2)
+    if not new:
+        print(f"error: no manifest appeared; see {app.log_dir}", file=sys.stderr)
+        return 1
+    status = run.calls[0].final_status if run.calls else None
+    print(f"SIP: INVITE answered with {status}\n\nmanifest {new[0]}:\n{new[0].read_text()}")
+    manifest = json.loads(new[0].read_text())
+    if manifest.get("recording"):
+        print(f"\nrecording: {manifest['recording']['path']}")
+    print("\nS3 archiving arrives with the uploader. Stop everything: make sandbox-down")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbench", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "build", "clean"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "clean", "demo"])
     parser.add_argument("--instance", default="demo")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -49,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {cache_dir()}")
         elif args.command == "up":
             print(_describe(bench.up(), bench))
+        elif args.command == "demo":
+            print(_describe(bench.up(), bench))
+            return demo_call(bench)
         elif args.command == "down":
             stopped = bench.down()
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

@@ -67,3 +67,41 @@ def rms_dbfs(path: Path, start: float = 0.0, end: float | None = None) -> float:
         return -math.inf
     mean_square = sum(s * s for s in samples) / len(samples)
     return 10 * math.log10(mean_square / 32768**2) if mean_square else -math.inf
+
+
+def envelope(path: Path, frame_ms: int = 20, seconds: float | None = None) -> list[float]:
+    """RMS per frame of a 16-bit mono WAV (the loudness contour, robust to codec and gain)."""
+    with wave.open(str(path), "rb") as w:
+        rate = w.getframerate()
+        total = w.getnframes() if seconds is None else min(w.getnframes(), int(seconds * rate))
+        samples = array("h", w.readframes(total))
+    step = rate * frame_ms // 1000
+    return [math.sqrt(sum(s * s for s in samples[i:i + step]) / step)
+            for i in range(0, len(samples) - step + 1, step)]
+
+
+def _pearson(a: list[float], b: list[float]) -> float:
+    n = min(len(a), len(b))
+    if n < 2:
+        return 0.0
+    a, b = a[:n], b[:n]
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    va = math.sqrt(sum((x - ma) ** 2 for x in a))
+    vb = math.sqrt(sum((y - mb) ** 2 for y in b))
+    return cov / (va * vb) if va and vb else 0.0
+
+
+def starts_with(recording: Path, prompt: Path, max_lag_s: float = 0.5) -> tuple[float, float]:
+    """How well the start of ``recording`` matches ``prompt``'s loudness contour.
+
+    Returns (best correlation, lag in seconds). Both must be 8 kHz-or-any 16-bit mono WAVs."""
+    reference = envelope(prompt)
+    seconds = len(reference) * 0.02 + max_lag_s
+    contour = envelope(recording, seconds=seconds)
+    best = (-1.0, 0.0)
+    for lag in range(int(max_lag_s / 0.02) + 1):
+        score = _pearson(contour[lag:], reference)
+        if score > best[0]:
+            best = (score, lag * 0.02)
+    return best

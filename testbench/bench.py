@@ -18,6 +18,7 @@ from pathlib import Path
 
 from testbench import BenchError
 from testbench.asterisk import PRESETS, Asterisk, AsteriskCredentials
+from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
 from testbench.procs import Child, stop_recorded
 from testbench.s3 import S3Credentials, WeedMini
@@ -122,6 +123,21 @@ class Bench:
     def _track(self, name: str, child: Child) -> None:
         self.children.append(child)
         child.record.save(self.state / f"{name}.pid")
+
+    def start_callrec(self) -> CallrecApp:
+        """``callrec ari`` on this instance, tracked like the other processes."""
+        assert self.endpoints is not None and self.asterisk is not None
+        app = CallrecApp(self.endpoints, callrec_env(self.endpoints, self.asterisk.home,
+                                                     self.asterisk.recordings), self.log_dir)
+        self._track("callrec-ari", app.start())
+        return app
+
+    def silence(self) -> Path:
+        """Caller audio that is silent: what is heard in a recording is then the PBX's side."""
+        path = self.state / "caller-silence.wav"
+        if not path.exists():
+            make_audio(path, volume=0)
+        return path
 
     def caller(self) -> Caller:
         audio = self.state / "caller-audio.wav"

@@ -8,9 +8,12 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from testbench.bench import Endpoints
 from testbench.procs import Child, wait_until
+
+if TYPE_CHECKING:
+    from testbench.bench import Endpoints
 
 # DIDs the bench routes into callrec (testbench/conf/extensions.conf), and where each continues.
 ROUTES: dict[str, dict[str, str]] = {

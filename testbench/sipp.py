@@ -37,13 +37,14 @@ def sipp_binary() -> str:
     return found
 
 
-def make_audio(path: Path, seconds: float = 1.0, freq: int = 440) -> Path:
-    """An A-law WAV (SIPp skips the header) of a tone: what the caller speaks, looped."""
+def make_audio(path: Path, seconds: float = 1.0, freq: int = 440, volume: float = 0.3) -> Path:
+    """An A-law WAV (SIPp skips the header) of a tone, or silence with volume 0: what the
+    caller "says", looped for the whole call."""
     if shutil.which("sox") is None:
         raise BenchError("sox not found: apt-get install sox (make deps does)")
     subprocess.run(
         ["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", str(path), "synth", str(seconds),
-         "sine", str(freq), "vol", "0.3"],
+         "sine", str(freq), "vol", str(volume)],
         check=True, capture_output=True,
     )
     return path
@@ -244,6 +245,7 @@ class Caller:
         caller_name: str | bytes = "Bench Caller",
         timeout_s: float | None = None,
         extra_args: Iterable[str] = (),
+        audio: Path | None = None,
     ) -> CallerRun:
         """Place ``count`` calls to ``service`` at ``rate`` calls/s; each hangs up after
         ``hold_s`` seconds of audio unless the PBX hangs up first."""
@@ -252,7 +254,7 @@ class Caller:
         template = (SCENARIOS / "caller.xml").read_text()
         scenario = run_dir / "caller.xml"
         scenario.write_text(template.replace("{{HOLD_MS}}", str(int(hold_s * 1000)))
-                            .replace("{{AUDIO}}", str(self.audio)))
+                            .replace("{{AUDIO}}", str(audio or self.audio)))
         argv: list[str | bytes] = [
             sipp_binary(), f"127.0.0.1:{self.pbx_port}", "-sf", str(scenario),
             "-i", TRUNK_IP, "-p", str(self.local_port), "-mi", TRUNK_IP,

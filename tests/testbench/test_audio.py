@@ -49,3 +49,22 @@ def test_rms_tells_tone_from_silence(tmp_path: Path) -> None:
     write_tone(quiet, 1.0, 0)
     assert rms_dbfs(loud) == pytest.approx(20 * math.log10(10000 / 32768 / math.sqrt(2)), abs=0.2)
     assert rms_dbfs(quiet) == -math.inf
+
+
+def test_starts_with_finds_the_prompt_and_rejects_other_audio(tmp_path: Path) -> None:
+    from testbench.audio import starts_with
+
+    prompt = Path(__file__).resolve().parents[2] / "sounds/en/callrec/notice.wav"
+    with wave.open(str(prompt)) as w:
+        frames = w.readframes(w.getnframes())
+    padded = tmp_path / "rec.wav"
+    with wave.open(str(padded), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 1600 + frames + b"\0\0" * 8000)  # 0.2 s late, then silence
+    score, lag = starts_with(padded, prompt)
+    assert score > 0.95 and lag == pytest.approx(0.2)
+    tone = tmp_path / "tone.wav"
+    write_tone(tone, 6.0, 8000)
+    assert starts_with(tone, prompt)[0] < 0.5

@@ -1,0 +1,89 @@
+"""Outcome derivation and event tracking of one call (no PBX needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ari_app.call import Call, endpoint_of
+from callrec.manifest import Policy
+
+CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "linkedid": "1.1",
+           "caller": {"number": "0312", "name": "A"}, "dialplan": {"exten": "9001"}}
+
+
+def call() -> Call:
+    return Call(CHANNEL, "stasis", Policy.OPTIONAL)
+
+
+def dial(peer: str, status: str) -> dict[str, Any]:
+    return {"type": "Dial", "caller": CHANNEL, "peer": {"name": peer}, "dialstatus": status,
+            "timestamp": "2026-11-23T10:00:00.000+0000"}
+
+
+def varset(name: str, value: str) -> dict[str, Any]:
+    return {"type": "ChannelVarset", "channel": CHANNEL, "variable": name, "value": value,
+            "timestamp": "2026-11-23T10:00:01.000+0000"}
+
+
+def test_endpoint_of_channel_names() -> None:
+    assert endpoint_of("PJSIP/agent-answer-0000001a") == "agent-answer"
+    assert endpoint_of("Local/100@agents-00000002;1") == "100@agents"
+    assert endpoint_of("SIP/x") == "x"
+
+
+def test_answered_agent_is_completed_with_bridge_times() -> None:
+    c = call()
+    c.on_event(dial("PJSIP/agent-busy-00000002", "RINGING"))
+    c.on_event(dial("PJSIP/agent-busy-00000002", "BUSY"))
+    c.on_event(dial("PJSIP/agent-answer-00000003", "ANSWER"))
+    c.on_event(varset("BRIDGEPEER", "PJSIP/agent-answer-00000003"))
+    c.on_event(varset("BRIDGEPEER", ""))
+    m = c.manifest()
+    assert m.outcome == "completed"
+    assert [(a.endpoint, a.dial_status) for a in m.agents] == [
+        ("agent-busy", "BUSY"), ("agent-answer", "ANSWER")]
+    assert m.agents[1].bridged_at is not None and m.agents[1].left_at is not None
+    assert m.agents[0].bridged_at is None
+
+
+def test_no_agent_vs_abandoned_vs_in_notice() -> None:
+    c = call()
+    c.on_event(dial("PJSIP/agent-noanswer-00000004", "NOANSWER"))
+    assert c.manifest().outcome == "no_agent"
+    waiting = call()
+    waiting.on_event(dial("PJSIP/agent-noanswer-00000005", "CANCEL"))  # caller gave up
+    assert waiting.manifest().outcome == "abandoned"
+    in_notice = call()
+    in_notice.notice.played, in_notice.notice.completed = True, False
+    assert in_notice.manifest().outcome == "abandoned_in_notice"
+    failed = call()
+    failed.failed = True
+    assert failed.manifest().outcome == "failed"
+
+
+def test_dialplan_outcome_wins_only_when_well_formed() -> None:
+    c = call()
+    c.on_event(dial("PJSIP/agent-answer-00000006", "ANSWER"))
+    c.on_event(varset("CALLREC_OUTCOME", "complaint"))
+    m = c.manifest()
+    assert (m.outcome, m.outcome_source) == ("complaint", "dialplan")
+    c.on_event(varset("CALLREC_OUTCOME", "a&outcome=<x>"))
+    m = c.manifest()
+    assert (m.outcome, m.outcome_source) == ("completed", "derived")
+
+
+def test_hangup_and_destroy_events() -> None:
+    c = call()
+    c.on_event({"type": "ChannelHangupRequest", "channel": CHANNEL, "cause": 16})
+    assert c.hung_up.is_set() and not c.destroyed.is_set()
+    c.on_event({"type": "ChannelDestroyed", "channel": CHANNEL, "cause": 17,
+                "cause_txt": "User busy", "timestamp": "2026-11-23T10:00:05.000+0000"})
+    m = c.manifest()
+    assert (m.hangup_cause, m.hangup_cause_text) == (17, "User busy")
+    assert m.ended_at is not None and m.ended_at.year == 2026
+
+
+def test_call_ids_are_unique_and_safe() -> None:
+    ids = {call().call_id for _ in range(200)}
+    assert len(ids) == 200
+    assert all(i.replace("-", "").isalnum() for i in ids)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from callrec.manifest import CallManifest, Policy, RecordingStatus, normalise_number
+
+
+def manifest(**overrides: object) -> CallManifest:
+    fields: dict[str, object] = dict(
+        call_id="20261123T000000Z-abcdef012345", asterisk_uniqueid="1.2", policy=Policy.FORCE,
+        status=RecordingStatus.RECORDED, outcome="completed", entered_at=datetime.now(UTC))
+    fields.update(overrides)
+    return CallManifest.model_validate(fields)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0312345678", "0312345678"),
+    ("+81-3-1234-5678", "+81312345678"),
+    ("０３１２", "0312"),  # full-width digits
+    ("a&outcome=x", ""),
+    ("../../etc/x", ""),
+    ("1+2+3", "123"),
+    ("9" * 100, "9" * 32),
+])
+def test_normalise_number(raw: str, expected: str) -> None:
+    assert normalise_number(raw) == expected
+
+
+def test_write_atomic_round_trips_and_leaves_no_temp(tmp_path: Path) -> None:
+    m = manifest(caller={"number_raw": "<script>", "name_raw": "\u202e山田", "number": ""})
+    path = m.write_atomic(tmp_path)
+    assert path.name == f"{m.call_id}.json"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert CallManifest.read(path) == m
+    assert json.loads(path.read_text())["schema_version"] == 1
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 65, "a b"])
+def test_call_id_cannot_become_a_path(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        manifest(call_id=bad)
+
+
+@pytest.mark.parametrize("bad", ["Completed", "a&b", "", "x" * 33])
+def test_outcome_is_a_slug(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        manifest(outcome=bad)
