@@ -58,6 +58,14 @@ def run_path(bench: Bench, service: str, calls: int, rate: float, hold_s: float)
     return PathResult(service, calls, len(answer), answer, cpu_seconds(pid) - before)
 
 
+def ratio_row(a: PathResult, b: PathResult, callrec_cpu_s: float) -> str:
+    d99 = percentile(b.answer_ms, 99) - percentile(a.answer_ms, 99)
+    r99 = percentile(b.answer_ms, 99) / percentile(a.answer_ms, 99)
+    share = callrec_cpu_s / b.asterisk_cpu_s if b.asterisk_cpu_s else float("nan")
+    return (f"B - A at p99: {d99:+.1f} ms (B/A {r99:.2f}x); callrec CPU {callrec_cpu_s:.2f} s "
+            f"= {share:.1%} of Asterisk's during B")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second")
@@ -68,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench("test")
     try:
         bench.up()
-        result = run_path(bench, "baseline", args.calls, args.rate, args.hold)
+        a = run_path(bench, "baseline", args.calls, args.rate, args.hold)
+        app = bench.start_callrec()
+        assert app.child is not None
+        before = cpu_seconds(app.child.pid)
+        b = run_path(bench, "9001", args.calls, args.rate, args.hold)
+        b.name = "callrec"
+        callrec_cpu = cpu_seconds(app.child.pid) - before
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -78,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
           "(INVITE -> 200 OK, ms)")
     print(f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} "
           f"{'ast CPU s':>9}")
-    print(result.row())
-    print("baseline only: callrec's paths join this table (as ratios to baseline) with the "
-          "call flow")
-    return 0 if result.answered == result.calls else 1
+    print(a.row())
+    print(b.row())
+    print(ratio_row(a, b, callrec_cpu))
+    print("A = pure dialplan (Answer, MixMonitor, Playback, Dial); B = callrec (answer, "
+          "MixMonitor over AMI, verify, notice, continue)")
+    return 0 if a.answered == a.calls and b.answered == b.calls else 1
 
 
 if __name__ == "__main__":

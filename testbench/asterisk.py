@@ -67,6 +67,12 @@ class AsteriskCredentials:
     ami_secret: str
 
 
+def ari_auth(creds: AsteriskCredentials) -> dict[str, str]:
+    """The Authorization header for ARI (never api_key= in a URL)."""
+    token = base64.b64encode(f"{creds.ari_user}:{creds.ari_password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 class Asterisk:
     """Asterisk 22 running inside the chroot as its ``asterisk`` user."""
 
@@ -113,8 +119,9 @@ class Asterisk:
         home = self.host_path(self.home)
         etc = home / "etc"
         shutil.rmtree(etc, ignore_errors=True)
-        if fresh_spool:
+        if fresh_spool:  # a fresh run: no recordings or logs of earlier runs
             shutil.rmtree(home / "spool", ignore_errors=True)
+            shutil.rmtree(home / "log", ignore_errors=True)
         for sub in ("etc/callrec", "cache", "lib", "spool/callrec", "run", "log"):
             (home / sub).mkdir(parents=True, exist_ok=True)
         subs = self._substitutions(creds)
@@ -168,8 +175,7 @@ class Asterisk:
         wait_until(lambda: "fully booted" in self.cli("core waitfullybooted").lower(),
                    f"asterisk[{self.instance}] boot", timeout, self.child)
         url = f"http://127.0.0.1:{self.ports.http}/ari/asterisk/info"
-        token = base64.b64encode(f"{creds.ari_user}:{creds.ari_password}".encode()).decode()
-        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        request = urllib.request.Request(url, headers=ari_auth(creds))
 
         def ari_ok() -> bool:
             with urllib.request.urlopen(request, timeout=2) as response:

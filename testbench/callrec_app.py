@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from testbench.asterisk import ari_auth
 from testbench.procs import Child, wait_until
 
 if TYPE_CHECKING:
@@ -68,12 +69,8 @@ class CallrecApp:
 
     def registered(self) -> bool:
         """The app shows up in ARI once its websocket is connected."""
-        import base64
-
-        token = base64.b64encode(
-            f"{self.ep.asterisk.ari_user}:{self.ep.asterisk.ari_password}".encode()).decode()
         request = urllib.request.Request(f"{self.ep.ari_url}/ari/applications/callrec",
-                                         headers={"Authorization": f"Basic {token}"})
+                                         headers=ari_auth(self.ep.asterisk))
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
                 return bool(response.status == 200)
