@@ -9,6 +9,7 @@ continues without the notice (CALLREC_STATUS=unrecorded), ``never`` neither reco
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,9 @@ class Door(Protocol):
     """What the flow needs from the door a call came through."""
 
     async def answer(self) -> None: ...
+
+    async def follow(self) -> None:
+        """Arrange to keep receiving the channel's events until it is destroyed."""
 
     async def play(self, prompt: str, language: str) -> PlayResult: ...
 
@@ -85,9 +89,10 @@ class Flow:
     async def run(self, call: Call, door: Door, plan: Plan) -> ActiveRecording | None:
         """Drive the call up to the hand-off; returns the verified recording, if any."""
         p = call.log_prefix()
-        await door.set_var("CALLREC_ID", call.call_id)
+        # Answer first (the caller waits on it), then the bookkeeping, concurrently.
         await door.answer()
         call.answered_at = datetime.now(UTC)
+        await asyncio.gather(door.follow(), door.set_var("CALLREC_ID", call.call_id))
         if plan.policy is Policy.NEVER:
             await self._unrecorded(call, door, "policy_never")
             await door.proceed(plan.route)

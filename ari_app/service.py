@@ -25,6 +25,10 @@ from callrec.manifest import RecordingStatus
 
 log = logging.getLogger(__name__)
 
+# The events callrec uses (ari_app/call.py, ari_app/stasis.py); Asterisk drops the rest for us.
+EVENTS = ("StasisStart", "StasisEnd", "Dial", "ChannelVarset", "ChannelHangupRequest",
+          "ChannelDestroyed", "PlaybackStarted", "PlaybackFinished")
+
 
 class Service:
     def __init__(self, settings: AriAppSettings) -> None:
@@ -90,6 +94,7 @@ class Service:
 
     # -- events -------------------------------------------------------------------------------
     async def _on_ari_connect(self) -> None:
+        await self.ari.filter_events(EVENTS)
         await self.refresh_prompts()
         await self.app.resync()
 
@@ -126,7 +131,8 @@ class Service:
             call.status_reason = call.status_reason or "callrec_error"
         finally:
             self.app.forget(call)
-            self._write_manifest(call)
+            # fsync can take milliseconds: never on the event loop that answers calls.
+            await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
 
     async def _finish_recording(self, call: Call, active: ActiveRecording) -> None:
         try:

@@ -32,6 +32,10 @@ class StasisDoor:
     async def answer(self) -> None:
         await self.ari.answer(self.call.channel_id)
 
+    async def follow(self) -> None:
+        # The channel leaves Stasis on continue(); the subscription keeps its events coming.
+        await self.ari.subscribe(f"channel:{self.call.channel_id}")
+
     async def set_var(self, name: str, value: str) -> None:
         await self.ari.set_var(self.call.channel_id, name, value)
 
@@ -111,7 +115,6 @@ class StasisApp:
                               channel.get("language") or "")
         call.policy = plan.policy
         try:
-            await self.ari.subscribe(f"channel:{call.channel_id}")
             return await self.flow.run(call, StasisDoor(self.ari, call), plan)
         except AriError as exc:
             # Typically the caller hung up while we were working on the channel.

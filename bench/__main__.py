@@ -12,6 +12,7 @@ import logging
 import os
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,12 @@ class PathResult:
     answer_ms: list[float]
     asterisk_cpu_s: float
 
+    def add(self, other: PathResult) -> None:
+        self.calls += other.calls
+        self.answered += other.answered
+        self.answer_ms += other.answer_ms
+        self.asterisk_cpu_s += other.asterisk_cpu_s
+
     def row(self) -> str:
         a = self.answer_ms
         return (f"{self.name:<10} {self.answered:>4}/{self.calls:<4} "
@@ -69,27 +76,35 @@ def ratio_row(a: PathResult, b: PathResult, callrec_cpu_s: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second")
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=200, help="calls per path per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="A and B alternate this many times: two cores are shared by "
+                             "Asterisk, SIPp and callrec, so one batch each is too noisy")
     parser.add_argument("--hold", type=float, default=3.0, help="seconds each call lasts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     bench = Bench("test")
+    a = PathResult("baseline", 0, 0, [], 0.0)
+    b = PathResult("callrec", 0, 0, [], 0.0)
+    callrec_cpu = 0.0
     try:
         bench.up()
-        a = run_path(bench, "baseline", args.calls, args.rate, args.hold)
         app = bench.start_callrec()
         assert app.child is not None
-        before = cpu_seconds(app.child.pid)
-        b = run_path(bench, "9001", args.calls, args.rate, args.hold)
-        b.name = "callrec"
-        callrec_cpu = cpu_seconds(app.child.pid) - before
+        for _ in range(args.rounds):
+            a.add(run_path(bench, "baseline", args.calls, args.rate, args.hold))
+            time.sleep(args.hold + 1)  # let the batch's calls end before the next
+            before = cpu_seconds(app.child.pid)
+            b.add(run_path(bench, "9001", args.calls, args.rate, args.hold))
+            callrec_cpu += cpu_seconds(app.child.pid) - before
+            time.sleep(args.hold + 1)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         bench.down()
-    print(f"call setup, {args.calls} calls at {args.rate:g} calls/s, {args.hold:g} s each "
-          "(INVITE -> 200 OK, ms)")
+    print(f"call setup, {args.rounds} rounds x {args.calls} calls per path at {args.rate:g} "
+          f"calls/s, {args.hold:g} s each (INVITE -> 200 OK, ms)")
     print(f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} "
           f"{'ast CPU s':>9}")
     print(a.row())
