@@ -85,21 +85,38 @@ class Call:
         self.dialled = False
         self.dialplan_outcome: str | None = None
         self.failed = False
+        self.journaled = False  # handed off: a restart adopts it from the journal
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
         self.destroyed = asyncio.Event()
         self.playback_done: asyncio.Future[str] | None = None
+
+    @classmethod
+    def restore(cls, m: CallManifest) -> Call:
+        """A call adopted from the journal after a restart."""
+        call = cls({"id": m.asterisk_uniqueid, "linkedid": m.asterisk_linkedid,
+                    "name": m.asterisk_channel or "", "dialplan": {"exten": m.did}}, m.door,
+                   m.policy)
+        call.call_id, call.entered_at, call.caller = m.call_id, m.entered_at, m.caller
+        call.notice, call.status, call.status_reason = m.notice, m.status, m.status_reason
+        call.answered_at, call.agents, call.recording = m.answered_at, m.agents, m.recording
+        call.failed = m.outcome == "failed"
+        if m.outcome_source == "dialplan":
+            call.dialplan_outcome = m.outcome
+        return call
 
     def log_prefix(self) -> str:
         return f"[{self.call_id}]"
 
     # -- events -------------------------------------------------------------------------------
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: dict[str, Any]) -> bool:
+        """Apply one event; True if it changed what the manifest will say about agents or
+        outcome (worth journaling)."""
         kind = event.get("type")
         if kind == "Dial":
-            self._on_dial(event)
-        elif kind == "ChannelVarset":
-            self._on_varset(event)
-        elif kind == "ChannelHangupRequest":
+            return self._on_dial(event)
+        if kind == "ChannelVarset":
+            return self._on_varset(event)
+        if kind == "ChannelHangupRequest":
             self.hung_up.set()
         elif kind == "ChannelDestroyed":
             self.hangup_cause = event.get("cause")
@@ -109,6 +126,7 @@ class Call:
             self.destroyed.set()
         elif kind == "PlaybackFinished" and self.playback_done and not self.playback_done.done():
             self.playback_done.set_result(event.get("playback", {}).get("state", "done"))
+        return False
 
     def _agent(self, channel_name: str) -> AgentLeg:
         for leg in self.agents:
@@ -118,35 +136,60 @@ class Call:
         self.agents.append(leg)
         return leg
 
-    def _on_dial(self, event: dict[str, Any]) -> None:
+    def _on_dial(self, event: dict[str, Any]) -> bool:
         peer = (event.get("peer") or {}).get("name")
         if not peer:
-            return
+            return False
         self.dialled = True
         leg = self._agent(peer)
         status = event.get("dialstatus") or ""
-        if status and status != "RINGING" and status != "PROGRESS":
-            leg.dial_status = status
+        if not status or status in ("RINGING", "PROGRESS"):
+            return False
+        leg.dial_status = status
         if status == "ANSWER":
             leg.answered_at = _ts(event)
+        return True
 
-    def _on_varset(self, event: dict[str, Any]) -> None:
+    def _on_varset(self, event: dict[str, Any]) -> bool:
         name, value = event.get("variable"), str(event.get("value", ""))
         if name == "BRIDGEPEER":
-            now = _ts(event)
+            now, changed = _ts(event), False
             for leg in self.agents:
                 if value and leg.channel in value.split(",") and leg.bridged_at is None:
-                    leg.bridged_at = now
+                    leg.bridged_at, changed = now, True
                 elif not value and leg.bridged_at and leg.left_at is None:
-                    leg.left_at = now
-        elif name == "CALLREC_OUTCOME" and value:
+                    leg.left_at, changed = now, True
+            return changed
+        if name == "CALLREC_OUTCOME" and value and value != self.dialplan_outcome:
             self.dialplan_outcome = value
+            return True
+        return False
+
+    def apply_snapshot(self, variables: dict[str, str]) -> None:
+        """Catch up after events were lost (restart, websocket drop): the channel's variables
+        tell the last dialled agent, its status, the current bridge peer and the outcome.
+        Times of what happened meanwhile are unknown and stay unset, except a bridge seen now."""
+        peer = variables.get("DIALEDPEERNAME", "")
+        if peer:
+            leg = self._agent(peer.split("&")[0])
+            status = variables.get("DIALSTATUS", "")
+            if status and not leg.dial_status:
+                leg.dial_status = status
+        bridged = variables.get("BRIDGEPEER", "")
+        for leg in self.agents:
+            if bridged and leg.channel in bridged.split(",") and leg.bridged_at is None:
+                leg.bridged_at = datetime.now(UTC)
+                leg.answered_at = leg.answered_at or leg.bridged_at
+                leg.dial_status = leg.dial_status or "ANSWER"
+        outcome = variables.get("CALLREC_OUTCOME", "")
+        if outcome:
+            self.dialplan_outcome = outcome
 
     # -- the result -----------------------------------------------------------------------------
     def derived_outcome(self) -> Outcome:
         if self.failed:
             return Outcome.FAILED
-        if any(leg.answered_at for leg in self.agents):
+        if any(leg.answered_at or leg.dial_status == "ANSWER" for leg in self.agents):
             return Outcome.COMPLETED
         if self.notice.played and not self.notice.completed:
             return Outcome.ABANDONED_IN_NOTICE
@@ -165,7 +208,8 @@ class Call:
                             self.log_prefix(), self.dialplan_outcome[:64], outcome)
         return CallManifest(
             call_id=self.call_id, door=self.door,
-            asterisk_uniqueid=self.channel_id, asterisk_linkedid=self.linkedid, did=self.did,
+            asterisk_uniqueid=self.channel_id, asterisk_linkedid=self.linkedid,
+            asterisk_channel=self.channel_name or None, did=self.did,
             caller=self.caller, policy=self.policy, status=self.status,
             status_reason=self.status_reason, outcome=outcome,
             outcome_source=source,

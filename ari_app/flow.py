@@ -19,7 +19,7 @@ from ari_app.ami import AmiClient
 from ari_app.call import Call
 from ari_app.config import AriAppSettings, Route
 from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
-from callrec.manifest import Policy, RecordingStatus
+from callrec.manifest import Policy, Recording, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ class Flow:
                 await door.proceed(plan.route)
             return None
         call.status = RecordingStatus.RECORDED
+        call.recording = Recording(path=str(active.local_path),
+                                   mixmonitor_id=active.mixmonitor_id,
+                                   started_at=active.started_at, verified_at=active.verified_at)
         await door.set_var("CALLREC_STATUS", "recorded")
         # Only now, with the recording proven, may the caller be told it is recorded.
         await self._notice(call, door, plan)

@@ -1,9 +1,11 @@
 """The call-flow service: startup -> run -> shutdown (after uvicorn's server.py).
 
-Signal handlers only set a flag. Every task lives in a tracked set that shutdown drains: on
-shutdown callrec first stops taking calls (closing the ARI websocket deactivates the app, so new
-calls get STASISSTATUS=FAILED and the shipped dialplan's fallback), then finishes the bookkeeping of
-calls in flight - each still ends with its manifest.
+Signal handlers only set a flag. Every task lives in a tracked set that shutdown drains. On
+shutdown callrec stops taking calls (a call arriving meanwhile is sent down the dialplan's
+app-down path, without a notice), lets calls still in their notice reach the hand-off, journals
+every call in flight (ari_app/journal.py) and closes the ARI websocket (new calls then get
+STASISSTATUS=FAILED and the shipped dialplan's fallback). The next start adopts the journal, so
+each call still ends with exactly one manifest, even after kill -9.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ari_app.ami import AmiClient, AmiError
-from ari_app.ari import AriClient, Event
+from ari_app.ari import AriClient, AriError, Event
 from ari_app.call import Call
 from ari_app.config import AriAppSettings
 from ari_app.flow import Flow
+from ari_app.journal import Journal
 from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
 from ari_app.stasis import StasisApp
-from callrec.manifest import RecordingStatus
+from callrec.manifest import CallManifest, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ class Service:
         self.languages: dict[str, set[str]] = {}
         self.recorder = Recorder(self.ami, settings.spool, settings.notice.verify_timeout_s)
         self.flow = Flow(settings, self.ami, self.recorder, self.languages)
-        self.app = StasisApp(self.ari, self.flow, self._start_call)
+        self.journal = Journal(settings.spool.local)
+        self.app = StasisApp(self.ari, self.flow, self._start_call, self._journal)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -75,12 +79,16 @@ class Service:
                  self.settings.ari.url, self.settings.spool.local)
 
     async def shutdown(self) -> None:
-        log.info("shutting down: no new calls; finishing %d call(s) in flight",
-                 len(self.call_tasks))
+        calls = list(self.app.calls.values())
+        log.info("shutting down: no new calls; %d call(s) in flight", len(calls))
+        self.app.stopping = True
+        deadline = asyncio.get_running_loop().time() + 15
+        while any(not c.journaled and not c.destroyed.is_set()
+                  for c in self.app.calls.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)  # calls still in the notice reach their hand-off
         self.stop_taking_calls.set()
-        if self.call_tasks:
-            await asyncio.wait(self.call_tasks,
-                               timeout=self.settings.notice.close_timeout_s + 5)
         for task in self.tasks | self.call_tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.call_tasks, return_exceptions=True)
@@ -97,6 +105,43 @@ class Service:
         await self.ari.filter_events(EVENTS)
         await self.refresh_prompts()
         await self.app.resync()
+        await self.adopt_journal()
+
+    async def adopt_journal(self) -> None:
+        """Follow again the calls an earlier run (or this one, before a reconnect) journaled."""
+        known = {c.call_id for c in self.app.calls.values()}
+        for entry in self.journal.entries():
+            if entry.call_id in known:
+                continue
+            call = Call.restore(entry)
+            call.journaled = True
+            self.app.adopt(call)
+            try:
+                await self.ari.request("GET", f"/channels/{call.channel_id}")
+                await self.ari.subscribe(f"channel:{call.channel_id}")
+                await self.app.catch_up(call)
+                log.info("%s adopted from the journal: channel still up", call.log_prefix())
+            except AriError:
+                log.info("%s adopted from the journal: channel ended meanwhile",
+                         call.log_prefix())
+                call.ended_at = None  # set from the recording's close time when known
+                call.destroyed.set()
+            self._track(self._finish(call, self._recording_of(entry)), self.call_tasks)
+
+    def _recording_of(self, entry: CallManifest) -> ActiveRecording | None:
+        rec = entry.recording
+        if entry.status is not RecordingStatus.RECORDED or rec is None:
+            return None
+        asterisk_path, local_path, marker = self.recorder.paths(entry.call_id)
+        assert rec.started_at is not None and rec.verified_at is not None
+        return ActiveRecording(entry.call_id, asterisk_path, local_path, marker,
+                               rec.mixmonitor_id or "", rec.started_at, rec.verified_at)
+
+    def _journal(self, call: Call) -> None:
+        try:
+            self.journal.save(call.manifest())
+        except OSError as exc:
+            log.error("%s journal not written: %s", call.log_prefix(), exc)
 
     async def refresh_prompts(self) -> None:
         for prompt in (self.settings.notice.prompt, self.settings.notice.unavailable_prompt):
@@ -116,23 +161,42 @@ class Service:
 
     # -- one call -----------------------------------------------------------------------------
     async def _call(self, call: Call, event: Event) -> None:
-        p = call.log_prefix()
-        active: ActiveRecording | None = None
         try:
             active = await self.app.handle(call, event)
+        except asyncio.CancelledError:
+            call.status_reason = call.status_reason or "callrec_shutdown"
+            await self._final(call)
+            raise
+        except Exception:
+            log.exception("%s call handling failed", call.log_prefix())
+            call.status_reason = call.status_reason or "callrec_error"
+            active = None
+        call.journaled = True
+        self._journal(call)
+        await self._finish(call, active)
+
+    async def _finish(self, call: Call, active: ActiveRecording | None) -> None:
+        """From hand-off to the manifest. Cancelled (shutdown): the journal entry stays and the
+        next run finishes the call; no manifest is written twice."""
+        try:
             await call.destroyed.wait()
             if active is not None:
                 await self._finish_recording(call, active)
         except asyncio.CancelledError:
-            call.status_reason = call.status_reason or "callrec_shutdown"
+            self._journal(call)
+            self.app.forget(call)
             raise
         except Exception:
-            log.exception("%s call handling failed", p)
+            log.exception("%s call handling failed", call.log_prefix())
             call.status_reason = call.status_reason or "callrec_error"
-        finally:
-            self.app.forget(call)
-            # fsync can take milliseconds: never on the event loop that answers calls.
-            await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
+        await self._final(call)
+
+    async def _final(self, call: Call) -> None:
+        self.app.forget(call)
+        if call.ended_at is None and call.recording and call.recording.closed_at:
+            call.ended_at = call.recording.closed_at
+        # fsync can take milliseconds: never on the event loop that answers calls.
+        await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
 
     async def _finish_recording(self, call: Call, active: ActiveRecording) -> None:
         try:
@@ -146,6 +210,7 @@ class Service:
     def _write_manifest(self, call: Call) -> None:
         manifest = call.manifest()
         path = manifest.write_atomic(self.settings.spool.local)
+        self.journal.remove(call.call_id)
         notice = manifest.notice
         heard = "not played" if not notice.played else \
             "heard in full" if notice.completed else "cut short"

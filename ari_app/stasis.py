@@ -83,11 +83,14 @@ def parse_args(args: list[str]) -> dict[str, str]:
 
 class StasisApp:
     def __init__(self, ari: AriClient, flow: Flow,
-                 start_call: Callable[[Call, Event], None]) -> None:
+                 start_call: Callable[[Call, Event], None],
+                 on_change: Callable[[Call], None]) -> None:
         self.ari = ari
         self.flow = flow
         self.calls: dict[str, Call] = {}
+        self.stopping = False
         self._start_call = start_call
+        self._on_change = on_change
 
     def dispatch(self, event: Event) -> None:
         """Route one event; never awaits (runs between websocket reads)."""
@@ -103,8 +106,8 @@ class StasisApp:
         if found is None and str(event.get("type", "")).startswith("Playback"):
             target = str((event.get("playback") or {}).get("target_uri", ""))
             found = self.calls.get(target.removeprefix("channel:"))
-        if found is not None:
-            found.on_event(event)
+        if found is not None and found.on_event(event) and found.journaled:
+            self._on_change(found)
 
     async def handle(self, call: Call, event: Event) -> ActiveRecording | None:
         """Everything callrec does with one call until the channel is gone."""
@@ -115,6 +118,13 @@ class StasisApp:
                               channel.get("language") or "")
         call.policy = plan.policy
         try:
+            if self.stopping:
+                # Shutting down: take the app-down path of the shipped dialplan (no notice).
+                call.status_reason = "callrec_stopping"
+                await self.ari.subscribe(f"channel:{call.channel_id}")
+                await self.ari.continue_in_dialplan(call.channel_id, "callrec-app-down",
+                                                    call.did or "s", 1)
+                return None
             return await self.flow.run(call, StasisDoor(self.ari, call), plan)
         except AriError as exc:
             # Typically the caller hung up while we were working on the channel.
@@ -133,6 +143,19 @@ class StasisApp:
                 call.destroyed.set()
             elif channel_id in alive:
                 await self.ari.subscribe(f"channel:{channel_id}")
+                await self.catch_up(call)
+
+    SNAPSHOT = ("DIALEDPEERNAME", "DIALSTATUS", "BRIDGEPEER", "CALLREC_OUTCOME")
+
+    async def catch_up(self, call: Call) -> None:
+        """Events are not replayed after a reconnect: read the channel's state instead."""
+        values = {}
+        for name in self.SNAPSHOT:
+            values[name] = await self.ari.get_var(call.channel_id, name) or ""
+        call.apply_snapshot(values)
+
+    def adopt(self, call: Call) -> None:
+        self.calls[call.channel_id] = call
 
     def forget(self, call: Call) -> None:
         self.calls.pop(call.channel_id, None)

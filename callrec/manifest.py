@@ -98,6 +98,7 @@ class CallManifest(_Model):
     door: Literal["stasis", "agi"] = "stasis"
     asterisk_uniqueid: str
     asterisk_linkedid: str | None = None
+    asterisk_channel: str | None = None  # e.g. PJSIP/trunk-00000012
     did: str | None = None
     caller: Party = Field(default_factory=Party)
     policy: Policy

@@ -62,10 +62,20 @@ class CallrecApp:
 
     def start(self, timeout: float = 15.0) -> Child:
         argv = [sys.executable, "-m", "callrec.cli", "ari"]
+        # Asterisk keeps listing an app whose websocket dropped, so readiness is this process
+        # saying it connected (and ARI listing the app), not the listing alone.
+        connected_before = self._connections()
         self.child = Child("callrec-ari", argv, self.log_dir / "callrec-ari.log",
                            marker="callrec.cli", env=self.env)
-        wait_until(self.registered, "callrec Stasis app", timeout, self.child)
+        wait_until(lambda: self._connections() > connected_before and self.registered(),
+                   "callrec Stasis app", timeout, self.child)
         return self.child
+
+    def _connections(self) -> int:
+        try:
+            return self.log_text().count("ARI websocket connected")
+        except OSError:
+            return 0
 
     def registered(self) -> bool:
         """The app shows up in ARI once its websocket is connected."""

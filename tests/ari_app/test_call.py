@@ -87,3 +87,26 @@ def test_call_ids_are_unique_and_safe() -> None:
     ids = {call().call_id for _ in range(200)}
     assert len(ids) == 200
     assert all(i.replace("-", "").isalnum() for i in ids)
+
+
+def test_snapshot_catches_up_after_lost_events() -> None:
+    c = call()
+    c.apply_snapshot({"DIALEDPEERNAME": "PJSIP/agent-answer-00000007", "DIALSTATUS": "",
+                      "BRIDGEPEER": "PJSIP/agent-answer-00000007", "CALLREC_OUTCOME": ""})
+    m = c.manifest()
+    assert m.outcome == "completed"
+    assert m.agents[0].endpoint == "agent-answer" and m.agents[0].bridged_at is not None
+    c.on_event(varset("BRIDGEPEER", ""))
+    assert c.manifest().agents[0].left_at is not None
+    busy = call()
+    busy.apply_snapshot({"DIALEDPEERNAME": "PJSIP/agent-busy-00000008", "DIALSTATUS": "BUSY"})
+    assert busy.manifest().outcome == "no_agent"
+
+
+def test_restore_from_journal_keeps_what_was_known() -> None:
+    c = call()
+    c.on_event(dial("PJSIP/agent-answer-00000009", "ANSWER"))
+    c.on_event(varset("CALLREC_OUTCOME", "complaint"))
+    c.notice.played = c.notice.completed = True
+    restored = Call.restore(c.manifest())
+    assert restored.manifest() == c.manifest()

@@ -1,0 +1,79 @@
+"""A callrec restart mid-call (graceful or kill -9): the call still ends with exactly one
+manifest, and new calls work after the restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from callrec.manifest import CallManifest
+from testbench.bench import Bench
+from testbench.sipp import Caller
+from tests.ari_app.conftest import StartApp
+
+pytestmark = pytest.mark.integration
+
+Manifests = Callable[..., list[CallManifest]]
+
+
+def wait_bridged(bench: Bench, number: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(number in c.from_header and c.final_status == 200
+               for c in bench.agents["answer"].calls()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the agent never answered")
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_restart_mid_call_still_one_manifest(
+    how: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    first = start_callrec()
+    assert first.child is not None
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "9001", hold_s=12.0, caller_user=number)
+        wait_bridged(bench, number)  # handed off: notice done, agent talking
+        if how == "sigterm":
+            first.stop()
+        else:
+            first.child.proc.kill()
+            first.child.proc.wait()
+        start_callrec()
+        run = ongoing.result(timeout=60)
+    assert run.calls[0].final_status == 200 and run.calls[0].hangup_by_us is True
+    [m] = manifests(number)
+    assert m.status == "recorded" and m.outcome == "completed"
+    assert [a.endpoint for a in m.agents] == ["agent-answer"]
+    assert m.agents[0].left_at is not None  # seen by the second run
+    assert m.notice.completed and m.hangup_cause == 16
+    assert m.recording is not None and m.recording.sha256 and m.recording.duration_s
+    assert m.recording.duration_s > 11
+
+    again = unique_caller()
+    caller.call("9001", hold_s=7.0, caller_user=again)
+    [m2] = manifests(again)
+    assert m2.outcome == "completed" and m2.notice.completed
+
+
+def test_call_in_its_notice_when_callrec_stops(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """A call in its notice when SIGTERM arrives finishes its notice and is handed off."""
+    app = start_callrec()
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "9001", hold_s=9.0, caller_user=number)
+        time.sleep(1.5)  # in the notice (4.7 s)
+        app.stop()
+        start_callrec()
+        ongoing.result(timeout=60)
+    [m] = manifests(number)
+    assert m.notice.completed and m.outcome == "completed"
