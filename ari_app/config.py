@@ -34,6 +34,12 @@ class AmiSettings(BaseModel):
     action_timeout_s: float = Field(2.0, gt=0)
 
 
+class AgiSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback only unless Asterisk runs elsewhere
+    port: int = 4573
+
+
 class SpoolSettings(BaseModel):
     # Where Asterisk writes recordings (as Asterisk sees the path) ...
     asterisk_dir: Path = Path("/var/spool/asterisk/callrec")
@@ -71,6 +77,7 @@ class AriAppSettings(BaseSettings):
 
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
+    agi: AgiSettings = AgiSettings()
     spool: SpoolSettings = SpoolSettings()
     notice: NoticeSettings = NoticeSettings()
     policy: Policy = Policy.OPTIONAL

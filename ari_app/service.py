@@ -16,6 +16,7 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
+from ari_app.agi import AgiDoor, AgiError, AgiServer, AgiSession, call_from_headers
 from ari_app.ami import AmiClient, AmiError
 from ari_app.ari import AriClient, AriError, Event
 from ari_app.call import Call
@@ -48,6 +49,7 @@ class Service:
         self.journal = Journal(settings.spool.local)
         self.app = StasisApp(self.ari, self.flow, self._start_call, self._journal)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.agi = AgiServer(settings.agi.host, settings.agi.port, self._agi_call)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -75,6 +77,8 @@ class Service:
         self._track(self.ari.run_events(self.events, self._on_ari_connect,
                                         self.stop_taking_calls), self.tasks)
         self._track(self._dispatch(), self.tasks)
+        if self.settings.agi.enabled:
+            await self.agi.start()
         log.info("callrec ari: app %r on %s, spool %s", self.settings.ari.app,
                  self.settings.ari.url, self.settings.spool.local)
 
@@ -82,6 +86,7 @@ class Service:
         calls = list(self.app.calls.values())
         log.info("shutting down: no new calls; %d call(s) in flight", len(calls))
         self.app.stopping = True
+        await self.agi.close()
         deadline = asyncio.get_running_loop().time() + 15
         while any(not c.journaled and not c.destroyed.is_set()
                   for c in self.app.calls.values()):
@@ -155,6 +160,26 @@ class Service:
                 self.app.dispatch(event)
             except Exception:  # one bad event must not stop every call
                 log.exception("event %s not handled", event.get("type"))
+
+    async def _agi_call(self, session: AgiSession) -> None:
+        """One FastAGI request: the flow over AGI, then the call is followed over ARI."""
+        channel = call_from_headers(session.headers)
+        if not channel["id"] or self.app.stopping:
+            return  # AGISTATUS then sends the dialplan to its fallback, without a notice
+        call = Call(channel, "agi", self.settings.policy)
+        self.app.adopt(call)  # route the channel's ARI events to it
+        plan = self.flow.plan(call.did, {}, str(channel.get("language") or ""))
+        call.policy = plan.policy
+        log.info("%s FastAGI request: channel %s, DID %r", call.log_prefix(),
+                 call.channel_name, call.did)
+        active: ActiveRecording | None = None
+        try:
+            active = await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
+        except (AgiError, AriError) as exc:
+            log.info("%s FastAGI: %s", call.log_prefix(), exc)
+        call.journaled = True
+        self._journal(call)
+        self._track(self._finish(call, active), self.call_tasks)
 
     def _start_call(self, call: Call, event: Event) -> None:
         self._track(self._call(call, event), self.call_tasks)

@@ -46,16 +46,17 @@ class Ports:
     caller_media: tuple[int, int]
     agent_media: int
     s3: int
+    agi: int
 
 
 PRESETS: dict[str, Ports] = {
     "demo": Ports(sip=5060, http=8088, ami=5038, rtp_start=20000, rtp_end=20999, trunk=5070,
                   agent_answer=5071, agent_busy=5072, agent_noanswer=5073,
-                  caller_media=(30000, 34999), agent_media=36000, s3=8333),
+                  caller_media=(30000, 34999), agent_media=36000, s3=8333, agi=4573),
     # 2000 RTP ports: 2 legs x ~400 concurrent calls at saturation load (40 calls/s x 9 s).
     "test": Ports(sip=15060, http=18088, ami=15038, rtp_start=21000, rtp_end=22999, trunk=15070,
                   agent_answer=15071, agent_busy=15072, agent_noanswer=15073,
-                  caller_media=(40000, 44999), agent_media=46000, s3=28333),
+                  caller_media=(40000, 44999), agent_media=46000, s3=28333, agi=14573),
 }
 
 
@@ -109,6 +110,7 @@ class Asterisk:
             "RTP_START": str(p.rtp_start), "RTP_END": str(p.rtp_end),
             "TRUNK_PORT": str(p.trunk), "AGENT_ANSWER_PORT": str(p.agent_answer),
             "AGENT_BUSY_PORT": str(p.agent_busy), "AGENT_NOANSWER_PORT": str(p.agent_noanswer),
+            "AGI_PORT": str(p.agi),
             "ARI_USER": creds.ari_user, "ARI_PASSWORD": creds.ari_password,
             "AMI_USER": creds.ami_user, "AMI_SECRET": creds.ami_secret,
         }

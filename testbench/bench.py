@@ -127,8 +127,9 @@ class Bench:
     def start_callrec(self) -> CallrecApp:
         """``callrec ari`` on this instance, tracked like the other processes."""
         assert self.endpoints is not None and self.asterisk is not None
-        app = CallrecApp(self.endpoints, callrec_env(self.endpoints, self.asterisk.home,
-                                                     self.asterisk.recordings), self.log_dir)
+        env = callrec_env(self.endpoints, self.asterisk.home, self.asterisk.recordings,
+                          CALLREC_AGI__PORT=str(self.ports.agi))
+        app = CallrecApp(self.endpoints, env, self.log_dir)
         self._track("callrec-ari", app.start())
         return app
 

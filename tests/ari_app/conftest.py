@@ -24,6 +24,7 @@ def start_callrec(bench: Bench) -> Iterator[StartApp]:
     ep, asterisk = bench.endpoints, bench.asterisk
 
     def start(**overrides: str) -> CallrecApp:
+        overrides = {"CALLREC_AGI__PORT": str(bench.ports.agi), **overrides}
         app = CallrecApp(ep, callrec_env(ep, asterisk.home, asterisk.recordings, **overrides),
                          bench.log_dir)
         started.append(app)

@@ -22,17 +22,23 @@ NOTICE_S = 4.73  # length of the ja notice prompt
 Manifests = Callable[..., list[CallManifest]]
 
 
+# One flow, two doors: 9xxx DIDs enter through Stasis(), 8xxx through AGI() (extensions.conf).
+DOORS = [pytest.param("9001", "stasis", id="stasis"), pytest.param("8001", "agi", id="agi")]
+
+
+@pytest.mark.parametrize(("did", "door"), DOORS)
 def test_answered_call_is_recorded_from_the_notice_on(
-    bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
-    unique_caller: Callable[[], str],
+    did: str, door: str, bench: Bench, caller: Caller, callrec: CallrecApp,
+    manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     number = unique_caller()
-    run = caller.call("9001", hold_s=9.0, caller_user=number, caller_name="Sato",
+    run = caller.call(did, hold_s=9.0, caller_user=number, caller_name="Sato",
                       audio=bench.silence())
     [call] = run.calls
     assert call.final_status == 200 and call.hangup_by_us is True
     [m] = manifests(number)
-    assert m.did == "9001" and m.caller.name_raw == "Sato" and m.caller.number == number
+    assert m.did == did and m.door == door
+    assert m.caller.name_raw == "Sato" and m.caller.number == number
     assert m.status == "recorded" and m.status_reason is None
     assert m.outcome == "completed" and m.outcome_source == "derived"
     assert [a.endpoint for a in m.agents] == ["agent-answer"]
@@ -56,14 +62,15 @@ def test_answered_call_is_recorded_from_the_notice_on(
     assert lag < 0.3
 
 
+@pytest.mark.parametrize(("did", "door"), DOORS)
 def test_caller_hangs_up_during_the_notice(
-    bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
-    unique_caller: Callable[[], str],
+    did: str, door: str, bench: Bench, caller: Caller, callrec: CallrecApp,
+    manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     number = unique_caller()
-    caller.call("9001", hold_s=2.0, caller_user=number)
+    caller.call(did, hold_s=2.0, caller_user=number)
     [m] = manifests(number)
-    assert m.outcome == "abandoned_in_notice"
+    assert m.door == door and m.outcome == "abandoned_in_notice"
     assert m.notice.played and not m.notice.completed
     assert m.status == "recorded" and m.agents == []
     assert not any(number in c.from_header for c in bench.agents["answer"].calls())

@@ -32,13 +32,14 @@ def assert_no_notice(m: CallManifest, app: CallrecApp) -> None:
     assert not any(re.search(r"notice \w+/callrec/notice", line) for line in lines), lines
 
 
+@pytest.mark.parametrize("did", ["9001", "8001"], ids=["stasis", "agi"])
 def test_unverifiable_recording_optional_policy_continues_without_notice(
-    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    did: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
 ) -> None:
     app = start_callrec(**BROKEN_SPOOL)
     number = unique_caller()
-    run = caller.call("9001", hold_s=4.0, caller_user=number)
+    run = caller.call(did, hold_s=4.0, caller_user=number)
     assert run.calls[0].final_status == 200
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
@@ -47,13 +48,14 @@ def test_unverifiable_recording_optional_policy_continues_without_notice(
     assert_no_notice(m, app)
 
 
+@pytest.mark.parametrize("did", ["9005", "8005"], ids=["stasis", "agi"])
 def test_unverifiable_recording_force_policy_rejects_the_call(
-    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    did: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
 ) -> None:
     app = start_callrec(**BROKEN_SPOOL)
     number = unique_caller()
-    run = caller.call("9005", hold_s=15.0, caller_user=number)
+    run = caller.call(did, hold_s=15.0, caller_user=number)
     [call] = run.calls
     assert call.hangup_by_us is False  # callrec apologised and hung up
     assert call.duration_s is not None and call.duration_s < 10
@@ -98,6 +100,11 @@ def test_callrec_down_dialplan_fallback(
     assert run.calls[0].final_status == 200 and run.calls[0].hangup_by_us is True
     [agent_call] = [c for c in bench.agents["answer"].calls() if number in c.from_header]
     assert agent_call.final_status == 200  # optional: continued unrecorded to the agent
+    via_agi = unique_caller()  # the FastAGI door with nobody listening: AGISTATUS=FAILURE
+    run = caller.call("8001", hold_s=3.0, caller_user=via_agi)
+    assert run.calls[0].final_status == 200
+    assert any(via_agi in c.from_header and c.final_status == 200
+               for c in bench.agents["answer"].calls())
     forced = unique_caller()
     run = caller.call("7001", hold_s=15.0, caller_user=forced)
     assert run.calls[0].hangup_by_us is False  # CALLREC_DOWN_POLICY=force: apology, hang-up

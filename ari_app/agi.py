@@ -1,0 +1,189 @@
+"""The FastAGI door: ``AGI(agi://127.0.0.1:4573/callrec)`` for dialplans that keep control.
+
+The same flow as the Stasis door (ari_app/flow.py) runs over the AGI connection: answer, MixMonitor
+over AMI, verify, then the notice with ``STREAM FILE`` and no escape digits (it cannot be
+skipped). When the AGI returns, CALLREC_STATUS tells the dialplan what happened and
+CALLREC_ROUTE where the DID's route is; callrec follows the rest of the call over ARI (a channel
+subscription works for channels outside Stasis too) and writes the manifest.
+
+Why not panoramisk's FastAGI server: its request reader loops forever when Asterisk closes the
+connection before the header block ends, and it decodes headers as strict UTF-8, which a caller
+name from the network can break. This one reads with limits and timeouts and decodes leniently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ari_app import AriAppError
+from ari_app.ari import AriClient
+from ari_app.call import Call
+from ari_app.config import Route
+from ari_app.flow import PlayResult
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 64 * 1024
+_REPLY = re.compile(r"^(\d{3})[ -](?:result=(-?\d+))?\s*(?:\((.*?)\))?\s*(?:endpos=(\d+))?")
+
+
+class AgiError(AriAppError):
+    """The AGI connection broke, timed out or Asterisk refused a command."""
+
+
+@dataclass
+class AgiReply:
+    code: int
+    result: int | None
+    data: str | None
+
+
+class AgiSession:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 headers: dict[str, str]) -> None:
+        self.reader, self.writer, self.headers = reader, writer, headers
+        self.hung_up = False
+
+    async def command(self, text: str, timeout: float = 60.0) -> AgiReply:
+        if "\n" in text or "\r" in text:
+            raise AgiError("AGI command with a line break refused")
+        self.writer.write(text.encode() + b"\n")
+        await self.writer.drain()
+        while True:
+            try:
+                raw = await asyncio.wait_for(self.reader.readline(), timeout)
+            except TimeoutError as exc:
+                raise AgiError(f"AGI {text.split()[0]}: no reply in {timeout:.0f} s") from exc
+            if not raw:
+                raise AgiError(f"AGI connection closed during {text.split()[0]}")
+            line = raw.decode(errors="replace").strip()
+            if line == "HANGUP":  # Asterisk tells FastAGI the channel hung up (AGISIGHUP)
+                self.hung_up = True
+                continue
+            match = _REPLY.match(line)
+            if not match:
+                continue
+            code = int(match.group(1))
+            if line[3:4] == "-":  # 520- multi-line usage: read to its end
+                while not (await self.reader.readline()).startswith(b"520 "):
+                    pass
+            result = int(match.group(2)) if match.group(2) is not None else None
+            return AgiReply(code, result, match.group(3))
+
+
+async def read_headers(reader: asyncio.StreamReader, timeout: float = 5.0) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    size = 0
+    while True:
+        try:
+            raw = await asyncio.wait_for(reader.readline(), timeout)
+        except ValueError as exc:  # one line beyond the stream's limit (64 KiB)
+            raise AgiError("AGI request headers too large") from exc
+        size += len(raw)
+        if not raw:
+            raise AgiError("AGI connection closed before the request ended")
+        if size > MAX_HEADER_BYTES:
+            raise AgiError("AGI request headers too large")
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        if not line:
+            return headers
+        key, sep, value = line.partition(": ")
+        if sep:
+            headers[key] = value
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class AgiDoor:
+    def __init__(self, session: AgiSession, ari: AriClient, call: Call) -> None:
+        self.session, self.ari, self.call = session, ari, call
+
+    async def _ok(self, text: str, timeout: float = 60.0) -> AgiReply:
+        reply = await self.session.command(text, timeout)
+        if reply.code != 200 or (reply.result is not None and reply.result < 0
+                                 and not text.startswith("STREAM")):
+            raise AgiError(f"AGI {text.split()[0]} failed: {reply}")
+        return reply
+
+    async def answer(self) -> None:
+        await self._ok("ANSWER")
+
+    async def follow(self) -> None:
+        await self.ari.subscribe(f"channel:{self.call.channel_id}")
+
+    async def set_var(self, name: str, value: str) -> None:
+        await self._ok(f"SET VARIABLE {name} {_quote(value)}")
+
+    async def hangup(self) -> None:
+        await self.session.command("HANGUP")
+
+    async def play(self, prompt: str, language: str) -> PlayResult:
+        if language != self.session.headers.get("agi_language"):
+            await self.set_var("CHANNEL(language)", language)
+        started = datetime.now(UTC)
+        # No escape digits: DTMF cannot cut the notice short.
+        reply = await self.session.command(f'STREAM FILE {prompt} ""')
+        completed = reply.code == 200 and reply.result == 0 and not self.session.hung_up \
+            and not self.call.hung_up.is_set()
+        return PlayResult(started, datetime.now(UTC), completed)
+
+    async def proceed(self, route: Route | None) -> None:
+        """The dialplan keeps control; it finds the DID's route in CALLREC_ROUTE."""
+        if route is not None:
+            await self.set_var("CALLREC_ROUTE",
+                               f"{route.context},{route.extension},{route.priority}")
+
+
+def call_from_headers(headers: dict[str, str]) -> dict[str, object]:
+    """The AGI request's channel, shaped like an ARI channel for :class:`Call`."""
+    number = headers.get("agi_callerid", "")
+    return {
+        "id": headers.get("agi_uniqueid", ""),
+        "name": headers.get("agi_channel", ""),
+        "caller": {"number": "" if number == "unknown" else number,
+                   "name": "" if headers.get("agi_calleridname") == "unknown"
+                   else headers.get("agi_calleridname", "")},
+        "dialplan": {"exten": headers.get("agi_extension")},
+        "language": headers.get("agi_language", ""),
+    }
+
+
+Handler = Callable[[AgiSession], Awaitable[None]]
+
+
+class AgiServer:
+    """Accepts FastAGI connections for the ``callrec`` script and hands them to ``handler``."""
+
+    def __init__(self, host: str, port: int, handler: Handler) -> None:
+        self.host, self.port, self.handler = host, port, handler
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._connection, self.host, self.port)
+        log.info("FastAGI door on agi://%s:%d/callrec", self.host, self.port)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            headers = await read_headers(reader)
+            script = headers.get("agi_network_script", "").split("?", 1)[0].strip("/")
+            if script != "callrec":
+                log.warning("FastAGI request for unknown script %r refused", script[:64])
+                return
+            await self.handler(AgiSession(reader, writer, headers))
+        except (AgiError, TimeoutError, ConnectionError) as exc:
+            log.warning("FastAGI connection: %r", exc)
+        finally:
+            writer.close()
