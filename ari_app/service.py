@@ -204,6 +204,8 @@ class Service:
         """From hand-off to the manifest. Cancelled (shutdown): the journal entry stays and the
         next run finishes the call; no manifest is written twice."""
         try:
+            if active is not None:
+                await self._watch_recording(call, active)
             await call.destroyed.wait()
             if active is not None:
                 await self._finish_recording(call, active)
@@ -223,10 +225,32 @@ class Service:
         # fsync can take milliseconds: never on the event loop that answers calls.
         await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
 
+    async def _watch_recording(self, call: Call, active: ActiveRecording) -> None:
+        """Until the channel is destroyed: the completion marker appearing while the call is
+        still up means MixMonitor stopped early (StopMixMonitor by someone else, a write error):
+        the rest of the call is not recorded although the caller was told it would be."""
+        while not call.destroyed.is_set():
+            if active.marker.exists():
+                await asyncio.sleep(0.5)  # a plain hang-up also closes the file: let it land
+                if call.destroyed.is_set() or call.hung_up.is_set():
+                    return
+                call.status, call.status_reason = (RecordingStatus.INTERRUPTED,
+                                                   "recording_stopped_mid_call")
+                log.error("%s ALERT recording stopped mid-call (MixMonitor %s); the caller was "
+                          "told the call is recorded", call.log_prefix(), active.mixmonitor_id)
+                self._journal(call)
+                return
+            try:
+                await asyncio.wait_for(call.destroyed.wait(), 1.0)
+            except TimeoutError:
+                pass
+
     async def _finish_recording(self, call: Call, active: ActiveRecording) -> None:
         try:
             call.recording = await self.recorder.wait_closed(
                 active, self.settings.notice.close_timeout_s)
+            if call.status is RecordingStatus.INTERRUPTED:
+                return  # closed, but early: keep the interruption on record
         except RecordingFailed as exc:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.status, call.status_reason = RecordingStatus.INTERRUPTED, exc.reason

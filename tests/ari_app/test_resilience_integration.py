@@ -1,8 +1,9 @@
-"""A callrec restart mid-call (graceful or kill -9): the call still ends with exactly one
-manifest, and new calls work after the restart."""
+"""Resilience: a callrec restart mid-call (graceful or kill -9) still ends the call with exactly
+one manifest and new calls work after it; a recording stopped mid-call is reported."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,3 +78,40 @@ def test_call_in_its_notice_when_callrec_stops(
         ongoing.result(timeout=60)
     [m] = manifests(number)
     assert m.notice.completed and m.outcome == "completed"
+
+
+async def test_recording_stopped_mid_call_is_reported_interrupted(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """Someone else stops the MixMonitor mid-call: the manifest says interrupted, an alert fires."""
+    from panoramisk import Manager
+
+    ep = bench.endpoints
+    assert ep is not None
+    app = start_callrec()
+    number = unique_caller()
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = loop.run_in_executor(pool, lambda: caller.call("9001", hold_s=10.0,
+                                                                 caller_user=number))
+        await loop.run_in_executor(None, wait_bridged, bench, number)
+        manager = Manager(host=ep.ami_host, port=ep.ami_port, username=ep.asterisk.ami_user,
+                          secret=ep.asterisk.ami_secret, ping_delay=0)
+        await asyncio.wait_for(manager.connect(), 5)
+        try:
+            channels = await manager.send_action({"Action": "CoreShowChannels"})
+            trunk = [c.Channel for c in channels if str(c.get("Channel", "")).startswith(
+                "PJSIP/trunk") and number in str(c.get("CallerIDNum", ""))]
+            assert trunk, "caller channel not found"
+            reply = await manager.send_action({"Action": "StopMixMonitor", "Channel": trunk[0]})
+            assert reply.Response == "Success"
+        finally:
+            manager.close()
+        await ongoing
+    [m] = await loop.run_in_executor(None, manifests, number)
+    assert m.status == "interrupted" and m.status_reason == "recording_stopped_mid_call"
+    assert m.notice.completed and m.outcome == "completed"
+    assert m.recording is not None and m.recording.sha256  # what was recorded is kept
+    assert any("ALERT recording stopped mid-call" in line and m.call_id in line
+               for line in app.log_text().splitlines())
