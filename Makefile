@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv chroot lint typecheck test bench demo sandbox-up sandbox-down sandbox-status \
+.PHONY: help deps venv chroot prompts sounds-install lint typecheck test bench demo sandbox-up sandbox-down sandbox-status \
         sandbox-clean clean
 
 help:
@@ -57,6 +57,19 @@ sandbox-status: $(STAMP)
 # Removes the cached chroot and the bench's state (S3 data, logs) outside the work tree.
 sandbox-clean: sandbox-down
 	$(BIN)/python -m testbench clean
+
+# Regenerate the prompts (sounds/make_prompts.py; Japanese needs the `prompts` extra).
+prompts: $(STAMP)
+	$(BIN)/pip install -q -e '.[prompts]'
+	$(BIN)/python sounds/make_prompts.py
+
+# Install the prompts where Asterisk looks: $(SOUNDS_DIR)/<lang>/callrec/. Then, so that ARI's
+# sound index sees them: asterisk -rx "module reload"
+SOUNDS_DIR ?= /usr/share/asterisk/sounds
+sounds-install:
+	@for lang in sounds/*/callrec; do l=$$(basename $$(dirname $$lang)); \
+	  install -d $(SOUNDS_DIR)/$$l/callrec && install -m 0644 $$lang/* $(SOUNDS_DIR)/$$l/callrec/ \
+	  && echo "installed $(SOUNDS_DIR)/$$l/callrec"; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist

@@ -31,6 +31,7 @@ def test_answered_call_is_recorded_from_the_notice_on(
     did: str, door: str, bench: Bench, caller: Caller, callrec: CallrecApp,
     manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
+    assert bench.asterisk is not None
     number = unique_caller()
     run = caller.call(did, hold_s=9.0, caller_user=number, caller_name="Sato",
                       audio=bench.silence())
@@ -52,6 +53,10 @@ def test_answered_call_is_recorded_from_the_notice_on(
     assert agent.answered_at is not None and m.notice.ended_at <= agent.answered_at
     assert m.hangup_cause == 16
 
+    # The PBX's own log confirms the notice was played on this very channel.
+    assert m.asterisk_channel and f"<{m.asterisk_channel}> Playing 'callrec/notice." in \
+        bench.asterisk.host_path(f"{bench.asterisk.home}/log/messages.log").read_text(
+            errors="replace")
     wav = Path(m.recording.path)
     info = wait_complete(wav)
     assert m.recording.size == wav.stat().st_size and len(m.recording.sha256 or "") == 64

@@ -24,12 +24,21 @@ Manifests = Callable[..., list[CallManifest]]
 BROKEN_SPOOL = {"CALLREC_SPOOL__ASTERISK_DIR": "/nonexistent/callrec"}
 
 
-def assert_no_notice(m: CallManifest, app: CallrecApp) -> None:
+def played_on(bench: Bench, channel: str, prompt: str) -> bool:
+    """What Asterisk itself says it played on a channel (file.c logs "<chan> Playing 'x'")."""
+    assert bench.asterisk is not None
+    log = bench.asterisk.host_path(f"{bench.asterisk.home}/log/messages.log")
+    return f"<{channel}> Playing '{prompt}." in log.read_text(errors="replace")
+
+
+def assert_no_notice(m: CallManifest, app: CallrecApp, bench: Bench) -> None:
     assert not m.notice.played and m.notice.started_at is None and not m.notice.completed
     lines = [line for line in app.log_text().splitlines() if m.call_id in line]
     assert any("notice not played" in line for line in lines), lines
     # The flow logs "notice <lang>/<prompt> ..." whenever it plays the notice.
     assert not any(re.search(r"notice \w+/callrec/notice", line) for line in lines), lines
+    # And the PBX, an independent witness, never played it on this channel.
+    assert m.asterisk_channel and not played_on(bench, m.asterisk_channel, "callrec/notice")
 
 
 @pytest.mark.parametrize("did", ["9001", "8001"], ids=["stasis", "agi"])
@@ -45,7 +54,7 @@ def test_unverifiable_recording_optional_policy_continues_without_notice(
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
     assert m.policy == "optional" and m.recording is None
     assert m.outcome == "completed"  # the call went on to the agent, unannounced and unrecorded
-    assert_no_notice(m, app)
+    assert_no_notice(m, app, bench)
 
 
 @pytest.mark.parametrize("did", ["9005", "8005"], ids=["stasis", "agi"])
@@ -62,12 +71,13 @@ def test_unverifiable_recording_force_policy_rejects_the_call(
     [m] = manifests(number)
     assert m.policy == "force" and m.outcome == "failed"
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
-    assert_no_notice(m, app)
+    assert m.asterisk_channel and played_on(bench, m.asterisk_channel, "callrec/unavailable")
+    assert_no_notice(m, app, bench)
     assert not any(number in c.from_header for c in bench.agents["answer"].calls())
 
 
 def test_spool_full_is_refused_before_recording(
-    caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
 ) -> None:
     app = start_callrec(CALLREC_SPOOL__MIN_FREE_MB="100000000")
@@ -75,18 +85,19 @@ def test_spool_full_is_refused_before_recording(
     caller.call("9001", hold_s=3.0, caller_user=number)
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "spool_full"
-    assert_no_notice(m, app)
+    assert_no_notice(m, app, bench)
 
 
 def test_policy_never(
-    caller: Caller, callrec: CallrecApp, manifests: Manifests, unique_caller: Callable[[], str],
+    bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
 ) -> None:
     number = unique_caller()
     caller.call("9006", hold_s=3.0, caller_user=number)
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "policy_never"
     assert m.outcome == "completed"
-    assert_no_notice(m, callrec)
+    assert_no_notice(m, callrec, bench)
 
 
 def test_callrec_down_dialplan_fallback(
