@@ -155,6 +155,15 @@ class Asterisk:
         """callrec's spool (MixMonitor files, markers, manifests) as seen from the host."""
         return self.spool / "callrec"
 
+    def log_text(self) -> str:
+        """The instance's messages.log. Caller names are logged as received: not always UTF-8."""
+        return self.host_path(f"{self.home}/log/messages.log").read_text(errors="replace")
+
+    def played(self, channel: str, prompt: str) -> bool:
+        """Whether Asterisk itself says it played ``prompt`` on ``channel`` (file.c, verbose 3:
+        "<PJSIP/trunk-00000001> Playing 'callrec/notice.alaw' (language 'ja')")."""
+        return f"<{channel}> Playing '{prompt}." in self.log_text()
+
     def start(self) -> Child:
         argv = ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-C", self.conf,
                 "-U", "asterisk", "-G", "asterisk"]

@@ -24,13 +24,6 @@ Manifests = Callable[..., list[CallManifest]]
 BROKEN_SPOOL = {"CALLREC_SPOOL__ASTERISK_DIR": "/nonexistent/callrec"}
 
 
-def played_on(bench: Bench, channel: str, prompt: str) -> bool:
-    """What Asterisk itself says it played on a channel (file.c logs "<chan> Playing 'x'")."""
-    assert bench.asterisk is not None
-    log = bench.asterisk.host_path(f"{bench.asterisk.home}/log/messages.log")
-    return f"<{channel}> Playing '{prompt}." in log.read_text(errors="replace")
-
-
 def assert_no_notice(m: CallManifest, app: CallrecApp, bench: Bench) -> None:
     assert not m.notice.played and m.notice.started_at is None and not m.notice.completed
     lines = [line for line in app.log_text().splitlines() if m.call_id in line]
@@ -38,7 +31,8 @@ def assert_no_notice(m: CallManifest, app: CallrecApp, bench: Bench) -> None:
     # The flow logs "notice <lang>/<prompt> ..." whenever it plays the notice.
     assert not any(re.search(r"notice \w+/callrec/notice", line) for line in lines), lines
     # And the PBX, an independent witness, never played it on this channel.
-    assert m.asterisk_channel and not played_on(bench, m.asterisk_channel, "callrec/notice")
+    assert bench.asterisk is not None and m.asterisk_channel
+    assert not bench.asterisk.played(m.asterisk_channel, "callrec/notice")
 
 
 @pytest.mark.parametrize("did", ["9001", "8001"], ids=["stasis", "agi"])
@@ -71,7 +65,8 @@ def test_unverifiable_recording_force_policy_rejects_the_call(
     [m] = manifests(number)
     assert m.policy == "force" and m.outcome == "failed"
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
-    assert m.asterisk_channel and played_on(bench, m.asterisk_channel, "callrec/unavailable")
+    assert bench.asterisk is not None and m.asterisk_channel
+    assert bench.asterisk.played(m.asterisk_channel, "callrec/unavailable")
     assert_no_notice(m, app, bench)
     assert not any(number in c.from_header for c in bench.agents["answer"].calls())
 
@@ -121,10 +116,7 @@ def test_callrec_down_dialplan_fallback(
     assert run.calls[0].hangup_by_us is False  # CALLREC_DOWN_POLICY=force: apology, hang-up
     assert not any(forced in c.from_header for c in bench.agents["answer"].calls())
     assert set(bench.asterisk.recordings.iterdir()) == before  # nothing recorded, no manifest
-    # Asterisk logs caller names as received: not necessarily UTF-8.
-    log = bench.asterisk.host_path(f"{bench.asterisk.home}/log/messages.log").read_text(
-        errors="replace")
-    assert "callrec unavailable" in log
+    assert "callrec unavailable" in bench.asterisk.log_text()
 
 
 HOSTILE: list[tuple[str | bytes, str | bytes]] = [
