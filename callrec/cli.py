@@ -7,10 +7,14 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from callrec import __version__
+
+if TYPE_CHECKING:
+    from uploader.service import Uploader
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,11 +24,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"callrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, text in (("ari", "run the call flow (Stasis app)"),
+    for name, text in (("ari", "run the call flow (Stasis app and FastAGI door)"),
                        ("check", "check ARI, AMI, modules, prompts and spool; exit 1 on problems")):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", type=Path, help="TOML file (CALLREC_* variables win)")
+    upload = sub.add_parser("upload", help="ship finished calls from the spool to S3",
+                            description="ship finished calls from the spool to S3")
+    upload.add_argument("--drain", action="store_true",
+                        help="ship the backlog once and exit (1 if anything is left)")
     return parser
+
+
+async def _serve_uploads(uploader: Uploader) -> None:
+    import signal
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)  # handlers only set the flag
+    await uploader.run(stopping)
+
+
+def _upload(drain: bool) -> int:
+    from uploader.config import UploaderSettings
+    from uploader.service import Uploader
+    from uploader.store import StoreError
+
+    try:
+        settings = UploaderSettings()
+    except ValidationError as exc:
+        print(f"callrec: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    uploader = Uploader(settings)
+    try:
+        uploader.store.check_bucket()
+    except StoreError as exc:
+        print(f"callrec upload: {exc}; nothing was uploaded or deleted", file=sys.stderr)
+        return 1
+    if not drain:
+        asyncio.run(_serve_uploads(uploader))
+        return 0
+    summary = asyncio.run(uploader.drain())
+    print(f"shipped {len(summary.shipped)}, failed {len(summary.failed)}, "
+          f"quarantined {len(summary.quarantined)}")
+    for call_id, reason in {**summary.failed, **summary.quarantined}.items():
+        print(f"  {call_id}: {reason}")
+    return 0 if not summary.failed and not summary.quarantined else 1
 
 
 def _setup_logging() -> None:
@@ -38,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "upload":
+        return _upload(args.drain)
     from ari_app.config import load_settings
 
     try:

@@ -14,7 +14,7 @@ from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import Caller
-from tests.ari_app.conftest import StartApp
+from tests.conftest import StartApp
 
 pytestmark = pytest.mark.integration
 

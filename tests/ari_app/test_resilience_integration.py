@@ -13,7 +13,7 @@ import pytest
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
-from tests.ari_app.conftest import StartApp
+from tests.conftest import StartApp
 
 pytestmark = pytest.mark.integration
 

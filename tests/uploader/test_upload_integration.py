@@ -1,0 +1,128 @@
+"""Real calls through callrec, archived into SeaweedFS by ``callrec upload --drain``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from botocore.exceptions import ClientError
+
+from callrec.manifest import CallManifest
+from testbench.bench import Bench
+from testbench.sipp import Caller
+from tests.conftest import StartApp
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+pytestmark = pytest.mark.integration
+Manifests = Callable[..., list[CallManifest]]
+
+
+def drain(bench: Bench, bucket: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+    ep, asterisk = bench.endpoints, bench.asterisk
+    assert ep is not None and asterisk is not None
+    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
+           "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
+           "CALLREC_RETENTION__DAYS": "1",
+           "CALLREC_RETENTION__OUTCOMES": json.dumps(
+               {"complaint": {"legal_hold": True, "retention_days": 30}}),
+           **overrides}
+    return subprocess.run([sys.executable, "-m", "callrec.cli", "upload", "--drain"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_real_call_is_archived_verified_then_removed_locally(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str], s3: S3Client, locked_bucket: str,
+) -> None:
+    assert bench.asterisk is not None
+    start_callrec()
+    number = unique_caller()
+    caller.call("9004", hold_s=7.0, caller_user=number + "&outcome=x")  # dialplan: complaint
+    [m] = manifests(number + "&outcome=x")
+    assert m.recording is not None and m.recording.sha256
+    wav = bench.asterisk.recordings / f"{m.call_id}.wav"
+    local_json = (bench.asterisk.recordings / f"{m.call_id}.json").read_bytes()
+    started = time.monotonic()
+    result = drain(bench, locked_bucket)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "shipped 1," in result.stdout or "shipped" in result.stdout
+    base = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}"
+
+    head = s3.head_object(Bucket=locked_bucket, Key=base + ".wav", ChecksumMode="ENABLED")
+    assert head["Metadata"]["sha256"] == m.recording.sha256
+    assert head["ChecksumSHA256"] == base64.b64encode(
+        bytes.fromhex(m.recording.sha256)).decode()
+    assert head["ContentLength"] == m.recording.size
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockLegalHoldStatus"] == "ON"  # the complaint rule
+    body = s3.get_object(Bucket=locked_bucket, Key=base + ".wav")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == m.recording.sha256
+    tags = {t["Key"]: t["Value"] for t in
+            s3.get_object_tagging(Bucket=locked_bucket, Key=base + ".wav")["TagSet"]}
+    assert tags == {"caller": m.caller.number, "agent": "agent-answer", "outcome": "complaint",
+                    "did": "9004", "status": "recorded"}
+    archived = s3.get_object(Bucket=locked_bucket, Key=base + ".json")["Body"].read()
+    assert archived == local_json
+    assert not wav.exists() and not (bench.asterisk.recordings / f"{m.call_id}.json").exists()
+    with pytest.raises(ClientError):
+        version = head["VersionId"]
+        s3.delete_object(Bucket=locked_bucket, Key=base + ".wav", VersionId=version)
+    print(f"drain of one call took {took:.2f} s (process start included)")
+
+
+def test_wrong_credentials_or_missing_bucket_keep_everything(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str], locked_bucket: str,
+) -> None:
+    assert bench.asterisk is not None
+    start_callrec()
+    number = unique_caller()
+    caller.call("9001", hold_s=6.0, caller_user=number)
+    [m] = manifests(number)
+    files = {p.name for p in bench.asterisk.recordings.iterdir() if m.call_id in p.name}
+    assert {f"{m.call_id}.wav", f"{m.call_id}.json"} <= files
+    bad = drain(bench, locked_bucket, CALLREC_S3__SECRET_KEY="wrong" * 8)
+    assert bad.returncode == 1 and "refused the credentials" in bad.stderr
+    assert "wrong" not in bad.stderr + bad.stdout
+    missing = drain(bench, "no-such-bucket")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    after = {p.name for p in bench.asterisk.recordings.iterdir() if m.call_id in p.name}
+    assert after == files  # nothing deleted
+    assert drain(bench, locked_bucket).returncode == 0  # and it ships once S3 is right
+
+
+def test_corrupt_manifest_and_tampered_recording_are_quarantined(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str], locked_bucket: str,
+) -> None:
+    assert bench.asterisk is not None
+    spool: Path = bench.asterisk.recordings
+    start_callrec()
+    number = unique_caller()
+    caller.call("9001", hold_s=6.0, caller_user=number)
+    [m] = manifests(number)
+    wav = spool / f"{m.call_id}.wav"
+    with wav.open("r+b") as f:  # one flipped byte after the header
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    (spool / "20261123T000000Z-000000000000.json").write_text("{not json")
+    result = drain(bench, locked_bucket)
+    assert result.returncode == 1
+    quarantine = spool / "quarantine"
+    assert (quarantine / f"{m.call_id}.wav").exists()
+    assert "differs" in (quarantine / f"{m.call_id}.reason.json").read_text()
+    assert (quarantine / "20261123T000000Z-000000000000.json").exists()

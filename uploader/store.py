@@ -1,0 +1,145 @@
+"""The S3 seam: put, verify, tag. botocore errors become :class:`StoreError` here.
+
+A PUT with Object Lock parameters needs a checksum header: every upload carries the whole file's
+SHA-256 (single PUT) or per-part SHA-256 checksums (multipart, whose object checksum is then a
+checksum of checksums, so the whole-file SHA-256 also goes into the metadata and is what we verify).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from uploader import UploaderError
+from uploader.config import S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(UploaderError):
+    """S3 refused or could not be reached; ``permanent`` errors need a human (credentials,
+    missing bucket), the others are retried."""
+
+    def __init__(self, message: str, code: str = "", permanent: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.permanent = permanent
+
+
+PERMANENT = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "NoSuchBucket",
+             "InvalidBucketName", "InvalidRequest", "InvalidArgument"}
+
+
+def _translate(exc: Exception, what: str) -> StoreError:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return StoreError(f"S3 {what}: {code}", code, permanent=code in PERMANENT)
+    return StoreError(f"S3 {what}: {exc.__class__.__name__}")
+
+
+@dataclass(frozen=True)
+class Lock:
+    mode: str  # "" = none
+    until: datetime | None
+    legal_hold: bool
+
+
+class Store:
+    def __init__(self, settings: S3Settings, multipart_threshold_mb: int = 64) -> None:
+        self.settings = settings
+        self.client: S3Client = boto3.client(
+            "s3", endpoint_url=settings.endpoint, region_name=settings.region,
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key.get_secret_value(),
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          retries={"max_attempts": 2, "mode": "standard"},
+                          connect_timeout=3, read_timeout=30,
+                          # S3-compatible stores may refuse boto3's default CRC checksums.
+                          request_checksum_calculation="when_required",
+                          response_checksum_validation="when_required"),
+        )
+        self.transfer = TransferConfig(multipart_threshold=multipart_threshold_mb << 20,
+                                       multipart_chunksize=16 << 20)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _extra(self, tags: str, metadata: dict[str, str], lock: Lock,
+               content_type: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {"Tagging": tags, "Metadata": metadata,
+                                 "ContentType": content_type}
+        if lock.mode and lock.until:
+            extra["ObjectLockMode"] = lock.mode
+            extra["ObjectLockRetainUntilDate"] = lock.until
+        if lock.legal_hold:
+            extra["ObjectLockLegalHoldStatus"] = "ON"
+        if self.settings.sse:
+            extra["ServerSideEncryption"] = self.settings.sse
+        if self.settings.storage_class:
+            extra["StorageClass"] = self.settings.storage_class
+        return extra
+
+    def put_file(self, key: str, path: Path, sha256_hex: str, tags: str,
+                 metadata: dict[str, str], lock: Lock, content_type: str) -> None:
+        extra = self._extra(tags, metadata, lock, content_type)
+        size = path.stat().st_size
+        try:
+            if size < self.transfer.multipart_threshold:
+                with path.open("rb") as body:
+                    self.client.put_object(
+                        Bucket=self.settings.bucket, Key=key, Body=body,
+                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
+                        **extra)
+            else:
+                extra["ChecksumAlgorithm"] = "SHA256"
+                self.client.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra,
+                                        Config=self.transfer)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"put {key}") from exc
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.head_object(Bucket=self.settings.bucket, Key=key,
+                                                ChecksumMode="ENABLED"))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _translate(exc, f"head {key}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"head {key}") from exc
+
+    def verified(self, key: str, size: int, sha256_hex: str) -> bool:
+        """The object exists with our size and whole-file SHA-256 (in its metadata)."""
+        head = self.head(key)
+        if head is None:
+            return False
+        meta = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
+        return bool(head.get("ContentLength") == size and meta.get("sha256") == sha256_hex)
+
+    def check_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.settings.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise StoreError(f"S3 bucket {self.settings.bucket!r} does not exist",
+                                 "NoSuchBucket", permanent=True) from exc
+            if code in ("403", "Forbidden"):
+                raise StoreError("S3 refused the credentials for bucket "
+                                 f"{self.settings.bucket!r}", "AccessDenied",
+                                 permanent=True) from exc
+            raise _translate(exc, "head bucket") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "head bucket") from exc

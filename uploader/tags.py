@@ -1,0 +1,40 @@
+"""S3 object tags from manifest values, within S3's rules.
+
+At most 10 tags; keys up to 128 and values up to 256 characters from letters, digits, white space
+and ``_ . : / = + - @``. Caller IDs come from the network: anything else is replaced, and the raw
+value stays in the manifest (and its metadata copy), never in a tag.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import urlencode
+
+from callrec.manifest import CallManifest
+
+_NOT_ALLOWED = re.compile(r"[^\w .:/=+\-@]", flags=re.ASCII)
+
+
+def clean(value: str, limit: int = 256) -> str:
+    text = unicodedata.normalize("NFKC", value)
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")  # controls, bidi
+    return _NOT_ALLOWED.sub("_", text)[:limit]
+
+
+def tags_for(m: CallManifest) -> dict[str, str]:
+    agent = next((a.endpoint for a in m.agents if a.answered_at or a.dial_status == "ANSWER"),
+                 m.agents[0].endpoint if m.agents else "")
+    tags = {
+        "caller": m.caller.number,
+        "agent": agent,
+        "outcome": m.outcome,
+        "did": m.did or "",
+        "status": m.status.value,
+    }
+    return {k: clean(v) for k, v in tags.items()}
+
+
+def tagging_header(tags: dict[str, str]) -> str:
+    """The x-amz-tagging header is URL-query encoded."""
+    return urlencode(tags)
