@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import shutil
@@ -56,8 +57,37 @@ def demo_call(bench: Bench) -> int:
     manifest = json.loads(new[0].read_text())
     if manifest.get("recording"):
         print(f"\nrecording: {manifest['recording']['path']}")
-    print("\nS3 archiving arrives with the uploader. Stop everything: make sandbox-down")
-    return 0
+    return archive_demo(bench)
+
+
+def archive_demo(bench: Bench) -> int:
+    """Ship the call to the bench's S3 with the uploader and show the archived objects."""
+    from testbench.s3 import create_locked_bucket, s3_client
+    from uploader.config import S3Settings, UploaderSettings, UploadSettings
+    from uploader.service import Uploader
+
+    ep, asterisk = bench.endpoints, bench.asterisk
+    assert ep is not None and asterisk is not None
+    client = s3_client(ep.s3_endpoint, ep.s3)
+    create_locked_bucket(client, "callrec")
+    settings = UploaderSettings(
+        s3=S3Settings(endpoint=ep.s3_endpoint, bucket="callrec", access_key=ep.s3.access_key,
+                      secret_key=ep.s3.secret_key),
+        upload=UploadSettings(spool=asterisk.recordings, after_upload="move"))
+    summary = asyncio.run(Uploader(settings).drain())
+    print(f"\nuploader: shipped {summary.shipped}, failed {summary.failed}")
+    for obj in client.list_objects_v2(Bucket="callrec").get("Contents", []):
+        key = obj["Key"]
+        head = client.head_object(Bucket="callrec", Key=key)
+        tags = client.get_object_tagging(Bucket="callrec", Key=key)["TagSet"]
+        print(f"  s3://callrec/{key}  {obj['Size']} bytes, lock "
+              f"{head.get('ObjectLockMode')} until {head.get('ObjectLockRetainUntilDate')}")
+        print(f"    tags {dict((t['Key'], t['Value']) for t in tags)}")
+        print(f"    metadata {head['Metadata']}")
+    client.close()
+    print(f"\nlocal copies moved to {asterisk.recordings / 'done'}; "
+          "stop everything: make sandbox-down")
+    return 0 if not summary.failed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

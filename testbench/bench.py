@@ -133,6 +133,12 @@ class Bench:
         self._track("callrec-ari", app.start())
         return app
 
+    def restart_s3(self) -> None:
+        """Start weed again on the same data dir and credentials (after an outage test)."""
+        assert self.s3 is not None
+        self._track("s3", self.s3.start(self.log_dir))
+        self.s3.wait_ready()
+
     def silence(self) -> Path:
         """Caller audio that is silent: what is heard in a recording is then the PBX's side."""
         path = self.state / "caller-silence.wav"

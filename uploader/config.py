@@ -41,7 +41,8 @@ class UploadSettings(BaseModel):
     after_upload: Literal["delete", "move"] = "delete"  # move: into <spool>/done/
     concurrency: int = Field(4, ge=1, le=64)
     multipart_threshold_mb: int = Field(64, ge=5)
-    scan_interval_s: float = Field(1.0, gt=0)
+    scan_interval_s: float = Field(0.2, gt=0)  # a glob of the spool: cheap
+    max_backoff_s: float = Field(10.0, gt=0)  # S3 errors: exponential backoff with jitter
 
 
 class UploaderSettings(BaseSettings):

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -85,8 +86,11 @@ class Uploader:
         while not stopping.is_set():
             summary = await self.drain()
             # S3 down or slow: back off (the backlog stays on disk), resume by itself.
-            delay = min(delay * 2, 30.0) if summary.failed else \
-                self.settings.upload.scan_interval_s
+            delay = min(delay * 2, self.settings.upload.max_backoff_s) * random.uniform(0.8, 1.2) \
+                if summary.failed else self.settings.upload.scan_interval_s
+            if summary.failed:
+                log.warning("%d call(s) not archived yet; retrying in %.1f s",
+                            len(summary.failed), delay)
             try:
                 await asyncio.wait_for(stopping.wait(), delay)
             except TimeoutError:

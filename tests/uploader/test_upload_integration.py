@@ -126,3 +126,58 @@ def test_corrupt_manifest_and_tampered_recording_are_quarantined(
     assert (quarantine / f"{m.call_id}.wav").exists()
     assert "differs" in (quarantine / f"{m.call_id}.reason.json").read_text()
     assert (quarantine / "20261123T000000Z-000000000000.json").exists()
+
+
+def archived_for(s3: S3Client, bucket: str, number: str) -> list[CallManifest]:
+    found = []
+    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        if obj["Key"].endswith(".json"):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            m = CallManifest.model_validate_json(body)
+            if m.caller.number_raw == number:
+                found.append(m)
+    return found
+
+
+def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
+    bench: Bench, caller: Caller, start_callrec: StartApp, unique_caller: Callable[[], str],
+    s3: S3Client, locked_bucket: str,
+) -> None:
+    from testbench.procs import Child
+
+    ep, asterisk, weed = bench.endpoints, bench.asterisk, bench.s3
+    assert ep is not None and asterisk is not None and weed is not None
+    start_callrec()
+    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
+           "CALLREC_S3__BUCKET": locked_bucket, "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
+           "CALLREC_UPLOAD__MAX_BACKOFF_S": "2", "CALLREC_RETENTION__DAYS": "1"}
+    daemon = Child("callrec-upload", [sys.executable, "-m", "callrec.cli", "upload"],
+                   bench.log_dir / "callrec-upload.log", marker="callrec.cli", env=env)
+    try:
+        first = unique_caller()
+        run = caller.call("9001", hold_s=5.0, caller_user=first)
+        assert run.calls[0].bye is not None
+        hung_up = time.monotonic()
+        while not archived_for(s3, locked_bucket, first):
+            assert time.monotonic() - hung_up < 20, "the daemon did not archive the call"
+            time.sleep(0.1)
+        print(f"hang-up -> archived (poll granularity 0.1 s): {time.monotonic() - hung_up:.2f} s")
+
+        weed.stop()  # S3 goes away while calls keep coming
+        outage = unique_caller()
+        caller.call("9001", hold_s=3.0, count=4, rate=2.0, caller_user=outage)
+        time.sleep(2)
+        waiting = [p for p in asterisk.recordings.glob("*.json")
+                   if outage in p.read_text(errors="replace")]
+        assert len(waiting) == 4  # kept locally while S3 is down
+        bench.restart_s3()
+        deadline = time.monotonic() + 60
+        while len(archived_for(s3, locked_bucket, outage)) < 4:
+            assert time.monotonic() < deadline, "backlog not archived after S3 returned"
+            time.sleep(0.5)
+        assert not any(outage in p.read_text(errors="replace")
+                       for p in asterisk.recordings.glob("*.json"))
+        assert "retrying in" in daemon.log_tail(200)
+    finally:
+        daemon.stop()
