@@ -103,11 +103,27 @@ class Store:
                         ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
                         **extra)
             else:
+                self.abort_stale_uploads(key)
                 extra["ChecksumAlgorithm"] = "SHA256"
                 self.client.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra,
                                         Config=self.transfer)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"put {key}") from exc
+
+    def abort_stale_uploads(self, key: str) -> int:
+        """Abort multipart uploads left for ``key`` by an earlier run (killed mid-upload):
+        this uploader is the only writer of its calls' keys, so any open upload is stale."""
+        try:
+            found = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=key)
+            uploads = [u for u in found.get("Uploads", []) if u.get("Key") == key]
+            for upload in uploads:
+                self.client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key,
+                                                   UploadId=upload["UploadId"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"abort stale uploads of {key}") from exc
+        if uploads:
+            log.warning("aborted %d stale multipart upload(s) of %s", len(uploads), key)
+        return len(uploads)
 
     def head(self, key: str) -> dict[str, Any] | None:
         try:

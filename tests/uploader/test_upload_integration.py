@@ -181,3 +181,66 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
         assert "retrying in" in daemon.log_tail(200)
     finally:
         daemon.stop()
+
+
+def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0) -> CallManifest:
+    """A finished call as the call flow leaves it, with a large recording (the manifest model
+    is the contract, so tests may write manifests with it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ari_app.call import new_call_id
+    from callrec.manifest import Party, Policy, Recording, RecordingStatus
+
+    at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    call_id = new_call_id(at)
+    wav = spool / f"{call_id}.wav"
+    block = hashlib.sha256(call_id.encode()).digest() * 32768  # 1 MiB, distinct per call
+    digest = hashlib.sha256()
+    with wav.open("wb") as f:
+        for i in range(size_mb):
+            chunk = bytes([i % 256]) + block[1:]
+            f.write(chunk)
+            digest.update(chunk)
+    m = CallManifest(call_id=call_id, asterisk_uniqueid="1.1", policy=Policy.FORCE,
+                     status=RecordingStatus.RECORDED, outcome="completed", entered_at=at,
+                     caller=Party(number_raw="0312345678", number="0312345678"),
+                     recording=Recording(path=str(wav), size=wav.stat().st_size,
+                                         sha256=digest.hexdigest()))
+    m.write_atomic(spool)
+    return m
+
+
+def test_large_recording_goes_multipart_and_survives_kill_9(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    assert bench.endpoints is not None
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    m = fake_call(spool, 300)
+    key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
+    env_args = {"CALLREC_UPLOAD__SPOOL": str(spool), "CALLREC_UPLOAD__MULTIPART_THRESHOLD_MB": "8"}
+    ep = bench.endpoints
+    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
+           "CALLREC_S3__BUCKET": locked_bucket, "CALLREC_RETENTION__DAYS": "1", **env_args}
+    killed = subprocess.Popen([sys.executable, "-m", "callrec.cli", "upload", "--drain"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not s3.list_multipart_uploads(Bucket=locked_bucket).get("Uploads"):
+        assert time.monotonic() < deadline and killed.poll() is None, "no multipart upload seen"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    killed.kill()  # kill -9 in the middle of the multipart upload
+    killed.wait()
+    assert (spool / f"{m.call_id}.wav").exists()  # nothing local lost
+
+    result = drain(bench, locked_bucket, **env_args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    versions = s3.list_object_versions(Bucket=locked_bucket, Prefix=key).get("Versions", [])
+    assert len(versions) == 1  # exactly one object for the recording
+    head = s3.head_object(Bucket=locked_bucket, Key=key)
+    assert head["ContentLength"] == 300 << 20 and head["Metadata"]["sha256"] == \
+        (m.recording.sha256 if m.recording else None)
+    assert not [u for u in s3.list_multipart_uploads(Bucket=locked_bucket).get("Uploads", [])
+                if u["Key"] == key]  # the stale upload was aborted
+    assert not (spool / f"{m.call_id}.wav").exists()
