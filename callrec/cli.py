@@ -32,7 +32,30 @@ def build_parser() -> argparse.ArgumentParser:
                             description="ship finished calls from the spool to S3")
     upload.add_argument("--drain", action="store_true",
                         help="ship the backlog once and exit (1 if anything is left)")
+    outcome = sub.add_parser("outcome", help="change a call's outcome after wrap-up")
+    outcome_sub = outcome.add_subparsers(dest="action", required=True)
+    set_cmd = outcome_sub.add_parser("set", help="set CALL_ID's outcome (and its S3 tags)")
+    set_cmd.add_argument("call_id")
+    set_cmd.add_argument("outcome", help="[a-z0-9_]{1,32}, e.g. complaint, harassment")
+    set_cmd.add_argument("--by", default="", help="who changed it (kept in the manifest)")
     return parser
+
+
+def _outcome(call_id: str, outcome: str, by: str) -> int:
+    from uploader.config import UploaderSettings
+    from uploader.outcome import OutcomeError, set_outcome
+    from uploader.service import Uploader
+    from uploader.store import StoreError
+
+    try:
+        where = set_outcome(Uploader(UploaderSettings()), call_id, outcome, by)
+    except (OutcomeError, StoreError) as exc:
+        print(f"callrec outcome: {exc}", file=sys.stderr)
+        return 1
+    done = "archived objects updated" if where == "archive" else \
+        "manifest in the spool updated; the uploader ships it"
+    print(f"{call_id}: outcome {outcome} ({done})")
+    return 0
 
 
 async def _serve_uploads(uploader: Uploader) -> None:
@@ -86,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "upload":
         return _upload(args.drain)
+    if args.command == "outcome":
+        return _outcome(args.call_id, args.outcome, args.by)
     from ari_app.config import load_settings
 
     try:

@@ -71,6 +71,15 @@ class AgentLeg(_Model):
     left_at: datetime | None = None
 
 
+class OutcomeChange(_Model):
+    """An outcome set after the call (wrap-up, review), kept as an audit trail."""
+
+    at: datetime
+    previous: str
+    outcome: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    by: str = ""
+
+
 class Notice(_Model):
     prompt: str | None = None
     language: str | None = None
@@ -105,7 +114,8 @@ class CallManifest(_Model):
     status: RecordingStatus
     status_reason: str | None = None
     outcome: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
-    outcome_source: Literal["dialplan", "derived"] = "derived"
+    outcome_source: Literal["dialplan", "derived", "ops"] = "derived"
+    outcome_changes: list[OutcomeChange] = Field(default_factory=list)
     agents: list[AgentLeg] = Field(default_factory=list)
     notice: Notice = Field(default_factory=Notice)
     recording: Recording | None = None
@@ -133,6 +143,13 @@ class CallManifest(_Model):
         finally:
             os.close(dir_fd)
         return final
+
+    def with_outcome(self, outcome: str, by: str, at: datetime) -> CallManifest:
+        """A copy with the outcome changed by ops, the change recorded."""
+        change = OutcomeChange(at=at, previous=self.outcome, outcome=outcome, by=by)
+        return self.model_copy(update={
+            "outcome": change.outcome, "outcome_source": "ops",
+            "outcome_changes": [*self.outcome_changes, change]})
 
     @classmethod
     def read(cls, path: Path) -> CallManifest:

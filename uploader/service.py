@@ -121,6 +121,11 @@ class Uploader:
                 tmp.unlink(missing_ok=True)
             if not self.store.verified(base + ".json", len(raw), digest):
                 raise StoreError(f"S3 put {base}.json: not verified after upload")
+        if manifest_path.read_bytes() != raw:
+            # Changed while we shipped it (``callrec outcome set``): the next scan ships the new
+            # version; removing it now would lose the change.
+            log.info("[%s] manifest changed during upload; shipping again", m.call_id)
+            return m.call_id
         self.clean_up(m, manifest_path, wav)
         log.info("[%s] archived: s3://%s/%s.{wav,json} (%s, outcome %s)", m.call_id,
                  self.settings.s3.bucket, base, m.status.value, m.outcome)

@@ -50,3 +50,15 @@ def test_call_id_cannot_become_a_path(bad: str) -> None:
 def test_outcome_is_a_slug(bad: str) -> None:
     with pytest.raises(ValidationError):
         manifest(outcome=bad)
+
+
+def test_with_outcome_keeps_an_audit_trail() -> None:
+    m = manifest()
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    changed = m.with_outcome("complaint", "sv1", at).with_outcome("harassment", "sv2", at)
+    assert (changed.outcome, changed.outcome_source) == ("harassment", "ops")
+    assert [(c.previous, c.outcome, c.by) for c in changed.outcome_changes] == [
+        ("completed", "complaint", "sv1"), ("complaint", "harassment", "sv2")]
+    assert m.outcome == "completed" and m.outcome_changes == []  # the original is untouched
+    with pytest.raises(ValidationError):
+        m.with_outcome("Not Valid", "x", at)

@@ -244,3 +244,65 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
     assert not [u for u in s3.list_multipart_uploads(Bucket=locked_bucket).get("Uploads", [])
                 if u["Key"] == key]  # the stale upload was aborted
     assert not (spool / f"{m.call_id}.wav").exists()
+
+
+def outcome_set(bench: Bench, bucket: str, spool: Path, *args: str
+                ) -> subprocess.CompletedProcess[str]:
+    ep = bench.endpoints
+    assert ep is not None
+    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
+           "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(spool),
+           "CALLREC_RETENTION__DAYS": "1",
+           "CALLREC_RETENTION__OUTCOMES": json.dumps(
+               {"harassment": {"legal_hold": True, "retention_days": 3650}})}
+    return subprocess.run([sys.executable, "-m", "callrec.cli", "outcome", "set", *args],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_outcome_set_after_archiving_retags_holds_and_versions(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    m = fake_call(spool, 1)
+    assert drain(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool)).returncode == 0
+    base = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}"
+    result = outcome_set(bench, locked_bucket, spool, m.call_id, "harassment", "--by", "sv1")
+    assert result.returncode == 0, result.stderr
+    tags = {t["Key"]: t["Value"] for t in
+            s3.get_object_tagging(Bucket=locked_bucket, Key=base + ".wav")["TagSet"]}
+    assert tags["outcome"] == "harassment"
+    head = s3.head_object(Bucket=locked_bucket, Key=base + ".wav")
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    assert head["ObjectLockRetainUntilDate"].year >= m.entered_at.year + 9
+    versions = s3.list_object_versions(Bucket=locked_bucket, Prefix=base + ".json")["Versions"]
+    assert len(versions) == 2  # the original stays, locked; the change is a new version
+    latest = CallManifest.model_validate_json(
+        s3.get_object(Bucket=locked_bucket, Key=base + ".json")["Body"].read())
+    assert (latest.outcome, latest.outcome_source) == ("harassment", "ops")
+    assert [(c.previous, c.outcome, c.by) for c in latest.outcome_changes] == [
+        ("completed", "harassment", "sv1")]
+
+
+def test_outcome_set_before_archiving_and_bad_input(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    m = fake_call(spool, 1)
+    result = outcome_set(bench, locked_bucket, spool, m.call_id, "complaint")
+    assert result.returncode == 0 and "spool" in result.stdout
+    assert CallManifest.read(spool / f"{m.call_id}.json").outcome == "complaint"
+    bad = outcome_set(bench, locked_bucket, spool, m.call_id, "a&b=<x>")
+    assert bad.returncode == 1 and "rejected" in bad.stderr
+    unknown = outcome_set(bench, locked_bucket, spool, "../../etc/passwd", "complaint")
+    assert unknown.returncode == 1 and "not a callrec call id" in unknown.stderr
+    missing = outcome_set(bench, locked_bucket, spool, "20200101T000000Z-000000000000",
+                          "complaint")
+    assert missing.returncode == 1 and "neither in the spool nor archived" in missing.stderr
+    assert drain(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool)).returncode == 0
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(
+        Bucket=locked_bucket,
+        Key=f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav")["TagSet"]}
+    assert tags["outcome"] == "complaint"

@@ -1,0 +1,110 @@
+"""Change a call's outcome after wrap-up: ``callrec outcome set CALL_ID OUTCOME``.
+
+Before the call is archived, the manifest in the spool is rewritten (atomically) and the uploader
+ships the new one. After, the objects' ``outcome`` tags are updated, the per-outcome retention rule
+is applied (legal hold, longer retention), and a **new version** of the manifest object is written
+rather than a sidecar: the original version stays under Object Lock, so the archive keeps both what
+callrec recorded at hang-up and every later change (also listed in ``outcome_changes``), and
+readers need no second object to know the current outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from callrec.manifest import CallManifest
+from uploader import UploaderError
+from uploader.service import Uploader
+from uploader.store import StoreError
+from uploader.tags import tagging_header, tags_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectLockRetentionTypeDef
+
+_CALL_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-[0-9a-f]{12}$")
+
+
+class OutcomeError(UploaderError):
+    """The call is unknown or the outcome is not valid."""
+
+
+def set_outcome(uploader: Uploader, call_id: str, outcome: str, by: str = "") -> str:
+    """Returns where the change was made: "spool" or "archive"."""
+    if not _CALL_ID.match(call_id):
+        raise OutcomeError(f"{call_id!r} is not a callrec call id")
+    now = datetime.now(UTC)
+    local = uploader.spool / f"{call_id}.json"
+    if local.exists():
+        try:
+            updated = CallManifest.read(local).with_outcome(outcome, by, now)
+        except ValidationError as exc:
+            raise OutcomeError(f"outcome {outcome!r} rejected: {exc.errors()[0]['msg']}") from exc
+        updated.write_atomic(uploader.spool)
+        return "spool"
+    _update_archive(uploader, call_id, outcome, by, now)
+    return "archive"
+
+
+def _update_archive(uploader: Uploader, call_id: str, outcome: str, by: str,
+                    now: datetime) -> None:
+    store = uploader.store
+    bucket = store.settings.bucket
+    try:
+        current = _archived_manifest(uploader, call_id)
+        try:
+            updated = current.with_outcome(outcome, by, now)
+        except ValidationError as exc:
+            raise OutcomeError(f"outcome {outcome!r} rejected: {exc.errors()[0]['msg']}") from exc
+        base = uploader.key_base(updated)
+        tags = tags_for(updated)
+        lock = uploader.lock_for(updated)
+        raw = updated.model_dump_json(indent=2).encode()
+        digest = hashlib.sha256(raw).hexdigest()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "manifest.json"
+            path.write_bytes(raw)
+            store.put_file(base + ".json", path, digest, tagging_header(tags),
+                           uploader.metadata(updated, digest), lock, "application/json")
+        if updated.recording is not None:
+            key = base + ".wav"
+            store.client.put_object_tagging(
+                Bucket=bucket, Key=key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+            if lock.legal_hold:
+                store.client.put_object_legal_hold(Bucket=bucket, Key=key,
+                                                   LegalHold={"Status": "ON"})
+            head = store.head(key) or {}
+            until = head.get("ObjectLockRetainUntilDate")
+            if lock.mode in ("COMPLIANCE", "GOVERNANCE") and lock.until and (
+                    until is None or lock.until > until):
+                retention: ObjectLockRetentionTypeDef = {
+                    "Mode": "COMPLIANCE" if lock.mode == "COMPLIANCE" else "GOVERNANCE",
+                    "RetainUntilDate": lock.until}
+                store.client.put_object_retention(  # retention may only grow
+                    Bucket=bucket, Key=key, Retention=retention)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreError(f"S3 outcome update of {call_id}: {exc}") from exc
+
+
+def _archived_manifest(uploader: Uploader, call_id: str) -> CallManifest:
+    match = _CALL_ID.match(call_id)
+    assert match is not None
+    yyyy, mm, dd = match.groups()
+    key = uploader.settings.upload.key_template.format(yyyy=yyyy, mm=mm, dd=dd,
+                                                       call_id=call_id) + ".json"
+    try:
+        body = uploader.store.client.get_object(Bucket=uploader.store.settings.bucket,
+                                                Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise OutcomeError(f"call {call_id} is neither in the spool nor archived") from exc
+        raise
+    return CallManifest.model_validate_json(body)
