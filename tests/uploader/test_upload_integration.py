@@ -27,18 +27,24 @@ pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
 
 
-def drain(bench: Bench, bucket: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+def uploader_env(bench: Bench, bucket: str, **overrides: str) -> dict[str, str]:
+    """The uploader's environment on this bench (secrets via env, never argv)."""
     ep, asterisk = bench.endpoints, bench.asterisk
     assert ep is not None and asterisk is not None
-    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
-           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
-           "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
-           "CALLREC_RETENTION__DAYS": "1",
-           "CALLREC_RETENTION__OUTCOMES": json.dumps(
-               {"complaint": {"legal_hold": True, "retention_days": 30}}),
-           **overrides}
-    return subprocess.run([sys.executable, "-m", "callrec.cli", "upload", "--drain"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+            "CALLREC_S3__ACCESS_KEY": ep.s3.access_key,
+            "CALLREC_S3__SECRET_KEY": ep.s3.secret_key, "CALLREC_S3__BUCKET": bucket,
+            "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings), "CALLREC_RETENTION__DAYS": "1",
+            "CALLREC_RETENTION__OUTCOMES": json.dumps(
+                {"complaint": {"legal_hold": True, "retention_days": 30},
+                 "harassment": {"legal_hold": True, "retention_days": 3650}}),
+            **overrides}
+
+
+def drain(bench: Bench, bucket: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "callrec.cli", "upload", "--drain"],
+                          env=uploader_env(bench, bucket, **overrides), capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 def test_real_call_is_archived_verified_then_removed_locally(
@@ -145,13 +151,10 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
 ) -> None:
     from testbench.procs import Child
 
-    ep, asterisk, weed = bench.endpoints, bench.asterisk, bench.s3
-    assert ep is not None and asterisk is not None and weed is not None
+    asterisk, weed = bench.asterisk, bench.s3
+    assert asterisk is not None and weed is not None
     start_callrec()
-    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
-           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
-           "CALLREC_S3__BUCKET": locked_bucket, "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
-           "CALLREC_UPLOAD__MAX_BACKOFF_S": "2", "CALLREC_RETENTION__DAYS": "1"}
+    env = uploader_env(bench, locked_bucket, CALLREC_UPLOAD__MAX_BACKOFF_S="2")
     daemon = Child("callrec-upload", [sys.executable, "-m", "callrec.cli", "upload"],
                    bench.log_dir / "callrec-upload.log", marker="callrec.cli", env=env)
     try:
@@ -219,10 +222,7 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
     m = fake_call(spool, 300)
     key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
     env_args = {"CALLREC_UPLOAD__SPOOL": str(spool), "CALLREC_UPLOAD__MULTIPART_THRESHOLD_MB": "8"}
-    ep = bench.endpoints
-    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
-           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
-           "CALLREC_S3__BUCKET": locked_bucket, "CALLREC_RETENTION__DAYS": "1", **env_args}
+    env = uploader_env(bench, locked_bucket, **env_args)
     killed = subprocess.Popen([sys.executable, "-m", "callrec.cli", "upload", "--drain"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -248,16 +248,9 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
 
 def outcome_set(bench: Bench, bucket: str, spool: Path, *args: str
                 ) -> subprocess.CompletedProcess[str]:
-    ep = bench.endpoints
-    assert ep is not None
-    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
-           "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
-           "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(spool),
-           "CALLREC_RETENTION__DAYS": "1",
-           "CALLREC_RETENTION__OUTCOMES": json.dumps(
-               {"harassment": {"legal_hold": True, "retention_days": 3650}})}
     return subprocess.run([sys.executable, "-m", "callrec.cli", "outcome", "set", *args],
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+                          env=uploader_env(bench, bucket, CALLREC_UPLOAD__SPOOL=str(spool)),
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_outcome_set_after_archiving_retags_holds_and_versions(
