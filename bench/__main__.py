@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import upload
 from testbench import BenchError
 from testbench.bench import Bench
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="A and B alternate this many times: two cores are shared by "
                              "Asterisk, SIPp and callrec, so one batch each is too noisy")
     parser.add_argument("--hold", type=float, default=3.0, help="seconds each call lasts")
+    parser.add_argument("--uploads", type=int, default=500, help="1 MiB recordings to upload")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     bench = Bench("test")
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             b.add(run_path(bench, "9001", args.calls, args.rate, args.hold))
             callrec_cpu += cpu_seconds(app.child.pid) - before
             time.sleep(args.hold + 1)
+        uploads = upload.run(bench, args.uploads, 1, 8)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(ratio_row(a, b, callrec_cpu))
     print("A = pure dialplan (Answer, MixMonitor, Playback, Dial); B = callrec (answer, "
           "MixMonitor over AMI, verify, notice, continue)")
+    print()
+    print(uploads)
     return 0 if a.answered == a.calls and b.answered == b.calls else 1
 
 

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
+from testbench.spool import fake_call
 from tests.conftest import StartApp
 
 if TYPE_CHECKING:
@@ -184,33 +185,6 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
         assert "retrying in" in daemon.log_tail(200)
     finally:
         daemon.stop()
-
-
-def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0) -> CallManifest:
-    """A finished call as the call flow leaves it, with a large recording (the manifest model
-    is the contract, so tests may write manifests with it)."""
-    from datetime import UTC, datetime, timedelta
-
-    from ari_app.call import new_call_id
-    from callrec.manifest import Party, Policy, Recording, RecordingStatus
-
-    at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
-    call_id = new_call_id(at)
-    wav = spool / f"{call_id}.wav"
-    block = hashlib.sha256(call_id.encode()).digest() * 32768  # 1 MiB, distinct per call
-    digest = hashlib.sha256()
-    with wav.open("wb") as f:
-        for i in range(size_mb):
-            chunk = bytes([i % 256]) + block[1:]
-            f.write(chunk)
-            digest.update(chunk)
-    m = CallManifest(call_id=call_id, asterisk_uniqueid="1.1", policy=Policy.FORCE,
-                     status=RecordingStatus.RECORDED, outcome="completed", entered_at=at,
-                     caller=Party(number_raw="0312345678", number="0312345678"),
-                     recording=Recording(path=str(wav), size=wav.stat().st_size,
-                                         sha256=digest.hexdigest()))
-    m.write_atomic(spool)
-    return m
 
 
 def test_large_recording_goes_multipart_and_survives_kill_9(

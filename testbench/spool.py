@@ -1,0 +1,36 @@
+"""Finished calls written straight into a spool, for uploader tests and benchmarks.
+
+The manifest model is the contract between the call flow and the uploader, so a call written
+with it here is what the uploader sees from a real call, without placing one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ari_app.call import new_call_id
+from callrec.manifest import CallManifest, Party, Policy, Recording, RecordingStatus
+
+
+def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0) -> CallManifest:
+    """A finished call as the call flow leaves it, with a large recording (the manifest model
+    is the contract, so tests may write manifests with it)."""
+    at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    call_id = new_call_id(at)
+    wav = spool / f"{call_id}.wav"
+    block = hashlib.sha256(call_id.encode()).digest() * 32768  # 1 MiB, distinct per call
+    digest = hashlib.sha256()
+    with wav.open("wb") as f:
+        for i in range(size_mb):
+            chunk = bytes([i % 256]) + block[1:]
+            f.write(chunk)
+            digest.update(chunk)
+    m = CallManifest(call_id=call_id, asterisk_uniqueid="1.1", policy=Policy.FORCE,
+                     status=RecordingStatus.RECORDED, outcome="completed", entered_at=at,
+                     caller=Party(number_raw="0312345678", number="0312345678"),
+                     recording=Recording(path=str(wav), size=wav.stat().st_size,
+                                         sha256=digest.hexdigest()))
+    m.write_atomic(spool)
+    return m
