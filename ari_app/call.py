@@ -46,14 +46,19 @@ def endpoint_of(channel_name: str) -> str:
     return tech_and_name.split("/", 1)[-1]
 
 
-def _ts(event: dict[str, Any]) -> datetime:
+def event_time(event: dict[str, Any]) -> datetime | None:
+    """When Asterisk created the event (its ``timestamp``), or None."""
     raw = event.get("timestamp")
     if isinstance(raw, str):
         try:
             return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
         except ValueError:
-            pass
-    return datetime.now(UTC)
+            return None
+    return None
+
+
+def _ts(event: dict[str, Any]) -> datetime:
+    return event_time(event) or datetime.now(UTC)
 
 
 class Call:
@@ -61,6 +66,8 @@ class Call:
 
     def __init__(self, channel: dict[str, Any], door: str, policy: Policy) -> None:
         self.entered_at = datetime.now(UTC)
+        self.received_at = self.entered_at  # when callrec saw the call
+        self.event_at: datetime | None = None  # when Asterisk created its StasisStart
         self.call_id = new_call_id(self.entered_at)
         self.channel_id: str = channel["id"]
         self.channel_name: str = channel.get("name", "")

@@ -92,6 +92,10 @@ class Flow:
         # Answer first (the caller waits on it), then the bookkeeping, concurrently.
         await door.answer()
         call.answered_at = datetime.now(UTC)
+        if call.event_at is not None:  # where call-setup time goes (bench/ reads this line)
+            log.info("%s setup: event->received %.1f ms, received->answered %.1f ms", p,
+                     (call.received_at - call.event_at).total_seconds() * 1000,
+                     (call.answered_at - call.received_at).total_seconds() * 1000)
         await asyncio.gather(door.follow(), door.set_var("CALLREC_ID", call.call_id))
         if plan.policy is Policy.NEVER:
             await self._unrecorded(call, door, "policy_never")

@@ -50,6 +50,7 @@ class Service:
         self.app = StasisApp(self.ari, self.flow, self._start_call, self._journal)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.agi = AgiServer(settings.agi.host, settings.agi.port, self._agi_call)
+        self.dirty: dict[str, CallManifest] = {}  # journal entries waiting to be written
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -77,6 +78,7 @@ class Service:
         self._track(self.ari.run_events(self.events, self._on_ari_connect,
                                         self.stop_taking_calls), self.tasks)
         self._track(self._dispatch(), self.tasks)
+        self._track(self._flush_journal(), self.tasks)
         if self.settings.agi.enabled:
             await self.agi.start()
         log.info("callrec ari: app %r on %s, spool %s", self.settings.ari.app,
@@ -97,6 +99,7 @@ class Service:
         for task in self.tasks | self.call_tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.call_tasks, return_exceptions=True)
+        await self._write_journal()  # cancelled calls queued their latest state
         self.ami.close()
         await self.ari.close()
 
@@ -143,10 +146,26 @@ class Service:
                                rec.mixmonitor_id or "", rec.started_at, rec.verified_at)
 
     def _journal(self, call: Call) -> None:
-        try:
-            self.journal.save(call.manifest())
-        except OSError as exc:
-            log.error("%s journal not written: %s", call.log_prefix(), exc)
+        """Queue the call's journal entry; a background task writes queued entries in a worker
+        thread every 0.2 s (file I/O never runs on the loop that answers calls)."""
+        self.dirty[call.call_id] = call.manifest()
+
+    async def _flush_journal(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            await self._write_journal()
+
+    async def _write_journal(self) -> None:
+        batch, self.dirty = self.dirty, {}
+        if batch:
+            await asyncio.to_thread(self._save_entries, list(batch.values()))
+
+    def _save_entries(self, entries: list[CallManifest]) -> None:
+        for entry in entries:
+            try:
+                self.journal.save(entry)
+            except OSError as exc:
+                log.error("[%s] journal not written: %s", entry.call_id, exc)
 
     async def refresh_prompts(self) -> None:
         for prompt in (self.settings.notice.prompt, self.settings.notice.unavailable_prompt):
@@ -259,6 +278,7 @@ class Service:
     def _write_manifest(self, call: Call) -> None:
         manifest = call.manifest()
         path = manifest.write_atomic(self.settings.spool.local)
+        self.dirty.pop(call.call_id, None)
         self.journal.remove(call.call_id)
         notice = manifest.notice
         heard = "not played" if not notice.played else \

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import statistics
 import sys
 import time
@@ -74,6 +75,19 @@ def ratio_row(a: PathResult, b: PathResult, callrec_cpu_s: float) -> str:
             f"= {share:.1%} of Asterisk's during B")
 
 
+def setup_split(log_text: str) -> str:
+    """Where B's call-setup time went, from callrec's per-call "setup:" log lines."""
+    pairs = [(float(a), float(b)) for a, b in re.findall(
+        r"setup: event->received ([\d.]+) ms, received->answered ([\d.]+) ms", log_text)]
+    if not pairs:
+        return "no setup lines in callrec's log"
+    events, answers = [p[0] for p in pairs], [p[1] for p in pairs]
+    return (f"B split over {len(pairs)} calls (ms, p50/p90/p99): StasisStart created -> "
+            f"received by callrec {percentile(events, 50):.1f}/{percentile(events, 90):.1f}/"
+            f"{percentile(events, 99):.1f}; received -> answer done {percentile(answers, 50):.1f}"
+            f"/{percentile(answers, 90):.1f}/{percentile(answers, 99):.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second")
@@ -100,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             b.add(run_path(bench, "9001", args.calls, args.rate, args.hold))
             callrec_cpu += cpu_seconds(app.child.pid) - before
             time.sleep(args.hold + 1)
+        split = setup_split(app.log_text())
         uploads = upload.run(bench, args.uploads, 1, 8)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -115,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print(ratio_row(a, b, callrec_cpu))
     print("A = pure dialplan (Answer, MixMonitor, Playback, Dial); B = callrec (answer, "
           "MixMonitor over AMI, verify, notice, continue)")
+    print(split)
     print()
     print(uploads)
     return 0 if a.answered == a.calls and b.answered == b.calls else 1

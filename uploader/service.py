@@ -108,18 +108,19 @@ class Uploader:
         tags = tagging_header(tags_for(m))
         lock = self.lock_for(m)
         wav = self.spool / f"{m.call_id}.wav"
+        fresh = False  # the recording was uploaded just now: its manifest cannot be there yet
         if m.recording is not None and m.status is not RecordingStatus.UNRECORDED:
-            self._ship_recording(m, wav, base + ".wav", tags, lock)
+            fresh = self._ship_recording(m, wav, base + ".wav", tags, lock)
         digest = hashlib.sha256(raw).hexdigest()
-        if not self.store.verified(base + ".json", len(raw), digest):
+        if fresh or not self.store.verified(base + ".json", len(raw), digest):
             tmp = manifest_path.with_name(f".{manifest_path.name}.upload")
             tmp.write_bytes(raw)
             try:
-                self.store.put_file(base + ".json", tmp, digest, tags,
-                                    self.metadata(m, digest), lock, "application/json")
+                vouched = self.store.put_file(base + ".json", tmp, digest, tags,
+                                              self.metadata(m, digest), lock, "application/json")
             finally:
                 tmp.unlink(missing_ok=True)
-            if not self.store.verified(base + ".json", len(raw), digest):
+            if not vouched and not self.store.verified(base + ".json", len(raw), digest):
                 raise StoreError(f"S3 put {base}.json: not verified after upload")
         if manifest_path.read_bytes() != raw:
             # Changed while we shipped it (``callrec outcome set``): the next scan ships the new
@@ -132,7 +133,8 @@ class Uploader:
         return m.call_id
 
     def _ship_recording(self, m: CallManifest, wav: Path, key: str, tags: str,
-                        lock: Lock) -> None:
+                        lock: Lock) -> bool:
+        """Ship and verify the recording; True if it was uploaded now (False: already there)."""
         assert m.recording is not None
         if not wav.exists():
             self.quarantine(self.spool / f"{m.call_id}.json", None, "recording file missing")
@@ -143,10 +145,12 @@ class Uploader:
                             f"SHA-256 {digest} differs from the manifest's {m.recording.sha256}")
             raise Quarantined("checksum mismatch")
         if self.store.verified(key, size, digest):
-            return  # shipped before a restart
-        self.store.put_file(key, wav, digest, tags, self.metadata(m, digest), lock, "audio/wav")
-        if not self.store.verified(key, size, digest):
+            return False  # shipped before a restart
+        vouched = self.store.put_file(key, wav, digest, tags, self.metadata(m, digest), lock,
+                                      "audio/wav")
+        if not vouched and not self.store.verified(key, size, digest):
             raise StoreError(f"S3 put {key}: not verified after upload")
+        return True
 
     def key_base(self, m: CallManifest) -> str:
         at = m.entered_at

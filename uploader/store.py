@@ -92,21 +92,28 @@ class Store:
         return extra
 
     def put_file(self, key: str, path: Path, sha256_hex: str, tags: str,
-                 metadata: dict[str, str], lock: Lock, content_type: str) -> None:
+                 metadata: dict[str, str], lock: Lock, content_type: str) -> bool:
+        """Upload; True if the store itself vouched for the whole-file SHA-256.
+
+        A single PUT carries x-amz-checksum-sha256: S3 refuses the object unless the bytes
+        match (BadDigest) and echoes the checksum, so a successful reply that echoes ours is
+        verification. A multipart object's checksum is one of part checksums: the caller must
+        verify with a HEAD (size + metadata SHA-256)."""
         extra = self._extra(tags, metadata, lock, content_type)
         size = path.stat().st_size
+        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
         try:
             if size < self.transfer.multipart_threshold:
                 with path.open("rb") as body:
-                    self.client.put_object(
-                        Bucket=self.settings.bucket, Key=key, Body=body,
-                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
-                        **extra)
+                    reply = self.client.put_object(Bucket=self.settings.bucket, Key=key,
+                                                   Body=body, ChecksumSHA256=checksum, **extra)
+                return reply.get("ChecksumSHA256") == checksum
             else:
                 self.abort_stale_uploads(key)
                 extra["ChecksumAlgorithm"] = "SHA256"
                 self.client.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra,
                                         Config=self.transfer)
+                return False
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"put {key}") from exc
 
