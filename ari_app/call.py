@@ -89,7 +89,6 @@ class Call:
         self.hangup_cause: int | None = None
         self.hangup_cause_text: str | None = None
         self.agents: list[AgentLeg] = []
-        self.dialled = False
         self.dialplan_outcome: str | None = None
         self.failed = False
         self.journaled = False  # handed off: a restart adopts it from the journal
@@ -147,7 +146,6 @@ class Call:
         peer = (event.get("peer") or {}).get("name")
         if not peer:
             return False
-        self.dialled = True
         leg = self._agent(peer)
         status = event.get("dialstatus") or ""
         if not status or status in ("RINGING", "PROGRESS"):
