@@ -15,6 +15,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from ari_app.recorder import ActiveRecording
 from callrec.manifest import (
     AgentLeg,
     CallManifest,
@@ -92,6 +93,8 @@ class Call:
         self.dialplan_outcome: str | None = None
         self.failed = False
         self.journaled = False  # handed off: a restart adopts it from the journal
+        # Set the moment the recording is verified, whatever happens to the call afterwards.
+        self.active: ActiveRecording | None = None
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
         self.destroyed = asyncio.Event()
         self.playback_done: asyncio.Future[str] | None = None

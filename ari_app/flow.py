@@ -18,8 +18,8 @@ from typing import Protocol
 from ari_app.ami import AmiClient
 from ari_app.call import Call
 from ari_app.config import AriAppSettings, Route
-from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
-from callrec.manifest import Policy, Recording, RecordingStatus
+from ari_app.recorder import Recorder, RecordingFailed
+from callrec.manifest import Policy, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ class Flow:
                                       f"language {plan.language!r}")
         return None
 
-    async def run(self, call: Call, door: Door, plan: Plan) -> ActiveRecording | None:
-        """Drive the call up to the hand-off; returns the verified recording, if any."""
+    async def run(self, call: Call, door: Door, plan: Plan) -> None:
+        """Drive the call up to the hand-off. A verified recording is kept in ``call.active``
+        before anything else happens, so a hang-up or ARI error later still finishes it."""
         p = call.log_prefix()
         # Answer first (the caller waits on it), then the bookkeeping, concurrently.
         await door.answer()
@@ -100,7 +101,7 @@ class Flow:
         if plan.policy is Policy.NEVER:
             await self._unrecorded(call, door, "policy_never")
             await door.proceed(plan.route)
-            return None
+            return
         try:
             problem = self.preflight(plan)
             if problem:
@@ -113,23 +114,22 @@ class Flow:
                 await self._reject(call, door, plan)
             else:
                 await door.proceed(plan.route)
-            return None
+            return
+        call.active = active
         call.status = RecordingStatus.RECORDED
-        call.recording = Recording(path=str(active.local_path),
-                                   mixmonitor_id=active.mixmonitor_id,
-                                   started_at=active.started_at, verified_at=active.verified_at)
+        call.recording = active.record()
         await door.set_var("CALLREC_STATUS", "recorded")
         # Only now, with the recording proven, may the caller be told it is recorded.
         await self._notice(call, door, plan)
         if not call.hung_up.is_set():
             await door.proceed(plan.route)
-        return active
 
     async def _notice(self, call: Call, door: Door, plan: Plan) -> None:
         call.notice.prompt = self.settings.notice.prompt
         call.notice.language = plan.language
-        call.notice.played = True
         result = await door.play(self.settings.notice.prompt, plan.language)
+        # Only after the playback ran: a refused play request (caller already gone) is no notice.
+        call.notice.played = True
         call.notice.started_at, call.notice.ended_at = result.started_at, result.ended_at
         call.notice.completed = result.completed
         log.info("%s notice %s/%s %s", call.log_prefix(), plan.language,

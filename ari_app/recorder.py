@@ -69,6 +69,11 @@ class ActiveRecording:
     started_at: datetime
     verified_at: datetime
 
+    def record(self) -> Recording:
+        """The manifest's view of this recording, before its file is described."""
+        return Recording(path=str(self.local_path), mixmonitor_id=self.mixmonitor_id,
+                         started_at=self.started_at, verified_at=self.verified_at)
+
 
 class Recorder:
     def __init__(self, ami: AmiClient, spool: SpoolSettings, verify_timeout_s: float) -> None:
@@ -136,8 +141,7 @@ class Recorder:
 
     async def wait_closed(self, active: ActiveRecording, timeout_s: float) -> Recording:
         """Wait for the completion marker, then describe the file (size, duration, SHA-256)."""
-        record = Recording(path=str(active.local_path), mixmonitor_id=active.mixmonitor_id,
-                           started_at=active.started_at, verified_at=active.verified_at)
+        record = active.record()
         deadline = time.monotonic() + timeout_s
         while not active.marker.exists():
             if time.monotonic() >= deadline:
@@ -152,8 +156,7 @@ class Recorder:
 
     async def describe_partial(self, active: ActiveRecording) -> Recording:
         """What is on disk of a recording that was not proven closed (kept, never deleted)."""
-        record = Recording(path=str(active.local_path), mixmonitor_id=active.mixmonitor_id,
-                           started_at=active.started_at, verified_at=active.verified_at)
+        record = active.record()
         if active.local_path.exists():
             size, duration, digest = await asyncio.to_thread(_describe, active.local_path)
             record.size, record.duration_s, record.sha256 = size, duration, digest

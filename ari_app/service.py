@@ -134,7 +134,8 @@ class Service:
                          call.log_prefix())
                 call.ended_at = None  # set from the recording's close time when known
                 call.destroyed.set()
-            self._track(self._finish(call, self._recording_of(entry)), self.call_tasks)
+            call.active = self._recording_of(entry)
+            self._track(self._finish(call), self.call_tasks)
 
     def _recording_of(self, entry: CallManifest) -> ActiveRecording | None:
         rec = entry.recording
@@ -191,14 +192,13 @@ class Service:
         call.policy = plan.policy
         log.info("%s FastAGI request: channel %s, DID %r", call.log_prefix(),
                  call.channel_name, call.did)
-        active: ActiveRecording | None = None
         try:
-            active = await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
+            await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI: %s", call.log_prefix(), exc)
-        call.journaled = True
-        self._journal(call)
-        self._track(self._finish(call, active), self.call_tasks)
+        self._hand_off(call)
+        # The AGI returns now (the dialplan goes on); the call is followed in its own task.
+        self._track(self._finish(call), self.call_tasks)
 
     def _start_call(self, call: Call, event: Event) -> None:
         self._track(self._call(call, event), self.call_tasks)
@@ -206,7 +206,7 @@ class Service:
     # -- one call -----------------------------------------------------------------------------
     async def _call(self, call: Call, event: Event) -> None:
         try:
-            active = await self.app.handle(call, event)
+            await self.app.handle(call, event)
         except asyncio.CancelledError:
             call.status_reason = call.status_reason or "callrec_shutdown"
             await self._final(call)
@@ -214,14 +214,18 @@ class Service:
         except Exception:
             log.exception("%s call handling failed", call.log_prefix())
             call.status_reason = call.status_reason or "callrec_error"
-            active = None
+        self._hand_off(call)
+        await self._finish(call)
+
+    def _hand_off(self, call: Call) -> None:
+        """The flow is done with the call: from now on a restart adopts it from the journal."""
         call.journaled = True
         self._journal(call)
-        await self._finish(call, active)
 
-    async def _finish(self, call: Call, active: ActiveRecording | None) -> None:
+    async def _finish(self, call: Call) -> None:
         """From hand-off to the manifest. Cancelled (shutdown): the journal entry stays and the
         next run finishes the call; no manifest is written twice."""
+        active = call.active
         try:
             if active is not None:
                 await self._watch_recording(call, active)

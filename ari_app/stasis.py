@@ -17,7 +17,6 @@ from ari_app.ari import AriClient, AriError, Event
 from ari_app.call import Call, event_time
 from ari_app.config import Route
 from ari_app.flow import Flow, PlayResult
-from ari_app.recorder import ActiveRecording
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,8 @@ class StasisApp:
         if found is not None and found.on_event(event) and found.journaled:
             self._on_change(found)
 
-    async def handle(self, call: Call, event: Event) -> ActiveRecording | None:
-        """Everything callrec does with one call until the channel is gone."""
+    async def handle(self, call: Call, event: Event) -> None:
+        """The flow for one call entering Stasis, up to its hand-off."""
         p = call.log_prefix()
         channel = event.get("channel") or {}
         log.info("%s entered Stasis: channel %s, DID %r", p, call.channel_name, call.did)
@@ -125,12 +124,11 @@ class StasisApp:
                 await self.ari.subscribe(f"channel:{call.channel_id}")
                 await self.ari.continue_in_dialplan(call.channel_id, "callrec-app-down",
                                                     call.did or "s", 1)
-                return None
-            return await self.flow.run(call, StasisDoor(self.ari, call), plan)
+                return
+            await self.flow.run(call, StasisDoor(self.ari, call), plan)
         except AriError as exc:
             # Typically the caller hung up while we were working on the channel.
             log.info("%s ARI: %s", p, exc)
-            return None
 
     async def resync(self) -> None:
         """After a reconnect: events were lost meanwhile; calls whose channel is gone ended."""

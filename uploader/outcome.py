@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,14 +41,17 @@ def set_outcome(uploader: Uploader, call_id: str, outcome: str, by: str = "") ->
     now = datetime.now(UTC)
     local = uploader.spool / f"{call_id}.json"
     if local.exists():
-        try:
-            updated = CallManifest.read(local).with_outcome(outcome, by, now)
-        except ValidationError as exc:
-            raise OutcomeError(f"outcome {outcome!r} rejected: {exc.errors()[0]['msg']}") from exc
-        updated.write_atomic(uploader.spool)
+        _changed(CallManifest.read(local), outcome, by, now).write_atomic(uploader.spool)
         return "spool"
     _update_archive(uploader, call_id, outcome, by, now)
     return "archive"
+
+
+def _changed(m: CallManifest, outcome: str, by: str, now: datetime) -> CallManifest:
+    try:
+        return m.with_outcome(outcome, by, now)
+    except ValidationError as exc:
+        raise OutcomeError(f"outcome {outcome!r} rejected: {exc.errors()[0]['msg']}") from exc
 
 
 def _update_archive(uploader: Uploader, call_id: str, outcome: str, by: str,
@@ -59,20 +60,14 @@ def _update_archive(uploader: Uploader, call_id: str, outcome: str, by: str,
     bucket = store.settings.bucket
     try:
         current = _archived_manifest(uploader, call_id)
-        try:
-            updated = current.with_outcome(outcome, by, now)
-        except ValidationError as exc:
-            raise OutcomeError(f"outcome {outcome!r} rejected: {exc.errors()[0]['msg']}") from exc
+        updated = _changed(current, outcome, by, now)
         base = uploader.key_base(updated)
         tags = tags_for(updated)
         lock = uploader.lock_for(updated)
         raw = updated.model_dump_json(indent=2).encode()
         digest = hashlib.sha256(raw).hexdigest()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "manifest.json"
-            path.write_bytes(raw)
-            store.put_file(base + ".json", path, digest, tagging_header(tags),
-                           uploader.metadata(updated, digest), lock, "application/json")
+        store.put_bytes(base + ".json", raw, digest, tagging_header(tags),
+                        uploader.metadata(updated, digest), lock, "application/json")
         if updated.recording is not None:
             key = base + ".wav"
             store.client.put_object_tagging(

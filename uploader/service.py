@@ -113,13 +113,8 @@ class Uploader:
             fresh = self._ship_recording(m, wav, base + ".wav", tags, lock)
         digest = hashlib.sha256(raw).hexdigest()
         if fresh or not self.store.verified(base + ".json", len(raw), digest):
-            tmp = manifest_path.with_name(f".{manifest_path.name}.upload")
-            tmp.write_bytes(raw)
-            try:
-                vouched = self.store.put_file(base + ".json", tmp, digest, tags,
-                                              self.metadata(m, digest), lock, "application/json")
-            finally:
-                tmp.unlink(missing_ok=True)
+            vouched = self.store.put_bytes(base + ".json", raw, digest, tags,
+                                           self.metadata(m, digest), lock, "application/json")
             if not vouched and not self.store.verified(base + ".json", len(raw), digest):
                 raise StoreError(f"S3 put {base}.json: not verified after upload")
         if manifest_path.read_bytes() != raw:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -99,23 +99,30 @@ class Store:
         match (BadDigest) and echoes the checksum, so a successful reply that echoes ours is
         verification. A multipart object's checksum is one of part checksums: the caller must
         verify with a HEAD (size + metadata SHA-256)."""
+        if path.stat().st_size < self.transfer.multipart_threshold:
+            with path.open("rb") as body:
+                return self.put_bytes(key, body, sha256_hex, tags, metadata, lock, content_type)
         extra = self._extra(tags, metadata, lock, content_type)
-        size = path.stat().st_size
-        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        extra["ChecksumAlgorithm"] = "SHA256"
         try:
-            if size < self.transfer.multipart_threshold:
-                with path.open("rb") as body:
-                    reply = self.client.put_object(Bucket=self.settings.bucket, Key=key,
-                                                   Body=body, ChecksumSHA256=checksum, **extra)
-                return reply.get("ChecksumSHA256") == checksum
-            else:
-                self.abort_stale_uploads(key)
-                extra["ChecksumAlgorithm"] = "SHA256"
-                self.client.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra,
-                                        Config=self.transfer)
-                return False
+            self.abort_stale_uploads(key)
+            self.client.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra,
+                                    Config=self.transfer)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"put {key}") from exc
+        return False
+
+    def put_bytes(self, key: str, body: bytes | BinaryIO, sha256_hex: str, tags: str,
+                  metadata: dict[str, str], lock: Lock, content_type: str) -> bool:
+        """One PUT with x-amz-checksum-sha256; True if the store echoed our checksum."""
+        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        try:
+            reply = self.client.put_object(
+                Bucket=self.settings.bucket, Key=key, Body=body, ChecksumSHA256=checksum,
+                **self._extra(tags, metadata, lock, content_type))
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"put {key}") from exc
+        return reply.get("ChecksumSHA256") == checksum
 
     def abort_stale_uploads(self, key: str) -> int:
         """Abort multipart uploads left for ``key`` by an earlier run (killed mid-upload):
