@@ -78,9 +78,10 @@ class AmiClient:
             raise AmiError(f"AMI {fields.get('Action')} refused: {reply.get('Message')}")
         return reply
 
-    async def mixmonitor(self, channel: str, file: str, options: str, command: str) -> None:
+    async def mixmonitor(self, channel: str, file: str, options: str) -> None:
+        # No "Command": Asterisk would fork itself per call to run it (ari_app/closewatch.py).
         await self.action({"Action": "MixMonitor", "Channel": channel, "File": file,
-                           "Options": options, "Command": command})
+                           "Options": options})
 
     async def getvar(self, channel: str, variable: str) -> str:
         reply = await self.action({"Action": "Getvar", "Channel": channel,

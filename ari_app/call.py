@@ -34,6 +34,9 @@ _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
 NOT_ANSWERED = {"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE",
                 "INVALIDARGS"}
 OUTCOME_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
+# The channel variables whose changes matter to a call (_on_varset). A bridged call sets some 35
+# others (DIAL*, *TIME, BRIDGEPVTCALLID, RTPAUDIOQOS*...): stasis.wanted() drops those unparsed.
+WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME")
 
 
 def new_call_id(at: datetime) -> str:

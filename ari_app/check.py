@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ari_app.ami import AmiClient, AmiError
 from ari_app.ari import AriClient, AriError
@@ -24,9 +26,29 @@ async def run_checks(settings: AriAppSettings) -> list[Finding]:
     findings.append(Finding(problem is None, "spool", problem[1] if problem else
                             f"{settings.spool.local} writable, free space above "
                             f"{settings.spool.min_free_mb} MB"))
+    findings.append(_check_close_proof())
     findings += await _check_ari(settings)
     findings += await _check_ami(settings)
     return findings
+
+
+CAP_LEASE = 28  # linux/capability.h
+
+
+def _check_close_proof() -> Finding:
+    """The lease probe (ari_app/closewatch.py) needs CAP_LEASE on files Asterisk owns. Without
+    it callrec relies on inotify alone, and a recording closed while callrec was down (restart)
+    cannot be proven complete: its manifest then says recording_not_closed."""
+    status = Path("/proc/self/status").read_text()
+    cap_eff = int(next((line.split()[1] for line in status.splitlines()
+                        if line.startswith("CapEff:")), "0"), 16)
+    leases = Path("/proc/sys/fs/leases-enable")
+    enabled = not leases.exists() or leases.read_text().strip() == "1"
+    if enabled and (os.geteuid() == 0 or cap_eff & (1 << CAP_LEASE)):
+        return Finding(True, "recording close proof", "inotify + lease probe (CAP_LEASE)")
+    why = "fs.leases-enable is 0" if not enabled else "no CAP_LEASE"
+    return Finding(True, "recording close proof",
+                   f"inotify only ({why}); see AmbientCapabilities in deploy/callrec-ari.service")
 
 
 async def _check_ari(settings: AriAppSettings) -> list[Finding]:

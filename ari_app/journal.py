@@ -4,8 +4,7 @@ manifest.
 Once the flow has handed a call off (and whenever its agents change), its partial manifest is
 written to ``<spool>/.inflight/<call_id>.json``. The final manifest replaces it. At startup the
 service adopts every entry: if the channel still exists it follows it again; if it is gone it
-finishes the call with what it knows (the recording's completion marker says whether the file was
-closed).
+finishes the call with what it knows (ari_app/closewatch.py proves whether the file was closed).
 """
 
 from __future__ import annotations

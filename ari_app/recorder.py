@@ -7,8 +7,8 @@ datastore answering ``MIXMONITOR(<id>,filename)`` with our file, and the file on
 header (written once the thread runs).
 
 There is no MixMonitorStop event on a plain hang-up, and the WAV header sizes are written only on
-close. The ``Command`` option runs after the file is closed and the channel destroyed, so it
-drops a ``<call_id>.closed`` marker: that, not a timer, proves the file complete.
+close: the file is complete once no writer has it open any more, which the kernel proves
+(ari_app/closewatch.py) - not a timer, and not a ``Command`` hook (a fork of Asterisk per call).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ari_app import AriAppError
 from ari_app.ami import AmiClient, AmiError
+from ari_app.closewatch import CloseWatch, writer_open
 from ari_app.config import SpoolSettings
 from callrec.manifest import Recording
 
@@ -64,7 +65,6 @@ class ActiveRecording:
     call_id: str
     asterisk_path: str
     local_path: Path
-    marker: Path
     mixmonitor_id: str
     started_at: datetime
     verified_at: datetime
@@ -76,35 +76,38 @@ class ActiveRecording:
 
 
 class Recorder:
-    def __init__(self, ami: AmiClient, spool: SpoolSettings, verify_timeout_s: float) -> None:
+    def __init__(self, ami: AmiClient, spool: SpoolSettings, verify_timeout_s: float,
+                 watch: CloseWatch) -> None:
         self.ami = ami
+        self.watch = watch
         self.spool = spool
         self.verify_timeout_s = verify_timeout_s
 
-    def paths(self, call_id: str) -> tuple[str, Path, Path]:
-        """(file as Asterisk sees it, as we see it, completion marker as we see it).
-
-        Names come from the call id only, never from caller input."""
-        asterisk = f"{self.spool.asterisk_dir}/{call_id}.wav"
-        return asterisk, self.spool.local / f"{call_id}.wav", self.spool.local / f"{call_id}.closed"
+    def paths(self, call_id: str) -> tuple[str, Path]:
+        """(file as Asterisk sees it, as we see it). Names come from the call id only, never
+        from caller input."""
+        return f"{self.spool.asterisk_dir}/{call_id}.wav", self.spool.local / f"{call_id}.wav"
 
     async def start(self, call_id: str, channel: str) -> ActiveRecording:
         problem = spool_problem(self.spool)
         if problem:
             raise RecordingFailed(*problem)
-        asterisk_path, local_path, marker = self.paths(call_id)
-        marker_asterisk = f"{self.spool.asterisk_dir}/{call_id}.closed"
+        asterisk_path, local_path = self.paths(call_id)
+        self.watch.closed(local_path.name)  # watch before the file exists: no close is missed
         started_at = now()
         try:
-            await self.ami.mixmonitor(channel, asterisk_path, f"i({ID_VAR})",
-                                      f"touch {marker_asterisk}")
+            await self.ami.mixmonitor(channel, asterisk_path, f"i({ID_VAR})")
+            mixmonitor_id = await self._verify(channel, asterisk_path, local_path)
         except AmiError as exc:
+            self.watch.forget(local_path.name)
             raise RecordingFailed("mixmonitor_refused", str(exc)) from exc
-        mixmonitor_id = await self._verify(channel, asterisk_path, local_path)
+        except RecordingFailed:
+            self.watch.forget(local_path.name)
+            raise
         log.info("[%s] recording verified: MixMonitor %s -> %s", call_id, mixmonitor_id,
                  local_path)
-        return ActiveRecording(call_id, asterisk_path, local_path, marker, mixmonitor_id,
-                               started_at, now())
+        return ActiveRecording(call_id, asterisk_path, local_path, mixmonitor_id, started_at,
+                               now())
 
     async def _verify(self, channel: str, asterisk_path: str, local_path: Path) -> str:
         deadline = time.monotonic() + self.verify_timeout_s
@@ -139,20 +142,39 @@ class Recorder:
         except AmiError as exc:
             log.warning("StopMixMonitor on %s after failed verification: %s", channel, exc)
 
+    def is_closed(self, active: ActiveRecording) -> bool:
+        """Whether the recording's writer has closed it: the lease probe when this process may
+        take one, else the inotify close event. A close seen while a writer still has the file
+        open (an inherited descriptor) is cleared, not trusted."""
+        closed = self.watch.closed(active.local_path.name)
+        state = writer_open(active.local_path)
+        if state is True:
+            closed.clear()
+            return False
+        return state is False or closed.is_set()
+
     async def wait_closed(self, active: ActiveRecording, timeout_s: float) -> Recording:
-        """Wait for the completion marker, then describe the file (size, duration, SHA-256)."""
+        """Wait until the file is proven closed, then describe it (size, duration, SHA-256)."""
         record = active.record()
+        closed = self.watch.closed(active.local_path.name)
         deadline = time.monotonic() + timeout_s
-        while not active.marker.exists():
-            if time.monotonic() >= deadline:
-                raise RecordingFailed("recording_not_closed",
-                                      f"no completion marker after {timeout_s:.0f} s")
-            await asyncio.sleep(0.05)
+        try:
+            while not self.is_closed(active):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RecordingFailed("recording_not_closed",
+                                          f"{active.local_path.name} still open after "
+                                          f"{timeout_s:.0f} s")
+                try:  # re-probe now and then: a close may have happened while we were down
+                    await asyncio.wait_for(closed.wait(), min(remaining, 1.0))
+                except TimeoutError:
+                    pass
+        finally:
+            self.watch.forget(active.local_path.name)
         record.closed_at = now()
         size, duration, digest = await asyncio.to_thread(_describe, active.local_path)
         record.size, record.duration_s, record.sha256 = size, duration, digest
         return record
-
 
     async def describe_partial(self, active: ActiveRecording) -> Recording:
         """What is on disk of a recording that was not proven closed (kept, never deleted)."""

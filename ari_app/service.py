@@ -20,18 +20,19 @@ from ari_app.agi import AgiDoor, AgiError, AgiServer, AgiSession, call_from_head
 from ari_app.ami import AmiClient, AmiError
 from ari_app.ari import AriClient, AriError, Event
 from ari_app.call import Call
+from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
 from ari_app.flow import Flow
 from ari_app.journal import Journal
 from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
-from ari_app.stasis import StasisApp
+from ari_app.stasis import StasisApp, wanted
 from callrec.manifest import CallManifest, RecordingStatus
 
 log = logging.getLogger(__name__)
 
 # The events callrec uses (ari_app/call.py, ari_app/stasis.py); Asterisk drops the rest for us.
-EVENTS = ("StasisStart", "StasisEnd", "Dial", "ChannelVarset", "ChannelHangupRequest",
-          "ChannelDestroyed", "PlaybackStarted", "PlaybackFinished")
+EVENTS = ("StasisStart", "Dial", "ChannelVarset", "ChannelHangupRequest", "ChannelDestroyed",
+          "PlaybackFinished")
 
 
 class Service:
@@ -44,13 +45,15 @@ class Service:
         self.ari = AriClient(settings.ari)
         self.ami = AmiClient(settings.ami)
         self.languages: dict[str, set[str]] = {}
-        self.recorder = Recorder(self.ami, settings.spool, settings.notice.verify_timeout_s)
+        self.watch = CloseWatch(settings.spool.local)
+        self.recorder = Recorder(self.ami, settings.spool, settings.notice.verify_timeout_s,
+                                 self.watch)
         self.flow = Flow(settings, self.ami, self.recorder, self.languages)
         self.journal = Journal(settings.spool.local)
         self.app = StasisApp(self.ari, self.flow, self._start_call, self._journal)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.agi = AgiServer(settings.agi.host, settings.agi.port, self._agi_call)
-        self.dirty: dict[str, CallManifest] = {}  # journal entries waiting to be written
+        self.dirty: dict[str, Call] = {}  # calls whose journal entry is to be rewritten
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -68,6 +71,7 @@ class Service:
 
     async def startup(self) -> None:
         self.settings.spool.local.mkdir(parents=True, exist_ok=True)
+        self.watch.start()
         await self.ari.start()
         try:
             await self.ami.connect()
@@ -76,7 +80,7 @@ class Service:
             # and panoramisk keeps reconnecting in the background.
             log.error("AMI: %s; calls will not be recorded until it is back", exc)
         self._track(self.ari.run_events(self.events, self._on_ari_connect,
-                                        self.stop_taking_calls), self.tasks)
+                                        self.stop_taking_calls, wanted=wanted), self.tasks)
         self._track(self._dispatch(), self.tasks)
         self._track(self._flush_journal(), self.tasks)
         if self.settings.agi.enabled:
@@ -102,6 +106,7 @@ class Service:
         await self._write_journal()  # cancelled calls queued their latest state
         self.ami.close()
         await self.ari.close()
+        self.watch.close()
 
     def _track(self, coro: Coroutine[Any, Any, Any], group: set[asyncio.Task[Any]]) -> None:
         task = asyncio.create_task(coro)
@@ -141,15 +146,17 @@ class Service:
         rec = entry.recording
         if entry.status is not RecordingStatus.RECORDED or rec is None:
             return None
-        asterisk_path, local_path, marker = self.recorder.paths(entry.call_id)
+        asterisk_path, local_path = self.recorder.paths(entry.call_id)
         assert rec.started_at is not None and rec.verified_at is not None
-        return ActiveRecording(entry.call_id, asterisk_path, local_path, marker,
-                               rec.mixmonitor_id or "", rec.started_at, rec.verified_at)
+        self.watch.closed(local_path.name)
+        return ActiveRecording(entry.call_id, asterisk_path, local_path, rec.mixmonitor_id or "",
+                               rec.started_at, rec.verified_at)
 
     def _journal(self, call: Call) -> None:
-        """Queue the call's journal entry; a background task writes queued entries in a worker
-        thread every 0.2 s (file I/O never runs on the loop that answers calls)."""
-        self.dirty[call.call_id] = call.manifest()
+        """Queue the call's journal entry; a background task builds the queued entries every
+        0.2 s (one build per call however many events changed it) and writes them in a worker
+        thread (file I/O never runs on the loop that answers calls)."""
+        self.dirty[call.call_id] = call
 
     async def _flush_journal(self) -> None:
         while True:
@@ -159,7 +166,8 @@ class Service:
     async def _write_journal(self) -> None:
         batch, self.dirty = self.dirty, {}
         if batch:
-            await asyncio.to_thread(self._save_entries, list(batch.values()))
+            entries = [call.manifest() for call in batch.values()]
+            await asyncio.to_thread(self._save_entries, entries)
 
     def _save_entries(self, entries: list[CallManifest]) -> None:
         for entry in entries:
@@ -249,11 +257,12 @@ class Service:
         await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
 
     async def _watch_recording(self, call: Call, active: ActiveRecording) -> None:
-        """Until the channel is destroyed: the completion marker appearing while the call is
-        still up means MixMonitor stopped early (StopMixMonitor by someone else, a write error):
-        the rest of the call is not recorded although the caller was told it would be."""
+        """Until the channel is destroyed: the recording's file closed while the call is still
+        up means MixMonitor stopped early (StopMixMonitor by someone else, a write error): the
+        rest of the call is not recorded although the caller was told it would be."""
+        closed = self.watch.closed(active.local_path.name)
         while not call.destroyed.is_set():
-            if active.marker.exists():
+            if self.recorder.is_closed(active):
                 await asyncio.sleep(0.5)  # a plain hang-up also closes the file: let it land
                 if call.destroyed.is_set() or call.hung_up.is_set():
                     return
@@ -263,10 +272,13 @@ class Service:
                           "told the call is recorded", call.log_prefix(), active.mixmonitor_id)
                 self._journal(call)
                 return
-            try:
-                await asyncio.wait_for(call.destroyed.wait(), 1.0)
-            except TimeoutError:
-                pass
+            waits = [asyncio.ensure_future(closed.wait()),
+                     asyncio.ensure_future(call.destroyed.wait())]
+            try:  # the timeout re-probes: a close may have happened while callrec was down
+                await asyncio.wait(waits, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
 
     async def _finish_recording(self, call: Call, active: ActiveRecording) -> None:
         try:

@@ -88,52 +88,77 @@ def setup_split(log_text: str) -> str:
             f"/{percentile(answers, 90):.1f}/{percentile(answers, 99):.1f}")
 
 
+def measure_load(bench: Bench, app_pid: int, rate: float, calls: int, rounds: int,
+                 hold: float) -> list[str]:
+    """A and B alternate ``rounds`` times at one load; the table's lines."""
+    a = PathResult("baseline", 0, 0, [], 0.0)
+    b = PathResult("callrec", 0, 0, [], 0.0)
+    callrec_cpu = 0.0
+    for _ in range(rounds):
+        a.add(run_path(bench, "baseline-notice", calls, rate, hold))
+        time.sleep(2)  # let the PBX settle between batches
+        before = cpu_seconds(app_pid)
+        b.add(run_path(bench, "9001", calls, rate, hold))
+        callrec_cpu += cpu_seconds(app_pid) - before
+        time.sleep(2)
+    return [f"{rounds} rounds x {calls} calls per path at {rate:g} calls/s, {hold:g} s each "
+            "(INVITE -> 200 OK, ms)",
+            f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} "
+            f"{'ast CPU s':>9}",
+            a.row(), b.row(), ratio_row(a, b, callrec_cpu),
+            "" if a.answered == a.calls and b.answered == b.calls else "NOT ALL CALLS ANSWERED"]
+
+
+def calls_table(bench: Bench, args: argparse.Namespace) -> list[str]:
+    app = bench.start_callrec()
+    assert app.child is not None
+    tables = measure_load(bench, app.child.pid, args.rate, args.calls, args.rounds, args.hold)
+    tables.append(setup_split(app.log_text()))
+    if args.saturation_rate:
+        tables += ["", "saturation:"] + measure_load(
+            bench, app.child.pid, args.saturation_rate, args.calls * 2, 2, args.hold)
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second")
+    parser.add_argument("--saturation-rate", type=float, default=40.0,
+                        help="the rate that saturates a 2-core box (0: skip)")
     parser.add_argument("--calls", type=int, default=200, help="calls per path per round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="A and B alternate this many times: two cores are shared by "
                              "Asterisk, SIPp and callrec, so one batch each is too noisy")
-    parser.add_argument("--hold", type=float, default=3.0, help="seconds each call lasts")
+    parser.add_argument("--hold", type=float, default=9.0,
+                        help="seconds each call lasts (4.7 s notice, then an agent)")
     parser.add_argument("--uploads", type=int, default=500, help="1 MiB recordings to upload")
+    parser.add_argument("--large-mb", type=int, default=500, help="one large recording (0: skip)")
+    parser.add_argument("--backlog", type=int, default=10000,
+                        help="calls in the backlog for the RSS benchmark (0: skip)")
+    parser.add_argument("--only", choices=("calls", "upload"), default=None,
+                        help="run one half of the benchmark")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     bench = Bench("test")
-    a = PathResult("baseline", 0, 0, [], 0.0)
-    b = PathResult("callrec", 0, 0, [], 0.0)
-    callrec_cpu = 0.0
+    tables: list[str] = []
     try:
         bench.up()
-        app = bench.start_callrec()
-        assert app.child is not None
-        for _ in range(args.rounds):
-            a.add(run_path(bench, "baseline", args.calls, args.rate, args.hold))
-            time.sleep(args.hold + 1)  # let the batch's calls end before the next
-            before = cpu_seconds(app.child.pid)
-            b.add(run_path(bench, "9001", args.calls, args.rate, args.hold))
-            callrec_cpu += cpu_seconds(app.child.pid) - before
-            time.sleep(args.hold + 1)
-        split = setup_split(app.log_text())
-        uploads = upload.run(bench, args.uploads, 1, 8)
+        if args.only != "upload":
+            tables += calls_table(bench, args)
+        uploads = "" if args.only == "calls" else \
+            upload.run(bench, args.uploads, args.large_mb, args.backlog)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         bench.down()
-    print(f"call setup, {args.rounds} rounds x {args.calls} calls per path at {args.rate:g} "
-          f"calls/s, {args.hold:g} s each (INVITE -> 200 OK, ms)")
-    print(f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} "
-          f"{'ast CPU s':>9}")
-    print(a.row())
-    print(b.row())
-    print(ratio_row(a, b, callrec_cpu))
-    print("A = pure dialplan (Answer, MixMonitor, Playback, Dial); B = callrec (answer, "
-          "MixMonitor over AMI, verify, notice, continue)")
-    print(split)
-    print()
+    if tables:
+        print("call setup. A = pure dialplan (Answer, MixMonitor, Playback of the same prompt, "
+              "Dial); B = callrec (answer, MixMonitor over AMI, verify, notice, continue)")
+        print("\n".join(tables))
+        print()
     print(uploads)
-    return 0 if a.answered == a.calls and b.answered == b.calls else 1
+    return 1 if any("NOT ALL" in line for line in tables) else 0
 
 
 if __name__ == "__main__":

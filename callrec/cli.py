@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from callrec import __version__
 
 if TYPE_CHECKING:
-    from uploader.service import Uploader
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,16 +59,6 @@ def _outcome(call_id: str, outcome: str, by: str) -> int:
     return 0
 
 
-async def _serve_uploads(uploader: Uploader) -> None:
-    import signal
-
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)  # handlers only set the flag
-    await uploader.run(stopping)
-
-
 def _upload(drain: bool) -> int:
     from uploader.config import UploaderSettings
     from uploader.service import Uploader
@@ -86,14 +77,27 @@ def _upload(drain: bool) -> int:
         print(f"callrec upload: {exc}; nothing was uploaded or deleted", file=sys.stderr)
         return 1
     if not drain:
-        asyncio.run(_serve_uploads(uploader))
+        from uploader.daemon import Daemon
+
+        asyncio.run(Daemon(uploader).serve())
         return 0
-    summary = asyncio.run(uploader.drain())
+    summary = asyncio.run(uploader.drain(_progress_bar() if sys.stderr.isatty() else
+                                         lambda done, total: None))
+    uploader.close()
     print(f"shipped {len(summary.shipped)}, failed {len(summary.failed)}, "
           f"quarantined {len(summary.quarantined)}")
     for call_id, reason in {**summary.failed, **summary.quarantined}.items():
         print(f"  {call_id}: {reason}")
     return 0 if not summary.failed and not summary.quarantined else 1
+
+
+def _progress_bar() -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        filled = 30 * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} calls", end=end,
+              file=sys.stderr, flush=True)
+    return show
 
 
 def _setup_logging() -> None:

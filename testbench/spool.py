@@ -14,9 +14,10 @@ from ari_app.call import new_call_id
 from callrec.manifest import CallManifest, Party, Policy, Recording, RecordingStatus
 
 
-def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0) -> CallManifest:
-    """A finished call as the call flow leaves it, with a large recording (the manifest model
-    is the contract, so tests may write manifests with it)."""
+def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0, size_kb: int = 0,
+              ) -> CallManifest:
+    """A finished call as the call flow leaves it, with a recording of ``size_mb`` MiB plus
+    ``size_kb`` KiB (the manifest model is the contract, so tests may write manifests with it)."""
     at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
     call_id = new_call_id(at)
     wav = spool / f"{call_id}.wav"
@@ -27,6 +28,9 @@ def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0) -> CallManifest:
             chunk = bytes([i % 256]) + block[1:]
             f.write(chunk)
             digest.update(chunk)
+        tail = block[:size_kb << 10]
+        f.write(tail)
+        digest.update(tail)
     m = CallManifest(call_id=call_id, asterisk_uniqueid="1.1", policy=Policy.FORCE,
                      status=RecordingStatus.RECORDED, outcome="completed", entered_at=at,
                      caller=Party(number_raw="0312345678", number="0312345678"),

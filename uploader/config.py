@@ -41,8 +41,13 @@ class UploadSettings(BaseModel):
     after_upload: Literal["delete", "move"] = "delete"  # move: into <spool>/done/
     concurrency: int = Field(4, ge=1, le=64)
     multipart_threshold_mb: int = Field(64, ge=5)
-    scan_interval_s: float = Field(0.2, gt=0)  # a glob of the spool: cheap
+    # New manifests are seen at once (inotify); a sweep of the spool catches anything missed.
+    sweep_interval_s: float = Field(5.0, gt=0)
     max_backoff_s: float = Field(10.0, gt=0)  # S3 errors: exponential backoff with jitter
+    journal: Path | None = None  # SQLite; default <spool>/.uploader.sqlite3
+    keep_done_days: float = Field(7.0, ge=0)  # journal rows of archived calls
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9471, ge=0, le=65535)  # 0: no metrics endpoint
 
 
 class UploaderSettings(BaseSettings):

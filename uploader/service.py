@@ -14,21 +14,27 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from callrec.manifest import CallManifest, RecordingStatus
 from uploader import UploaderError
 from uploader.config import UploaderSettings
+from uploader.journal import Journal, JournalError, State
+from uploader.metrics import Metrics
 from uploader.store import Lock, Store, StoreError
 from uploader.tags import tagging_header, tags_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Quarantined(UploaderError):
@@ -52,49 +58,91 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def failure_reason(exc: Exception) -> str:
+    """A metric label from a bounded set: the S3 error code, or where it failed."""
+    if isinstance(exc, StoreError):
+        return exc.code or "s3_unreachable"
+    return "spool_io"
+
+
 class Uploader:
-    def __init__(self, settings: UploaderSettings, store: Store | None = None) -> None:
+    def __init__(self, settings: UploaderSettings, store: Store | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.spool = settings.upload.spool
         self.store = store or Store(settings.s3, settings.upload.multipart_threshold_mb)
+        self.metrics = metrics or Metrics()
+        self.journal = Journal(settings.upload.journal or self.spool / ".uploader.sqlite3",
+                               settings.upload.keep_done_days)
+        # One thread per concurrent call (asyncio's default pool has only cores + 4).
+        self.pool = ThreadPoolExecutor(settings.upload.concurrency, "callrec-upload")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.journal.close()
 
     def pending(self) -> list[Path]:
         """Final manifests waiting in the spool (hidden temp files and sub-directories such as
         .inflight/, done/ and quarantine/ are not)."""
         return sorted(p for p in self.spool.glob("*.json") if not p.name.startswith("."))
 
-    async def drain(self) -> Summary:
+    async def drain(self, progress: Callable[[int, int], None] = lambda done, total: None,
+                    ) -> Summary:
+        """Ship everything pending once; ``progress(done, total)`` after each call."""
         summary = Summary()
         limit = asyncio.Semaphore(self.settings.upload.concurrency)
+        paths = self.pending()
 
         async def one(path: Path) -> None:
             async with limit:
-                try:
-                    call_id = await asyncio.to_thread(self.ship, path)
-                    summary.shipped.append(call_id)
-                except Quarantined as exc:
-                    summary.quarantined[path.stem] = exc.reason
-                except StoreError as exc:
-                    summary.failed[path.stem] = str(exc)
-                    log.warning("[%s] not archived yet: %s", path.stem, exc)
+                await self.ship_one(path, summary)
+            progress(len(summary.shipped) + len(summary.failed) + len(summary.quarantined),
+                     len(paths))
 
-        await asyncio.gather(*(one(p) for p in self.pending()))
+        await asyncio.gather(*(one(p) for p in paths))
         return summary
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        delay = self.settings.upload.scan_interval_s
-        while not stopping.is_set():
-            summary = await self.drain()
-            # S3 down or slow: back off (the backlog stays on disk), resume by itself.
-            delay = min(delay * 2, self.settings.upload.max_backoff_s) * random.uniform(0.8, 1.2) \
-                if summary.failed else self.settings.upload.scan_interval_s
-            if summary.failed:
-                log.warning("%d call(s) not archived yet; retrying in %.1f s",
-                            len(summary.failed), delay)
+    async def ship_one(self, path: Path, summary: Summary) -> None:
+        """Ship one call in a worker thread; record how it went (never raises for S3, journal or
+        manifest problems: those are failures to retry or quarantines)."""
+        try:
+            loop = asyncio.get_running_loop()
+            summary.shipped.append(await loop.run_in_executor(self.pool, self.ship, path))
+        except Quarantined as exc:
+            summary.quarantined[path.stem] = exc.reason
+            self.metrics.quarantined.labels(exc.reason).inc()
+        except (StoreError, OSError) as exc:
+            summary.failed[path.stem] = str(exc)
+            self.metrics.failures.labels(failure_reason(exc)).inc()
+            log.warning("[%s] not archived yet: %s", path.stem, exc)
+            self.journal_safely(self.journal.mark, path.stem, State.FAILED, str(exc)[:500])
+
+    def journal_safely(self, write: Callable[..., T], *args: Any) -> T | None:
+        """A journal write that must not stop shipping (see JournalError)."""
+        try:
+            return write(*args)
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return None
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        self.metrics.journal_errors.inc()
+        log.error("%s; shipping goes on (S3 verification decides what may leave the spool)", exc)
+
+    def backlog(self) -> None:
+        """Refresh the backlog gauges from the spool."""
+        count, size, oldest = 0, 0, time.time()
+        for manifest in self.pending():
             try:
-                await asyncio.wait_for(stopping.wait(), delay)
-            except TimeoutError:
-                pass
+                st = manifest.stat()
+                wav = self.spool / f"{manifest.stem}.wav"
+                size += st.st_size + (wav.stat().st_size if wav.exists() else 0)
+            except OSError:
+                continue  # shipped meanwhile
+            count, oldest = count + 1, min(oldest, st.st_mtime)
+        self.metrics.backlog.set(count)
+        self.metrics.backlog_bytes.set(size)
+        self.metrics.oldest.set(time.time() - oldest if count else 0)
 
     # -- one call (runs in a worker thread) -----------------------------------------------------
     def ship(self, manifest_path: Path) -> str:
@@ -103,48 +151,68 @@ class Uploader:
             m = CallManifest.model_validate_json(raw)
         except (OSError, ValidationError, ValueError) as exc:
             self.quarantine(manifest_path, None, f"unreadable manifest: {exc}")
-            raise Quarantined("unreadable manifest") from exc
+            raise Quarantined("unreadable_manifest") from exc
         base = self.key_base(m)
+        wav = self.spool / f"{m.call_id}.wav"
+        recorded = m.recording is not None and m.status is not RecordingStatus.UNRECORDED
+        size = len(raw) + (wav.stat().st_size if recorded and wav.exists() else 0)
+        try:
+            before = self.journal.start(m.call_id, size, base)
+            # Never attempted, says a journal that has seen every attempt: no object can exist
+            # yet, so the HEADs that make a retry idempotent are skipped.
+            known_new = before is None and self.journal.inherited
+        except JournalError as exc:
+            self._journal_failed(exc)
+            before, known_new = None, False
+        if before is State.UPLOADING:
+            log.warning("[%s] an earlier run stopped mid-upload; shipping again", m.call_id)
         tags = tagging_header(tags_for(m))
         lock = self.lock_for(m)
-        wav = self.spool / f"{m.call_id}.wav"
-        fresh = False  # the recording was uploaded just now: its manifest cannot be there yet
-        if m.recording is not None and m.status is not RecordingStatus.UNRECORDED:
-            fresh = self._ship_recording(m, wav, base + ".wav", tags, lock)
+        fresh = known_new  # uploaded just now or never attempted: the manifest cannot be there
+        if recorded:
+            fresh = self._ship_recording(m, wav, base + ".wav", tags, lock, known_new) or fresh
         digest = hashlib.sha256(raw).hexdigest()
         if fresh or not self.store.verified(base + ".json", len(raw), digest):
             vouched = self.store.put_bytes(base + ".json", raw, digest, tags,
                                            self.metadata(m, digest), lock, "application/json")
             if not vouched and not self.store.verified(base + ".json", len(raw), digest):
-                raise StoreError(f"S3 put {base}.json: not verified after upload")
+                raise StoreError(f"S3 put {base}.json: not verified after upload",
+                                 "not_verified")
+            self.metrics.uploaded.inc(len(raw))
         if manifest_path.read_bytes() != raw:
             # Changed while we shipped it (``callrec outcome set``): the next scan ships the new
             # version; removing it now would lose the change.
             log.info("[%s] manifest changed during upload; shipping again", m.call_id)
+            self.journal_safely(self.journal.mark, m.call_id, State.PENDING)
             return m.call_id
+        self.journal_safely(self.journal.mark, m.call_id, State.DONE)
+        ended = m.ended_at or m.entered_at
+        self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - ended).total_seconds()))
+        self.metrics.archived.inc()
         self.clean_up(m, manifest_path, wav)
         log.info("[%s] archived: s3://%s/%s.{wav,json} (%s, outcome %s)", m.call_id,
                  self.settings.s3.bucket, base, m.status.value, m.outcome)
         return m.call_id
 
     def _ship_recording(self, m: CallManifest, wav: Path, key: str, tags: str,
-                        lock: Lock) -> bool:
+                        lock: Lock, known_new: bool) -> bool:
         """Ship and verify the recording; True if it was uploaded now (False: already there)."""
         assert m.recording is not None
         if not wav.exists():
             self.quarantine(self.spool / f"{m.call_id}.json", None, "recording file missing")
-            raise Quarantined("recording file missing")
+            raise Quarantined("recording_missing")
         digest, size = sha256_file(wav), wav.stat().st_size
         if m.recording.sha256 and digest != m.recording.sha256:
             self.quarantine(self.spool / f"{m.call_id}.json", wav,
                             f"SHA-256 {digest} differs from the manifest's {m.recording.sha256}")
-            raise Quarantined("checksum mismatch")
-        if self.store.verified(key, size, digest):
+            raise Quarantined("checksum_mismatch")
+        if not known_new and self.store.verified(key, size, digest):
             return False  # shipped before a restart
         vouched = self.store.put_file(key, wav, digest, tags, self.metadata(m, digest), lock,
                                       "audio/wav")
         if not vouched and not self.store.verified(key, size, digest):
-            raise StoreError(f"S3 put {key}: not verified after upload")
+            raise StoreError(f"S3 put {key}: not verified after upload", "not_verified")
+        self.metrics.uploaded.inc(size)
         return True
 
     def key_base(self, m: CallManifest) -> str:
@@ -171,7 +239,7 @@ class Uploader:
         }
 
     def clean_up(self, m: CallManifest, manifest: Path, wav: Path) -> None:
-        files = [wav, self.spool / f"{m.call_id}.closed", manifest]
+        files = [wav, manifest]
         if self.settings.upload.after_upload == "move":
             done = self.spool / "done"
             done.mkdir(exist_ok=True)
@@ -188,5 +256,9 @@ class Uploader:
         for path in (manifest, wav):
             if path is not None and path.exists():
                 shutil.move(str(path), target / path.name)
-        (target / f"{manifest.stem}.reason.json").write_text(json.dumps({"reason": reason}))
         log.error("[%s] quarantined: %s", manifest.stem, reason)
+        self.journal_safely(self.journal.mark, manifest.stem, State.QUARANTINED, reason[:500])
+        try:
+            (target / f"{manifest.stem}.reason.json").write_text(json.dumps({"reason": reason}))
+        except OSError as exc:  # e.g. a full disk: the files are moved (renamed) anyway
+            log.error("[%s] quarantine reason file not written: %s", manifest.stem, exc)

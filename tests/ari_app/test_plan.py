@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from ari_app.ami import AmiClient
+from ari_app.closewatch import CloseWatch
 from ari_app.config import AmiSettings, AriAppSettings, Route, load_settings
 from ari_app.flow import Flow
 from ari_app.recorder import Recorder
-from ari_app.stasis import parse_args
+from ari_app.stasis import parse_args, wanted
 from callrec.manifest import Policy
 
 
@@ -22,7 +24,8 @@ def flow(**settings: object) -> Flow:
                             "language": "en"}},
         **settings})
     ami = AmiClient(AmiSettings())
-    return Flow(s, ami, Recorder(ami, s.spool, 1.0), {"callrec/notice": {"ja", "en"}})
+    recorder = Recorder(ami, s.spool, 1.0, CloseWatch(s.spool.local))
+    return Flow(s, ami, recorder, {"callrec/notice": {"ja", "en"}})
 
 
 def test_route_policy_and_language_per_did() -> None:
@@ -76,3 +79,17 @@ def test_malformed_settings_are_clear_errors(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml")
     with pytest.raises(ValidationError, match="not a DID"):
         AriAppSettings.model_validate({"routes": {"../x": {"context": "a"}}})
+
+
+def test_only_watched_variable_changes_are_parsed() -> None:
+    def varset(variable: str, value: str = "x") -> str:
+        return json.dumps({"type": "ChannelVarset", "variable": variable, "value": value,
+                           "channel": {"id": "1", "caller": {"name": value}}})
+
+    assert wanted(varset("BRIDGEPEER")) and wanted(varset("CALLREC_OUTCOME"))
+    assert not wanted(varset("RTPAUDIOQOS")) and not wanted(varset("DIALEDTIME"))
+    # A hostile value cannot smuggle a watched name past the filter: its quotes are escaped.
+    assert not wanted(varset("DIALSTATUS", '"variable":"BRIDGEPEER"'))
+    assert wanted(json.dumps({"type": "Dial", "caller": {"name": '"type":"ChannelVarset"'}}))
+    pretty = json.dumps({"type": "ChannelVarset", "variable": "BRIDGEPEER"}, indent=2)
+    assert wanted(pretty)  # ari.conf pretty=yes

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,11 +30,18 @@ pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def uploader_env(bench: Bench, bucket: str, **overrides: str) -> dict[str, str]:
     """The uploader's environment on this bench (secrets via env, never argv)."""
     ep, asterisk = bench.endpoints, bench.asterisk
     assert ep is not None and asterisk is not None
     return {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+            "CALLREC_UPLOAD__METRICS_PORT": str(free_port()),
             "CALLREC_S3__ACCESS_KEY": ep.s3.access_key,
             "CALLREC_S3__SECRET_KEY": ep.s3.secret_key, "CALLREC_S3__BUCKET": bucket,
             "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings), "CALLREC_RETENTION__DAYS": "1",
@@ -182,9 +191,26 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
             time.sleep(0.5)
         assert not any(outage in p.read_text(errors="replace")
                        for p in asterisk.recordings.glob("*.json"))
-        assert "retrying in" in daemon.log_tail(200)
+        assert "next sweep in" in daemon.log_tail(200)  # backed off while S3 was away
+        metrics = scrape(env)
+        assert metric(metrics, "callrec_upload_archived_calls_total") >= 5
+        assert metric(metrics, "callrec_upload_failures_total") >= 1
+        assert metric(metrics, "callrec_upload_hangup_to_verified_seconds_count") >= 5
+        assert metric(metrics, "callrec_upload_backlog_calls") >= 0
     finally:
         daemon.stop()
+
+
+def scrape(env: dict[str, str]) -> str:
+    url = f"http://127.0.0.1:{env['CALLREC_UPLOAD__METRICS_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of a metric's samples (all label sets)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
 
 
 def test_large_recording_goes_multipart_and_survives_kill_9(
@@ -210,6 +236,7 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
 
     result = drain(bench, locked_bucket, **env_args)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "stopped mid-upload" in result.stderr  # the journal knew
     versions = s3.list_object_versions(Bucket=locked_bucket, Prefix=key).get("Versions", [])
     assert len(versions) == 1  # exactly one object for the recording
     head = s3.head_object(Bucket=locked_bucket, Key=key)
@@ -273,3 +300,39 @@ def test_outcome_set_before_archiving_and_bad_input(
         Bucket=locked_bucket,
         Key=f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav")["TagSet"]}
     assert tags["outcome"] == "complaint"
+
+
+@pytest.fixture
+def tiny_spool(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: a spool whose disk can be filled (the tests run as root for the bench)."""
+    spool = tmp_path / "tiny"
+    spool.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(spool)],
+                   check=True)
+    try:
+        yield spool
+    finally:
+        subprocess.run(["umount", "-l", str(spool)], check=False)
+
+
+def test_full_disk_is_said_and_shipping_frees_it(
+    bench: Bench, s3: S3Client, locked_bucket: str, tiny_spool: Path,
+) -> None:
+    """The spool's disk is full: the journal cannot be written (said clearly, in the log and a
+    metric), but shipping goes on - it is what frees the disk - and a file leaves only once S3
+    shows its verified copy."""
+    m = fake_call(tiny_spool, 1)
+    filler = tiny_spool / ".filler"
+    with filler.open("wb", buffering=0) as f:  # fill the disk to the last block
+        try:
+            while True:
+                f.write(bytes(4096))
+        except OSError:
+            pass
+    result = drain(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(tiny_spool))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "database or disk is full" in result.stderr and "shipping goes on" in result.stderr
+    key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
+    assert s3.head_object(Bucket=locked_bucket, Key=key)["Metadata"]["sha256"] == \
+        (m.recording.sha256 if m.recording else None)
+    assert not (tiny_spool / f"{m.call_id}.wav").exists()  # gone only after verification

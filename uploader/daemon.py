@@ -1,0 +1,121 @@
+"""``callrec upload``: the long-running uploader (startup -> run -> shutdown).
+
+Manifests land in the spool by rename (ari_app writes them atomically): an inotify watch puts each
+one on the work queue at once, a fixed pool of workers ships them, and a periodic sweep queues
+anything the watch missed (a restart, an overflow, a failure to retry). After failures the sweep
+backs off exponentially with jitter while the backlog waits on disk; it resumes by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+from callrec.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, DirWatch
+from uploader.service import Summary, Uploader
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, uploader: Uploader) -> None:
+        self.uploader = uploader
+        self.settings = uploader.settings.upload
+        self.should_exit = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.queue: asyncio.Queue[Path] = asyncio.Queue()
+        self.queued: set[str] = set()  # manifests queued or being shipped
+        self.failed = 0  # failures since the last sweep
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.watch = DirWatch(self.settings.spool, IN_MOVED_TO | IN_CLOSE_WRITE, self._on_name,
+                              self.wake.set)
+        self.metrics_runner: Any = None
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.should_exit.set)  # handlers only set the flag
+        await self.startup()
+        try:
+            await self.run()
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        self.watch.start()
+        if self.settings.metrics_port:
+            self.metrics_runner = await self.uploader.metrics.serve(self.settings.metrics_host,
+                                                                    self.settings.metrics_port)
+        journal = self.uploader.journal
+        left = await asyncio.to_thread(self.uploader.journal_safely, journal.interrupted)
+        if left:
+            log.warning("%d call(s) were mid-upload when the last run stopped; shipping again",
+                        len(left))
+        await asyncio.to_thread(self.uploader.journal_safely, journal.prune)
+        log.info("uploader: spool %s, %d worker(s)", self.settings.spool,
+                 self.settings.concurrency)
+        for _ in range(self.settings.concurrency):
+            task = asyncio.create_task(self._worker())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def run(self) -> None:
+        delay = self.settings.sweep_interval_s
+        while not self.should_exit.is_set():
+            self._sweep()
+            await asyncio.to_thread(self.uploader.backlog)
+            if self.failed:
+                delay = min(delay * 2, self.settings.max_backoff_s) * random.uniform(0.8, 1.2)
+                log.warning("%d attempt(s) failed; next sweep in %.1f s", self.failed, delay)
+            else:
+                delay = self.settings.sweep_interval_s
+            self.failed = 0
+            self.wake.clear()
+            waits = [asyncio.ensure_future(self.should_exit.wait()),
+                     asyncio.ensure_future(self.wake.wait())]
+            try:
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    async def shutdown(self) -> None:
+        """Finish the calls being shipped (each ends verified or untouched), then stop."""
+        self.watch.close()
+        while not self.queue.empty():
+            self.queued.discard(self.queue.get_nowait().name)
+        await self.queue.join()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
+        self.uploader.close()
+
+    def _on_name(self, name: str) -> None:
+        if name.endswith(".json") and not name.startswith("."):
+            self._enqueue(self.settings.spool / name)
+
+    def _sweep(self) -> None:
+        for path in self.uploader.pending():
+            self._enqueue(path)
+
+    def _enqueue(self, path: Path) -> None:
+        if path.name not in self.queued:
+            self.queued.add(path.name)
+            self.queue.put_nowait(path)
+
+    async def _worker(self) -> None:
+        while True:
+            path = await self.queue.get()
+            try:
+                summary = Summary()
+                await self.uploader.ship_one(path, summary)
+                self.failed += len(summary.failed)
+            finally:
+                self.queued.discard(path.name)
+                self.queue.task_done()

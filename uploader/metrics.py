@@ -1,0 +1,55 @@
+"""Prometheus metrics of the uploader, served on a loopback port (``upload.metrics_port``).
+
+prometheus_client builds the exposition format; the HTTP side is aiohttp, bound to the configured
+host (127.0.0.1 by default) and running on the uploader's own loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.backlog = Gauge("callrec_upload_backlog_calls",
+                             "Calls in the spool waiting to be archived", registry=r)
+        self.backlog_bytes = Gauge("callrec_upload_backlog_bytes",
+                                   "Bytes (recordings + manifests) waiting", registry=r)
+        self.oldest = Gauge("callrec_upload_oldest_pending_seconds",
+                            "Age of the oldest waiting manifest", registry=r)
+        self.latency = Histogram(
+            "callrec_upload_hangup_to_verified_seconds",
+            "From the call's end to its verified objects in S3", registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 86400))
+        self.archived = Counter("callrec_upload_archived_calls",
+                                "Calls archived and verified", registry=r)
+        self.uploaded = Counter("callrec_upload_uploaded_bytes", "Bytes uploaded", registry=r)
+        self.failures = Counter("callrec_upload_failures", "Failed attempts, retried",
+                                ["reason"], registry=r)
+        self.journal_errors = Counter("callrec_upload_journal_errors",
+                                      "Journal writes that failed (e.g. a full disk)", registry=r)
+        self.quarantined = Counter("callrec_upload_quarantined_calls",
+                                   "Calls set aside for a human", ["reason"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def serve(self, host: str, port: int) -> web.AppRunner:
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=self.render(),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("metrics on http://%s:%d/metrics", host, port)
+        return runner
