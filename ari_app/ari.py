@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,8 @@ from ari_app import AriAppError
 from ari_app.config import AriSettings
 
 log = logging.getLogger(__name__)
+# On raw JSON text: inside a JSON string every quote is escaped, so this matches the key only.
+_REST_RESPONSE = re.compile(r'"type"\s*:\s*"RESTResponse"')
 
 Event = dict[str, Any]
 
@@ -44,6 +47,9 @@ class AriClient:
         self.settings = settings
         self.base = settings.url.rstrip("/") + "/ari"
         self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None  # REST over it when set
+        self._pending: dict[str, asyncio.Future[tuple[int, str]]] = {}
+        self._next_id = 0
 
     async def start(self) -> None:
         # Credentials in the Authorization header only: never api_key= in a URL (URLs get logged).
@@ -66,6 +72,11 @@ class AriClient:
         return self._session
 
     async def request(self, method: str, path: str, body: Any = None, **params: str | int) -> Any:
+        if self._ws is not None:
+            status, text = await self._ws_request(self._ws, method, path, body, params)
+            if status >= 300:
+                raise AriHttpError(method, path, status, text)
+            return json.loads(text) if text else None
         url = self.base + path
         try:
             async with self.session.request(method, url, params=params or None,
@@ -76,6 +87,42 @@ class AriClient:
                 return json.loads(text) if text else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AriError(f"ARI {method} {path}: {exc!r}") from exc
+
+    async def _ws_request(self, ws: aiohttp.ClientWebSocketResponse, method: str, path: str,
+                          body: Any, params: dict[str, str | int]) -> tuple[int, str]:
+        """One request over the events websocket: no HTTP request to build, send and parse on
+        either side (res/ari/ari_websockets.c answers with a RESTResponse on the same socket)."""
+        self._next_id += 1
+        request_id = str(self._next_id)
+        message: dict[str, Any] = {
+            "type": "RESTRequest", "transaction_id": request_id, "request_id": request_id,
+            "method": method, "uri": path.lstrip("/"),
+            "query_strings": [{"name": k, "value": str(v)} for k, v in params.items()]}
+        if body is not None:
+            message["content_type"] = "application/json"
+            message["message_body"] = json.dumps(body)
+        reply = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = reply
+        try:
+            await ws.send_str(json.dumps(message))
+            return await asyncio.wait_for(reply, 5)
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            raise AriError(f"ARI {method} {path} over the websocket: {exc!r}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _on_response(self, raw: str) -> None:
+        reply = json.loads(raw)
+        waiting = self._pending.get(str(reply.get("request_id")))
+        if waiting is not None and not waiting.done():
+            waiting.set_result((int(reply.get("status_code", 500)),
+                                str(reply.get("message_body") or "")))
+
+    def _ws_closed(self) -> None:
+        self._ws = None
+        for waiting in self._pending.values():
+            if not waiting.done():
+                waiting.set_exception(AriError("ARI websocket closed before the reply"))
 
     # -- the calls the flow needs -------------------------------------------------------------
     async def answer(self, channel: str) -> None:
@@ -157,9 +204,16 @@ class AriClient:
                                                    ) as ws:
                     log.info("ARI websocket connected (app %s)", self.settings.app)
                     delay = 0.2
-                    on_state(True)
-                    await on_connect()
-                    await self._read(ws, queue, stopping, wanted)
+                    reader = asyncio.create_task(self._read(ws, queue, stopping, wanted))
+                    try:
+                        if self.settings.rest_over_websocket:
+                            self._ws = ws
+                        on_state(True)
+                        await on_connect()
+                        await reader
+                    finally:
+                        reader.cancel()
+                        self._ws_closed()
             except (aiohttp.ClientError, TimeoutError, OSError, AriError) as exc:
                 log.warning("ARI websocket: %r; retrying in %.1f s", exc, delay)
             on_state(False)
@@ -179,12 +233,15 @@ class AriClient:
         try:
             async for msg in ws:  # ends on CLOSE/CLOSING/CLOSED
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    if wanted(msg.data):
+                    if _REST_RESPONSE.search(msg.data):
+                        self._on_response(msg.data)
+                    elif wanted(msg.data):
                         queue.put_nowait(json.loads(msg.data))
                 elif msg.type == aiohttp.WSMsgType.ERROR:
                     raise AriError(f"ARI websocket error: {ws.exception()!r}")
         finally:
             closer.cancel()
+            self._ws_closed()  # requests waiting on this socket fail now, not at their timeout
         if not stopping.is_set():
             raise AriError(f"ARI websocket closed (code {ws.close_code})")
 

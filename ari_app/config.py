@@ -24,6 +24,9 @@ class AriSettings(BaseModel):
     user: str = "callrec"
     password: SecretStr = SecretStr("")
     app: str = "callrec"  # the name used in Stasis(callrec)
+    # Send requests over the events websocket (Asterisk 22.2+/21.7+/20.12+ "REST over
+    # Websocket") instead of one HTTP request each; HTTP is used while the websocket is down.
+    rest_over_websocket: bool = True
 
 
 class AmiSettings(BaseModel):

@@ -31,8 +31,10 @@ from callrec.manifest import CallManifest, RecordingStatus
 log = logging.getLogger(__name__)
 
 # The events callrec uses (ari_app/call.py, ari_app/stasis.py); Asterisk drops the rest for us.
+# The filter applies to replies too: without RESTResponse, requests sent over the websocket
+# (ari_app/ari.py) would never be answered - not even the one that sets the filter.
 EVENTS = ("StasisStart", "Dial", "ChannelVarset", "ChannelHangupRequest", "ChannelDestroyed",
-          "PlaybackFinished")
+          "PlaybackFinished", "RESTResponse")
 
 
 class Service:

@@ -74,8 +74,12 @@ def _upload(drain: bool) -> int:
     try:
         uploader.store.check_bucket()
     except StoreError as exc:
-        print(f"callrec upload: {exc}; nothing was uploaded or deleted", file=sys.stderr)
-        return 1
+        if exc.permanent or drain:
+            print(f"callrec upload: {exc}; nothing was uploaded or deleted", file=sys.stderr)
+            uploader.close()
+            return 1
+        # S3 unreachable for now: the daemon keeps the backlog and retries with backoff.
+        logging.getLogger("callrec.cli").warning("%s; retrying in the background", exc)
     if not drain:
         from uploader.daemon import Daemon
 

@@ -336,3 +336,54 @@ def test_full_disk_is_said_and_shipping_frees_it(
     assert s3.head_object(Bucket=locked_bucket, Key=key)["Metadata"]["sha256"] == \
         (m.recording.sha256 if m.recording else None)
     assert not (tiny_spool / f"{m.call_id}.wav").exists()  # gone only after verification
+
+
+def test_s3_down_30_s_while_50_recordings_arrive_none_lost(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    from testbench.procs import Child
+
+    weed = bench.s3
+    assert weed is not None
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    env = uploader_env(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool),
+                       CALLREC_UPLOAD__MAX_BACKOFF_S="4")
+    daemon = Child("callrec-upload-outage", [sys.executable, "-m", "callrec.cli", "upload"],
+                   bench.log_dir / "callrec-upload-outage.log", marker="callrec.cli", env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # running: its metrics answer
+            try:
+                scrape(env)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and daemon.alive(), daemon.log_tail()
+                time.sleep(0.1)
+        weed.stop()
+        outage_started = time.monotonic()
+        calls: list[CallManifest] = []
+        while time.monotonic() - outage_started < 30:  # 50 calls end during a 30 s outage
+            if len(calls) < 50:
+                calls.append(fake_call(spool, 0, size_kb=64))
+            time.sleep(0.5)
+        assert len(calls) == 50
+        assert len(list(spool.glob("*.json"))) == 50  # all kept while S3 is away
+        failures = metric(scrape(env), "callrec_upload_failures_total")
+        assert failures >= 1 and metric(scrape(env), "callrec_upload_backlog_calls") == 50
+        bench.restart_s3()
+        deadline = time.monotonic() + 60
+        while list(spool.glob("*.json")):
+            assert time.monotonic() < deadline, "backlog not archived after S3 returned"
+            time.sleep(0.5)
+        for m in calls:  # each one archived, verified, exactly once
+            key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}"
+            versions = s3.list_object_versions(Bucket=locked_bucket, Prefix=key)["Versions"]
+            assert sorted(v["Key"] for v in versions) == [key + ".json", key + ".wav"]
+            head = s3.head_object(Bucket=locked_bucket, Key=key + ".wav")
+            assert m.recording is not None and head["Metadata"]["sha256"] == m.recording.sha256
+        assert not list(spool.glob("*.wav"))
+    finally:
+        daemon.stop()
+        if weed.child is None or not weed.child.alive():
+            bench.restart_s3()
