@@ -11,15 +11,16 @@ import argparse
 import logging
 import os
 import re
-import statistics
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import upload
+from bench import rtp, upload
 from testbench import BenchError
 from testbench.bench import Bench
+from testbench.sipp import TRUNK_IP
 
 
 def cpu_seconds(pid: int) -> float:
@@ -42,37 +43,48 @@ class PathResult:
     calls: int
     answered: int
     answer_ms: list[float]
+    sound_ms: list[float]  # INVITE -> first RTP packet to the caller (the notice)
     asterisk_cpu_s: float
 
     def add(self, other: PathResult) -> None:
         self.calls += other.calls
         self.answered += other.answered
         self.answer_ms += other.answer_ms
+        self.sound_ms += other.sound_ms
         self.asterisk_cpu_s += other.asterisk_cpu_s
 
     def row(self) -> str:
-        a = self.answer_ms
+        a, s = self.answer_ms, self.sound_ms
         return (f"{self.name:<10} {self.answered:>4}/{self.calls:<4} "
                 f"{percentile(a, 50):>8.1f} {percentile(a, 90):>8.1f} {percentile(a, 99):>8.1f} "
-                f"{statistics.fmean(a) if a else float('nan'):>8.1f} {self.asterisk_cpu_s:>9.2f}")
+                f"{percentile(s, 50):>8.1f} {percentile(s, 90):>8.1f} {percentile(s, 99):>8.1f} "
+                f"{self.asterisk_cpu_s:>9.2f}")
 
 
 def run_path(bench: Bench, service: str, calls: int, rate: float, hold_s: float) -> PathResult:
     assert bench.asterisk is not None and bench.asterisk.child is not None
     pid = bench.asterisk.child.pid
+    caller = bench.caller()
     before = cpu_seconds(pid)
-    run = bench.caller().call(service, count=calls, rate=rate, hold_s=hold_s,
-                              timeout_s=calls / rate + hold_s + 60)
+    with rtp.capture(caller.pbx_port, TRUNK_IP, caller.media_port) as pcap:
+        run = caller.call(service, count=calls, rate=rate, hold_s=hold_s,
+                          timeout_s=calls / rate + hold_s + 60)
+        cpu = cpu_seconds(pid) - before
+    sound = rtp.first_sound_ms(pcap, caller.pbx_port, TRUNK_IP, caller.media_port)
+    shutil.rmtree(pcap.parent, ignore_errors=True)
     answer = [c.answer_ms for c in run.calls if c.answer_ms is not None]
-    return PathResult(service, calls, len(answer), answer, cpu_seconds(pid) - before)
+    return PathResult(service, calls, len(answer), answer, sound, cpu)
 
 
 def ratio_row(a: PathResult, b: PathResult, callrec_cpu_s: float) -> str:
     d99 = percentile(b.answer_ms, 99) - percentile(a.answer_ms, 99)
     r99 = percentile(b.answer_ms, 99) / percentile(a.answer_ms, 99)
+    s99 = percentile(b.sound_ms, 99) - percentile(a.sound_ms, 99)
+    sr99 = percentile(b.sound_ms, 99) / percentile(a.sound_ms, 99)
     share = callrec_cpu_s / b.asterisk_cpu_s if b.asterisk_cpu_s else float("nan")
-    return (f"B - A at p99: {d99:+.1f} ms (B/A {r99:.2f}x); callrec CPU {callrec_cpu_s:.2f} s "
-            f"= {share:.1%} of Asterisk's during B")
+    return (f"B - A at p99: 200 OK {d99:+.1f} ms (B/A {r99:.2f}x), first sound {s99:+.1f} ms "
+            f"(B/A {sr99:.2f}x); callrec CPU {callrec_cpu_s:.2f} s = {share:.1%} of Asterisk's "
+            "during B")
 
 
 def setup_split(log_text: str) -> str:
@@ -91,8 +103,8 @@ def setup_split(log_text: str) -> str:
 def measure_load(bench: Bench, app_pid: int, rate: float, calls: int, rounds: int,
                  hold: float) -> list[str]:
     """A and B alternate ``rounds`` times at one load; the table's lines."""
-    a = PathResult("baseline", 0, 0, [], 0.0)
-    b = PathResult("callrec", 0, 0, [], 0.0)
+    a = PathResult("baseline", 0, 0, [], [], 0.0)
+    b = PathResult("callrec", 0, 0, [], [], 0.0)
     callrec_cpu = 0.0
     for _ in range(rounds):
         a.add(run_path(bench, "baseline-notice", calls, rate, hold))
@@ -101,10 +113,10 @@ def measure_load(bench: Bench, app_pid: int, rate: float, calls: int, rounds: in
         b.add(run_path(bench, "9001", calls, rate, hold))
         callrec_cpu += cpu_seconds(app_pid) - before
         time.sleep(2)
-    return [f"{rounds} rounds x {calls} calls per path at {rate:g} calls/s, {hold:g} s each "
-            "(INVITE -> 200 OK, ms)",
-            f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} "
-            f"{'ast CPU s':>9}",
+    return [f"{rounds} rounds x {calls} calls per path at {rate:g} calls/s, {hold:g} s each (ms)",
+            f"{'':<20} {'INVITE -> 200 OK':^26} {'INVITE -> first RTP':^26}",
+            f"{'path':<10} {'answered':>9} {'p50':>8} {'p90':>8} {'p99':>8} {'p50':>8} "
+            f"{'p90':>8} {'p99':>8} {'ast CPU s':>9}",
             a.row(), b.row(), ratio_row(a, b, callrec_cpu),
             "" if a.answered == a.calls and b.answered == b.calls else "NOT ALL CALLS ANSWERED"]
 
@@ -154,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         bench.down()
     if tables:
         print("call setup. A = pure dialplan (Answer, MixMonitor, Playback of the same prompt, "
-              "Dial); B = callrec (answer, MixMonitor over AMI, verify, notice, continue)")
+              "Dial); B = callrec (answer, MixMonitor over AMI, verify, notice, continue). First "
+              "RTP = the notice's first packet; A's Answer() waits up to 500 ms for the caller's "
+              "first voice frame (ast_answer, main/channel.c), ARI's answer does not.")
         print("\n".join(tables))
         print()
     print(uploads)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
@@ -30,6 +30,7 @@ from uploader import UploaderError
 from uploader.config import UploaderSettings
 from uploader.journal import Journal, JournalError, State
 from uploader.metrics import Metrics
+from uploader.multipart import ContentMismatch
 from uploader.store import Lock, Store, StoreError
 from uploader.tags import tagging_header, tags_for
 
@@ -201,19 +202,29 @@ class Uploader:
         if not wav.exists():
             self.quarantine(self.spool / f"{m.call_id}.json", None, "recording file missing")
             raise Quarantined("recording_missing")
-        digest, size = sha256_file(wav), wav.stat().st_size
+        size = wav.stat().st_size
+        # A large file is hashed while it uploads (uploader/multipart.py); a small one first.
+        streamed = self.store.is_large(size) and bool(m.recording.sha256)
+        digest = m.recording.sha256 if streamed and m.recording.sha256 else sha256_file(wav)
         if m.recording.sha256 and digest != m.recording.sha256:
-            self.quarantine(self.spool / f"{m.call_id}.json", wav,
-                            f"SHA-256 {digest} differs from the manifest's {m.recording.sha256}")
-            raise Quarantined("checksum_mismatch")
+            self._mismatch(m, wav, digest)
         if not known_new and self.store.verified(key, size, digest):
             return False  # shipped before a restart
-        vouched = self.store.put_file(key, wav, digest, tags, self.metadata(m, digest), lock,
-                                      "audio/wav")
+        try:
+            vouched = self.store.put_file(key, wav, digest, tags, self.metadata(m, digest),
+                                          lock, "audio/wav")
+        except ContentMismatch as exc:  # aborted: nothing was archived
+            self._mismatch(m, wav, exc.actual)
         if not vouched and not self.store.verified(key, size, digest):
             raise StoreError(f"S3 put {key}: not verified after upload", "not_verified")
         self.metrics.uploaded.inc(size)
         return True
+
+    def _mismatch(self, m: CallManifest, wav: Path, actual: str) -> NoReturn:
+        assert m.recording is not None
+        self.quarantine(self.spool / f"{m.call_id}.json", wav,
+                        f"SHA-256 {actual} differs from the manifest's {m.recording.sha256}")
+        raise Quarantined("checksum_mismatch")
 
     def key_base(self, m: CallManifest) -> str:
         at = m.entered_at

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploader import UploaderError
 from uploader.config import S3Settings
+from uploader.multipart import put_multipart
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -70,8 +70,9 @@ class Store:
                           request_checksum_calculation="when_required",
                           response_checksum_validation="when_required"),
         )
-        self.transfer = TransferConfig(multipart_threshold=multipart_threshold_mb << 20,
-                                       multipart_chunksize=16 << 20)
+        self.multipart_threshold = multipart_threshold_mb << 20
+        self.part_size = 8 << 20
+        self.part_concurrency = 8  # parts in flight: 64 MiB of memory at most
 
     def close(self) -> None:
         self.client.close()
@@ -91,6 +92,9 @@ class Store:
             extra["StorageClass"] = self.settings.storage_class
         return extra
 
+    def is_large(self, size: int) -> bool:
+        return size >= self.multipart_threshold
+
     def put_file(self, key: str, path: Path, sha256_hex: str, tags: str,
                  metadata: dict[str, str], lock: Lock, content_type: str) -> bool:
         """Upload; True if the store itself vouched for the whole-file SHA-256.
@@ -99,15 +103,14 @@ class Store:
         match (BadDigest) and echoes the checksum, so a successful reply that echoes ours is
         verification. A multipart object's checksum is one of part checksums: the caller must
         verify with a HEAD (size + metadata SHA-256)."""
-        if path.stat().st_size < self.transfer.multipart_threshold:
+        if not self.is_large(path.stat().st_size):
             with path.open("rb") as body:
                 return self.put_bytes(key, body, sha256_hex, tags, metadata, lock, content_type)
         extra = self._extra(tags, metadata, lock, content_type)
-        extra["ChecksumAlgorithm"] = "SHA256"
         try:
             self.abort_stale_uploads(key)
-            self.client.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra,
-                                    Config=self.transfer)
+            put_multipart(self.client, self.settings.bucket, key, path, sha256_hex, extra,
+                          self.part_size, self.part_concurrency)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"put {key}") from exc
         return False

@@ -144,6 +144,30 @@ def test_corrupt_manifest_and_tampered_recording_are_quarantined(
     assert (quarantine / "20261123T000000Z-000000000000.json").exists()
 
 
+def test_large_recording_changed_on_disk_is_never_archived(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    """Multipart hashes while it uploads: a mismatch aborts before CompleteMultipartUpload, so no
+    object (which Object Lock would keep forever) holds bytes the manifest does not vouch for."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    m = fake_call(spool, 20)
+    wav = spool / f"{m.call_id}.wav"
+    with wav.open("r+b") as f:  # a flipped byte in the last part
+        f.seek(19 << 20)
+        byte = f.read(1)
+        f.seek(19 << 20)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    result = drain(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool),
+                   CALLREC_UPLOAD__MULTIPART_THRESHOLD_MB="8")
+    assert result.returncode == 1
+    assert "differs" in (spool / "quarantine" / f"{m.call_id}.reason.json").read_text()
+    assert (spool / "quarantine" / f"{m.call_id}.wav").exists()
+    key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
+    assert not s3.list_object_versions(Bucket=locked_bucket, Prefix=key).get("Versions")
+    assert not s3.list_multipart_uploads(Bucket=locked_bucket).get("Uploads")
+
+
 def archived_for(s3: S3Client, bucket: str, number: str) -> list[CallManifest]:
     found = []
     for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):

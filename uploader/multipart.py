@@ -1,0 +1,70 @@
+"""Multipart upload in one read pass, completed only if the whole file is what the manifest says.
+
+boto3's TransferManager would need a separate pass to hash the file first, because under Object
+Lock a completed object can never be removed: a recording that changed on disk after the call
+flow hashed it must not become the archived "evidence". Here each part is read once: it feeds the
+whole-file SHA-256 in order, and its own SHA-256 (x-amz-checksum-sha256, checked by the store) is
+computed in the worker that uploads it. CompleteMultipartUpload is sent only when the whole-file
+digest equals the expected one; otherwise the upload is aborted and nothing is archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uploader import UploaderError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+
+class ContentMismatch(UploaderError):
+    """The file's bytes are not the ones its manifest describes (SHA-256 differs)."""
+
+    def __init__(self, actual: str, expected: str) -> None:
+        super().__init__(f"SHA-256 {actual} differs from the manifest's {expected}")
+        self.actual = actual
+
+
+def _upload_part(client: S3Client, bucket: str, key: str, upload_id: str, number: int,
+                 data: bytes) -> CompletedPartTypeDef:
+    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    reply = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                               Body=data, ChecksumSHA256=checksum)
+    return {"ETag": reply["ETag"], "PartNumber": number, "ChecksumSHA256": checksum}
+
+
+def put_multipart(client: S3Client, bucket: str, key: str, path: Path, expected_sha256: str,
+                  extra: dict[str, Any], part_size: int, in_flight: int) -> None:
+    """Upload ``path`` to ``key``; raises ContentMismatch (upload aborted) or botocore errors."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
+                                               ChecksumAlgorithm="SHA256", **extra)["UploadId"]
+    whole = hashlib.sha256()
+    pending: list[Future[CompletedPartTypeDef]] = []
+    try:
+        with ThreadPoolExecutor(in_flight, "callrec-part") as pool, path.open("rb") as f:
+            for number in range(1, 10001):  # S3 allows 10 000 parts
+                data = f.read(part_size)
+                if not data:
+                    break
+                whole.update(data)
+                if len([p for p in pending if not p.done()]) >= in_flight:
+                    next(p for p in pending if not p.done()).result()  # bound the memory
+                pending.append(pool.submit(_upload_part, client, bucket, key, upload_id,
+                                           number, data))
+            parts = [p.result() for p in pending]
+        if whole.hexdigest() != expected_sha256:
+            raise ContentMismatch(whole.hexdigest(), expected_sha256)
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts})
+    except BaseException:
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:  # the next attempt's abort_stale_uploads catches what this misses
+            pass
+        raise
