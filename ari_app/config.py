@@ -29,6 +29,11 @@ class AriSettings(BaseModel):
     rest_over_websocket: bool = True
 
 
+class MetricsSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(9470, ge=0, le=65535)  # 0: no metrics endpoint
+
+
 class AmiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 5038
@@ -80,6 +85,7 @@ class AriAppSettings(BaseSettings):
 
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
+    metrics: MetricsSettings = MetricsSettings()
     agi: AgiSettings = AgiSettings()
     spool: SpoolSettings = SpoolSettings()
     notice: NoticeSettings = NoticeSettings()

@@ -24,6 +24,7 @@ from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
 from ari_app.flow import Flow
 from ari_app.journal import Journal
+from ari_app.metrics import CallMetrics
 from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
 from ari_app.stasis import StasisApp, wanted
 from callrec.manifest import CallManifest, RecordingStatus
@@ -56,6 +57,8 @@ class Service:
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.agi = AgiServer(settings.agi.host, settings.agi.port, self._agi_call)
         self.dirty: dict[str, Call] = {}  # calls whose journal entry is to be rewritten
+        self.metrics = CallMetrics(lambda: len(self.app.calls))
+        self.metrics_runner: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -87,6 +90,9 @@ class Service:
         self._track(self._flush_journal(), self.tasks)
         if self.settings.agi.enabled:
             await self.agi.start()
+        if self.settings.metrics.port:
+            self.metrics_runner = await self.metrics.serve(self.settings.metrics.host,
+                                                           self.settings.metrics.port)
         log.info("callrec ari: app %r on %s, spool %s", self.settings.ari.app,
                  self.settings.ari.url, self.settings.spool.local)
 
@@ -109,6 +115,8 @@ class Service:
         self.ami.close()
         await self.ari.close()
         self.watch.close()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
 
     def _track(self, coro: Coroutine[Any, Any, Any], group: set[asyncio.Task[Any]]) -> None:
         task = asyncio.create_task(coro)
@@ -296,6 +304,7 @@ class Service:
     def _write_manifest(self, call: Call) -> None:
         manifest = call.manifest()
         path = manifest.write_atomic(self.settings.spool.local)
+        self.metrics.count(manifest)
         self.dirty.pop(call.call_id, None)
         self.journal.remove(call.call_id)
         notice = manifest.notice

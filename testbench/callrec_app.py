@@ -48,6 +48,7 @@ def callrec_env(ep: Endpoints, chroot_home: str, recordings: Path,
         "CALLREC_NOTICE__DEFAULT_LANGUAGE": "ja",
         "CALLREC_POLICY": "optional",
         "CALLREC_ROUTES": json.dumps(ROUTES),
+        "CALLREC_METRICS__PORT": "0",  # tests that read metrics pass a free port
     }
     env.update(overrides)
     return env

@@ -1,18 +1,11 @@
-"""Prometheus metrics of the uploader, served on a loopback port (``upload.metrics_port``).
-
-prometheus_client builds the exposition format; the HTTP side is aiohttp, bound to the configured
-host (127.0.0.1 by default) and running on the uploader's own loop.
-"""
+"""Prometheus metrics of the uploader, served on a loopback port (``upload.metrics_port``)."""
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-log = logging.getLogger(__name__)
+from callrec.metrics import serve
 
 
 class Metrics:
@@ -42,14 +35,4 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def serve(self, host: str, port: int) -> web.AppRunner:
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(body=self.render(),
-                                headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        log.info("metrics on http://%s:%d/metrics", host, port)
-        return runner
+        return await serve(self.registry, host, port)

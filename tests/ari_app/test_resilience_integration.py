@@ -13,7 +13,7 @@ import pytest
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
-from tests.conftest import StartApp
+from tests.conftest import StartApp, free_port, metric, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,8 @@ async def test_recording_stopped_mid_call_is_reported_interrupted(
 
     ep = bench.endpoints
     assert ep is not None
-    app = start_callrec()
+    port = free_port()
+    app = start_callrec(CALLREC_METRICS__PORT=str(port))
     number = unique_caller()
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(1) as pool:
@@ -115,3 +116,7 @@ async def test_recording_stopped_mid_call_is_reported_interrupted(
     assert m.recording is not None and m.recording.sha256  # what was recorded is kept
     assert any("ALERT recording stopped mid-call" in line and m.call_id in line
                for line in app.log_text().splitlines())
+    metrics = scrape(port)  # the alert metric too
+    assert metric(metrics, 'callrec_recordings_interrupted_total{reason="recording_stopped_'
+                           'mid_call"}') == 1
+    assert metric(metrics, 'callrec_calls_total{door="stasis",status="interrupted"}') == 1

@@ -5,11 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,19 +19,13 @@ from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
 from testbench.spool import fake_call
-from tests.conftest import StartApp
+from tests.conftest import StartApp, free_port, metric, scrape
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def uploader_env(bench: Bench, bucket: str, **overrides: str) -> dict[str, str]:
@@ -49,6 +41,10 @@ def uploader_env(bench: Bench, bucket: str, **overrides: str) -> dict[str, str]:
                 {"complaint": {"legal_hold": True, "retention_days": 30},
                  "harassment": {"legal_hold": True, "retention_days": 3650}}),
             **overrides}
+
+
+def port_of(env: dict[str, str]) -> int:
+    return int(env["CALLREC_UPLOAD__METRICS_PORT"])
 
 
 def drain(bench: Bench, bucket: str, **overrides: str) -> subprocess.CompletedProcess[str]:
@@ -216,7 +212,7 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
         assert not any(outage in p.read_text(errors="replace")
                        for p in asterisk.recordings.glob("*.json"))
         assert "next sweep in" in daemon.log_tail(200)  # backed off while S3 was away
-        metrics = scrape(env)
+        metrics = scrape(port_of(env))
         assert metric(metrics, "callrec_upload_archived_calls_total") >= 5
         assert metric(metrics, "callrec_upload_failures_total") >= 1
         assert metric(metrics, "callrec_upload_hangup_to_verified_seconds_count") >= 5
@@ -224,17 +220,6 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
     finally:
         daemon.stop()
 
-
-def scrape(env: dict[str, str]) -> str:
-    url = f"http://127.0.0.1:{env['CALLREC_UPLOAD__METRICS_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
-
-
-def metric(text: str, name: str) -> float:
-    """Sum of a metric's samples (all label sets)."""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
 
 
 def test_large_recording_goes_multipart_and_survives_kill_9(
@@ -379,7 +364,7 @@ def test_s3_down_30_s_while_50_recordings_arrive_none_lost(
         deadline = time.monotonic() + 20
         while True:  # running: its metrics answer
             try:
-                scrape(env)
+                scrape(port_of(env))
                 break
             except OSError:
                 assert time.monotonic() < deadline and daemon.alive(), daemon.log_tail()
@@ -393,8 +378,8 @@ def test_s3_down_30_s_while_50_recordings_arrive_none_lost(
             time.sleep(0.5)
         assert len(calls) == 50
         assert len(list(spool.glob("*.json"))) == 50  # all kept while S3 is away
-        failures = metric(scrape(env), "callrec_upload_failures_total")
-        assert failures >= 1 and metric(scrape(env), "callrec_upload_backlog_calls") == 50
+        failures = metric(scrape(port_of(env)), "callrec_upload_failures_total")
+        assert failures >= 1 and metric(scrape(port_of(env)), "callrec_upload_backlog_calls") == 50
         bench.restart_s3()
         deadline = time.monotonic() + 60
         while list(spool.glob("*.json")):

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the call flow (``metrics.port``, 127.0.0.1:9470 by default).
+
+Counted when a call's manifest is written, so every call is counted once, whatever happened to it.
+``callrec_recordings_interrupted_total`` is the alert: callers were told their call is recorded and
+part of it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from callrec.manifest import CallManifest, RecordingStatus
+from callrec.metrics import serve
+
+
+class CallMetrics:
+    def __init__(self, calls_in_flight: Callable[[], float]) -> None:
+        r = self.registry = CollectorRegistry()
+        self.calls = Counter("callrec_calls", "Calls that left a manifest",
+                             ["door", "status"], registry=r)
+        self.unrecorded = Counter("callrec_unrecorded_calls", "Calls not recorded, by reason",
+                                  ["reason"], registry=r)
+        self.interrupted = Counter("callrec_recordings_interrupted",
+                                   "Recordings stopped or broken while the call was up (ALERT)",
+                                   ["reason"], registry=r)
+        self.notices = Counter("callrec_notices", "Notices by result",
+                               ["result"], registry=r)
+        self.verify = Histogram("callrec_recording_verify_seconds",
+                                "MixMonitor requested -> recording verified", registry=r,
+                                buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2))
+        self.in_flight = Gauge("callrec_calls_in_flight", "Calls callrec is following",
+                               registry=r)
+        self.in_flight.set_function(calls_in_flight)
+
+    def count(self, m: CallManifest) -> None:
+        self.calls.labels(m.door, m.status.value).inc()
+        if m.status is RecordingStatus.UNRECORDED:
+            self.unrecorded.labels(m.status_reason or "unknown").inc()
+        elif m.status is RecordingStatus.INTERRUPTED:
+            self.interrupted.labels(m.status_reason or "unknown").inc()
+        n = m.notice
+        self.notices.labels("not_played" if not n.played else
+                            "completed" if n.completed else "cut_short").inc()
+        rec = m.recording
+        if rec is not None and rec.started_at and rec.verified_at:
+            self.verify.observe((rec.verified_at - rec.started_at).total_seconds())
+
+    async def serve(self, host: str, port: int) -> web.AppRunner:
+        return await serve(self.registry, host, port)
