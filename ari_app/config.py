@@ -77,6 +77,10 @@ class NoticeSettings(BaseModel):
     default_language: str = "ja"
     verify_timeout_s: float = Field(1.0, gt=0)  # MixMonitor must prove it records within this
     close_timeout_s: float = Field(30.0, gt=0)  # after hang-up, wait this long for the file
+    # The recording's file not growing for this long while the call is up = interrupted (a full
+    # disk: MixMonitor keeps the file open and drops what it cannot write). 0 = off; raise it
+    # where phones stop sending audio in silence (VAD/DTX) and Asterisk plays nothing.
+    stall_alert_s: float = Field(10.0, ge=0)
 
 
 class AriAppSettings(BaseSettings):

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from ari_app.agi import AgiDoor, AgiError, AgiServer, AgiSession, call_from_headers
@@ -263,32 +265,57 @@ class Service:
         self.app.forget(call)
         if call.ended_at is None and call.recording and call.recording.closed_at:
             call.ended_at = call.recording.closed_at
-        # fsync can take milliseconds: never on the event loop that answers calls.
-        await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
+        delay = 0.5
+        while True:
+            try:
+                # fsync can take milliseconds: never on the event loop that answers calls.
+                await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
+                return
+            except OSError as exc:
+                # A full or failing disk: the call stays in the journal (a restart finishes
+                # it) and the write is retried; the manifest is never given up on.
+                log.error("%s manifest not written: %s; retrying in %.1f s", call.log_prefix(),
+                          exc, delay)
+                self._journal(call)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _watch_recording(self, call: Call, active: ActiveRecording) -> None:
         """Until the channel is destroyed: the recording's file closed while the call is still
-        up means MixMonitor stopped early (StopMixMonitor by someone else, a write error): the
-        rest of the call is not recorded although the caller was told it would be."""
+        up means MixMonitor stopped early (StopMixMonitor by someone else, a write error), and
+        a file that stops growing means it cannot write (a full disk): either way the rest of
+        the call is not recorded although the caller was told it would be."""
         closed = self.watch.closed(active.local_path.name)
+        stall_s = self.settings.notice.stall_alert_s
+        growth = (-1, time.monotonic())  # (size, when it last changed)
         while not call.destroyed.is_set():
+            reason = None
             if self.recorder.is_closed(active):
+                reason = "recording_stopped_mid_call"
+            elif stall_s:
+                growth = _growth(active.local_path, growth)
+                if time.monotonic() - growth[1] >= stall_s:
+                    reason = "recording_not_growing"
+            if reason is not None:
                 await asyncio.sleep(0.5)  # a plain hang-up also closes the file: let it land
                 if call.destroyed.is_set() or call.hung_up.is_set():
                     return
-                call.status, call.status_reason = (RecordingStatus.INTERRUPTED,
-                                                   "recording_stopped_mid_call")
-                log.error("%s ALERT recording stopped mid-call (MixMonitor %s); the caller was "
-                          "told the call is recorded", call.log_prefix(), active.mixmonitor_id)
-                self._journal(call)
+                self._interrupted(call, active, reason)
                 return
             waits = [asyncio.ensure_future(closed.wait()),
                      asyncio.ensure_future(call.destroyed.wait())]
             try:  # the timeout re-probes: a close may have happened while callrec was down
-                await asyncio.wait(waits, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=min(5.0, stall_s / 2 or 5.0),
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiting in waits:
                     waiting.cancel()
+
+    def _interrupted(self, call: Call, active: ActiveRecording, reason: str) -> None:
+        call.status, call.status_reason = RecordingStatus.INTERRUPTED, reason
+        log.error("%s ALERT recording interrupted mid-call (%s, MixMonitor %s); the caller was "
+                  "told the call is recorded", call.log_prefix(), reason, active.mixmonitor_id)
+        self._journal(call)
 
     async def _finish_recording(self, call: Call, active: ActiveRecording) -> None:
         try:
@@ -314,3 +341,11 @@ class Service:
                  manifest.status.value, f" ({manifest.status_reason})"
                  if manifest.status_reason else "", manifest.outcome, heard)
 
+
+def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:
+    """(size, when it last changed) of a recording, updated from the file now."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return last
+    return (size, time.monotonic()) if size != last[0] else last

@@ -132,10 +132,15 @@ class CallManifest(_Model):
         data = json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # write(2) may write less than asked (a disk filling up)
+                view = view[os.write(fd, view):]
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            tmp.unlink(missing_ok=True)  # a full disk keeps no half manifest
+            raise
+        os.close(fd)
         os.replace(tmp, final)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:

@@ -4,6 +4,7 @@ one manifest and new calls work after it; a recording stopped mid-call is report
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -114,9 +115,49 @@ async def test_recording_stopped_mid_call_is_reported_interrupted(
     assert m.status == "interrupted" and m.status_reason == "recording_stopped_mid_call"
     assert m.notice.completed and m.outcome == "completed"
     assert m.recording is not None and m.recording.sha256  # what was recorded is kept
-    assert any("ALERT recording stopped mid-call" in line and m.call_id in line
+    assert any("ALERT recording interrupted mid-call (recording_stopped_mid_call" in line
+               and m.call_id in line
                for line in app.log_text().splitlines())
     metrics = scrape(port)  # the alert metric too
     assert metric(metrics, 'callrec_recordings_interrupted_total{reason="recording_stopped_'
                            'mid_call"}') == 1
     assert metric(metrics, 'callrec_calls_total{door="stasis",status="interrupted"}') == 1
+
+
+def test_spool_disk_full_mid_call_is_interrupted_and_its_manifest_kept(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """The spool's disk fills up mid-call: MixMonitor keeps its file open but writes nothing more.
+    callrec sees the file stop growing (interrupted + ALERT), cannot write the manifest at first,
+    says so, and writes it once there is room: one manifest, nothing lost."""
+    assert bench.asterisk is not None
+    spool = bench.asterisk.recordings
+    st = spool.stat()
+    subprocess.run(["mount", "-t", "tmpfs", "-o",  # a 224 KiB disk over the spool
+                    f"size=224k,uid={st.st_uid},gid={st.st_gid},mode={st.st_mode & 0o7777:o}",
+                    "tmpfs", str(spool)], check=True)
+    try:
+        filler = spool / ".filler"
+        filler.write_bytes(bytes(64 << 10))  # leaves ~10 s of 16 KiB/s recording
+        port = free_port()
+        app = start_callrec(CALLREC_SPOOL__MIN_FREE_MB="0", CALLREC_NOTICE__STALL_ALERT_S="3",
+                            CALLREC_METRICS__PORT=str(port))
+        number = unique_caller()
+        run = caller.call("9001", hold_s=22.0, caller_user=number)
+        assert run.calls[0].answer_ms is not None
+        deadline = time.monotonic() + 15
+        while "manifest not written" not in app.log_text():
+            assert time.monotonic() < deadline, "the full disk went unreported"
+            time.sleep(0.2)
+        filler.unlink()  # room again: the retry writes it
+        [m] = manifests(number, timeout=40)
+        assert m.status == "interrupted" and m.status_reason == "recording_not_growing"
+        assert m.notice.completed  # the caller was told: hence the alert
+        assert m.recording is not None and m.recording.sha256
+        assert (spool / f"{m.call_id}.wav").stat().st_size == m.recording.size
+        assert any("ALERT recording interrupted mid-call (recording_not_growing" in line
+                   and m.call_id in line for line in app.log_text().splitlines())
+        assert metric(scrape(port), "callrec_recordings_interrupted_total") == 1
+    finally:
+        subprocess.run(["umount", "-l", str(spool)], check=False)
