@@ -47,15 +47,16 @@ demo: chroot
 sandbox-up: deps $(STAMP)
 	$(BIN)/python -m testbench up --instance demo
 
+# The demo instance only: a test run (instance "test") may be using the other one.
 sandbox-down: $(STAMP)
 	$(BIN)/python -m testbench down --instance demo
-	$(BIN)/python -m testbench down --instance test
 
 sandbox-status: $(STAMP)
 	$(BIN)/python -m testbench status --instance demo
 
 # Removes the cached chroot and the bench's state (S3 data, logs) outside the work tree.
 sandbox-clean: sandbox-down
+	$(BIN)/python -m testbench down --instance test
 	$(BIN)/python -m testbench clean
 
 # Regenerate the prompts (sounds/make_prompts.py; Japanese needs the `prompts` extra).
