@@ -124,11 +124,12 @@ class Bench:
         self.children.append(child)
         child.record.save(self.state / f"{name}.pid")
 
-    def start_callrec(self) -> CallrecApp:
-        """``callrec ari`` on this instance, tracked like the other processes."""
+    def start_callrec(self, **overrides: str) -> CallrecApp:
+        """``callrec ari`` on this instance with CALLREC_* overrides, tracked like the other
+        processes (so ``down`` stops it even after the test run that started it was killed)."""
         assert self.endpoints is not None and self.asterisk is not None
         env = callrec_env(self.endpoints, self.asterisk.home, self.asterisk.recordings,
-                          CALLREC_AGI__PORT=str(self.ports.agi))
+                          **{"CALLREC_AGI__PORT": str(self.ports.agi), **overrides})
         app = CallrecApp(self.endpoints, env, self.log_dir)
         self._track("callrec-ari", app.start())
         return app

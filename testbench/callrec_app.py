@@ -68,8 +68,12 @@ class CallrecApp:
         connected_before = self._connections()
         self.child = Child("callrec-ari", argv, self.log_dir / "callrec-ari.log",
                            marker="callrec.cli", env=self.env)
-        wait_until(lambda: self._connections() > connected_before and self.registered(),
-                   "callrec Stasis app", timeout, self.child)
+        try:
+            wait_until(lambda: self._connections() > connected_before and self.registered(),
+                       "callrec Stasis app", timeout, self.child)
+        except BaseException:
+            self.child.stop()  # never leave a half-started app behind
+            raise
         return self.child
 
     def _connections(self) -> int:

@@ -21,7 +21,7 @@ import pytest_asyncio
 from callrec.manifest import CallManifest
 from testbench import BenchError
 from testbench.bench import Bench, Endpoints
-from testbench.callrec_app import CallrecApp, callrec_env
+from testbench.callrec_app import CallrecApp
 from testbench.s3 import create_locked_bucket, s3_client
 from testbench.sipp import Caller
 
@@ -92,15 +92,10 @@ StartApp = Callable[..., CallrecApp]
 def start_callrec(bench: Bench) -> Iterator[StartApp]:
     """Factory: start ``callrec ari`` with optional CALLREC_* overrides; stopped after the test."""
     started: list[CallrecApp] = []
-    assert bench.endpoints is not None and bench.asterisk is not None
-    ep, asterisk = bench.endpoints, bench.asterisk
 
     def start(**overrides: str) -> CallrecApp:
-        overrides = {"CALLREC_AGI__PORT": str(bench.ports.agi), **overrides}
-        app = CallrecApp(ep, callrec_env(ep, asterisk.home, asterisk.recordings, **overrides),
-                         bench.log_dir)
+        app = bench.start_callrec(**overrides)
         started.append(app)
-        app.start()
         return app
 
     yield start
