@@ -273,10 +273,15 @@ class Service:
                 return
             except OSError as exc:
                 # A full or failing disk: the call stays in the journal (a restart finishes
-                # it) and the write is retried; the manifest is never given up on.
+                # it) and the write is retried; the manifest is never given up on. Shutting
+                # down, the journal alone keeps it: retrying here would hang the shutdown.
+                self._journal(call)
+                if self.stop_taking_calls.is_set():
+                    log.error("%s manifest not written: %s; left in the journal for the next "
+                              "run", call.log_prefix(), exc)
+                    return
                 log.error("%s manifest not written: %s; retrying in %.1f s", call.log_prefix(),
                           exc, delay)
-                self._journal(call)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
