@@ -74,17 +74,18 @@ class AriClient:
     async def request(self, method: str, path: str, body: Any = None, **params: str | int) -> Any:
         if self._ws is not None:
             status, text = await self._ws_request(self._ws, method, path, body, params)
-            if status >= 300:
-                raise AriHttpError(method, path, status, text)
-            return json.loads(text) if text else None
-        url = self.base + path
+        else:
+            status, text = await self._http_request(method, path, body, params)
+        if status >= 300:
+            raise AriHttpError(method, path, status, text)
+        return json.loads(text) if text else None
+
+    async def _http_request(self, method: str, path: str, body: Any,
+                            params: dict[str, str | int]) -> tuple[int, str]:
         try:
-            async with self.session.request(method, url, params=params or None,
+            async with self.session.request(method, self.base + path, params=params or None,
                                              json=body) as response:
-                text = await response.text()
-                if response.status >= 300:
-                    raise AriHttpError(method, path, response.status, text)
-                return json.loads(text) if text else None
+                return response.status, await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AriError(f"ARI {method} {path}: {exc!r}") from exc
 

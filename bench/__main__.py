@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import rtp, upload
+from bench import percentile, rtp, upload
 from testbench import BenchError
 from testbench.bench import Bench
 from testbench.sipp import TRUNK_IP
@@ -27,14 +27,6 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc (clock ticks -> seconds)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 @dataclass

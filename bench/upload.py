@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig
 
+from bench import percentile
 from testbench.bench import Bench
 from testbench.s3 import create_locked_bucket, s3_client
 from testbench.spool import fake_call
@@ -41,11 +42,6 @@ from uploader.service import Uploader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @contextmanager

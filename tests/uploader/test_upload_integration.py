@@ -141,12 +141,10 @@ def test_corrupt_manifest_and_tampered_recording_are_quarantined(
 
 
 def test_large_recording_changed_on_disk_is_never_archived(
-    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+    bench: Bench, s3: S3Client, locked_bucket: str, spool: Path,
 ) -> None:
     """Multipart hashes while it uploads: a mismatch aborts before CompleteMultipartUpload, so no
     object (which Object Lock would keep forever) holds bytes the manifest does not vouch for."""
-    spool = tmp_path / "spool"
-    spool.mkdir()
     m = fake_call(spool, 20)
     wav = spool / f"{m.call_id}.wav"
     with wav.open("r+b") as f:  # a flipped byte in the last part
@@ -223,11 +221,9 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
 
 
 def test_large_recording_goes_multipart_and_survives_kill_9(
-    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+    bench: Bench, s3: S3Client, locked_bucket: str, spool: Path,
 ) -> None:
     assert bench.endpoints is not None
-    spool = tmp_path / "spool"
-    spool.mkdir()
     m = fake_call(spool, 300)
     key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
     env_args = {"CALLREC_UPLOAD__SPOOL": str(spool), "CALLREC_UPLOAD__MULTIPART_THRESHOLD_MB": "8"}
@@ -264,10 +260,8 @@ def outcome_set(bench: Bench, bucket: str, spool: Path, *args: str
 
 
 def test_outcome_set_after_archiving_retags_holds_and_versions(
-    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+    bench: Bench, s3: S3Client, locked_bucket: str, spool: Path,
 ) -> None:
-    spool = tmp_path / "spool"
-    spool.mkdir()
     m = fake_call(spool, 1)
     assert drain(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool)).returncode == 0
     base = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}"
@@ -289,10 +283,8 @@ def test_outcome_set_after_archiving_retags_holds_and_versions(
 
 
 def test_outcome_set_before_archiving_and_bad_input(
-    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+    bench: Bench, s3: S3Client, locked_bucket: str, spool: Path,
 ) -> None:
-    spool = tmp_path / "spool"
-    spool.mkdir()
     m = fake_call(spool, 1)
     result = outcome_set(bench, locked_bucket, spool, m.call_id, "complaint")
     assert result.returncode == 0 and "spool" in result.stdout
@@ -309,6 +301,14 @@ def test_outcome_set_before_archiving_and_bad_input(
         Bucket=locked_bucket,
         Key=f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav")["TagSet"]}
     assert tags["outcome"] == "complaint"
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Path:
+    """An empty spool of the test's own (the bench's is shared with the call flow)."""
+    path = tmp_path / "spool"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture
@@ -348,14 +348,12 @@ def test_full_disk_is_said_and_shipping_frees_it(
 
 
 def test_s3_down_30_s_while_50_recordings_arrive_none_lost(
-    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+    bench: Bench, s3: S3Client, locked_bucket: str, spool: Path,
 ) -> None:
     from testbench.procs import Child
 
     weed = bench.s3
     assert weed is not None
-    spool = tmp_path / "spool"
-    spool.mkdir()
     env = uploader_env(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool),
                        CALLREC_UPLOAD__MAX_BACKOFF_S="4")
     daemon = Child("callrec-upload-outage", [sys.executable, "-m", "callrec.cli", "upload"],
