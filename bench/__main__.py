@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import percentile, rtp, upload
+from bench import archive, percentile, rtp, upload
 from testbench import BenchError
 from testbench.bench import Bench
 from testbench.sipp import TRUNK_IP
@@ -139,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-mb", type=int, default=500, help="one large recording (0: skip)")
     parser.add_argument("--backlog", type=int, default=10000,
                         help="calls in the backlog for the RSS benchmark (0: skip)")
-    parser.add_argument("--only", choices=("calls", "upload"), default=None,
+    parser.add_argument("--catalog-calls", type=int, default=1_000_000,
+                        help="synthetic calls in the archive catalog")
+    parser.add_argument("--sync", type=int, default=10_000,
+                        help="new manifests the catalog syncs from S3 (0: skip)")
+    parser.add_argument("--only", choices=("calls", "upload", "archive"), default=None,
                         help="run one half of the benchmark")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -147,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     tables: list[str] = []
     try:
         bench.up()
-        if args.only != "upload":
+        if args.only in (None, "calls"):
             tables += calls_table(bench, args)
-        uploads = "" if args.only == "calls" else \
-            upload.run(bench, args.uploads, args.large_mb, args.backlog)
+        uploads = upload.run(bench, args.uploads, args.large_mb, args.backlog) \
+            if args.only in (None, "upload") else ""
+        archived = archive.run(bench, args.catalog_calls, args.sync) \
+            if args.only in (None, "archive") else ""
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(tables))
         print()
     print(uploads)
+    print(archived)
     return 1 if any("NOT ALL" in line for line in tables) else 0
 
 

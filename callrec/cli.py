@@ -39,17 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     set_cmd.add_argument("call_id")
     set_cmd.add_argument("outcome", help="[a-z0-9_]{1,32}, e.g. complaint, harassment")
     set_cmd.add_argument("--by", default="", help="who changed it (kept in the manifest)")
+    from archive.cli import add_parser
+
+    add_parser(sub)
     return parser
 
 
 def _outcome(call_id: str, outcome: str, by: str) -> int:
     from uploader.config import UploaderSettings
     from uploader.outcome import OutcomeError, set_outcome
-    from uploader.service import Uploader
-    from uploader.store import StoreError
+    from uploader.store import Store, StoreError
 
+    settings = UploaderSettings()
     try:
-        where = set_outcome(Uploader(UploaderSettings()), call_id, outcome, by)
+        where, _ = set_outcome(settings, Store(settings.s3), call_id, outcome, by)
     except (OutcomeError, StoreError) as exc:
         print(f"callrec outcome: {exc}", file=sys.stderr)
         return 1
@@ -119,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         return _upload(args.drain)
     if args.command == "outcome":
         return _outcome(args.call_id, args.outcome, args.by)
+    if args.command == "archive":
+        from archive.cli import run
+
+        try:
+            return run(args)
+        except ValidationError as exc:
+            print(f"callrec: bad configuration: {exc}", file=sys.stderr)
+            return 2
     from ari_app.config import load_settings
 
     try:

@@ -149,6 +149,12 @@ class CallManifest(_Model):
             os.close(dir_fd)
         return final
 
+    def agent(self) -> str:
+        """The agent who answered (else the first one tried; "" if none was)."""
+        return next((a.endpoint for a in self.agents
+                     if a.answered_at or a.dial_status == "ANSWER"),
+                    self.agents[0].endpoint if self.agents else "")
+
     def with_outcome(self, outcome: str, by: str, at: datetime) -> CallManifest:
         """A copy with the outcome changed by ops, the change recorded."""
         change = OutcomeChange(at=at, previous=self.outcome, outcome=outcome, by=by)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages callrec's bench and tools need, only those missing.
 # debootstrap builds the Asterisk chroot; sip-tester is SIPp; sox and espeak-ng make audio;
-# tcpdump times the first RTP packet in the benchmark (bench/rtp.py).
+# tcpdump times the first RTP packet in the benchmark (bench/rtp.py); chromium runs the archive web
+# UI test (Playwright drives /usr/bin/chromium: its own browser download cannot reach its host).
 set -euo pipefail
-packages=(debootstrap sip-tester sox espeak-ng ca-certificates tcpdump)
+packages=(debootstrap sip-tester sox espeak-ng ca-certificates tcpdump chromium)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -113,8 +113,9 @@ class WeedMini:
             self.child.stop(timeout=20)
 
 
-def s3_client(endpoint: str, creds: S3Credentials) -> S3Client:
+def s3_client(endpoint: str, creds: S3Credentials, connections: int = 10) -> S3Client:
     config = Config(
+        max_pool_connections=connections,
         signature_version="s3v4",
         s3={"addressing_style": "path"},
         retries={"max_attempts": 3, "mode": "standard"},

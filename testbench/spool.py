@@ -11,10 +11,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ari_app.call import new_call_id
-from callrec.manifest import CallManifest, Party, Policy, Recording, RecordingStatus
+from callrec.manifest import (
+    AgentLeg,
+    CallManifest,
+    Notice,
+    Party,
+    Policy,
+    Recording,
+    RecordingStatus,
+    normalise_number,
+)
 
 
-def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0, size_kb: int = 0,
+def fake_call(spool: Path, size_mb: int, seconds_ago: float = 0, size_kb: int = 0,
               ) -> CallManifest:
     """A finished call as the call flow leaves it, with a recording of ``size_mb`` MiB plus
     ``size_kb`` KiB (the manifest model is the contract, so tests may write manifests with it)."""
@@ -36,5 +45,32 @@ def fake_call(spool: Path, size_mb: int, seconds_ago: int = 0, size_kb: int = 0,
                      caller=Party(number_raw="0312345678", number="0312345678"),
                      recording=Recording(path=str(wav), size=wav.stat().st_size,
                                          sha256=digest.hexdigest()))
+    m.write_atomic(spool)
+    return m
+
+
+def varied_call(spool: Path, caller_raw: str = "0312345678", name: str = "",
+                agents: tuple[str, ...] = ("agent-answer",), outcome: str = "completed",
+                status: RecordingStatus = RecordingStatus.RECORDED, days_ago: float = 0,
+                did: str = "0501234567", seconds: float = 60.0) -> CallManifest:
+    """A finished call with the fields the archive searches on (a 16 KiB recording unless
+    unrecorded); the first agent answered."""
+    m = fake_call(spool, 0, seconds_ago=days_ago * 86400 + seconds, size_kb=16)
+    legs = [AgentLeg(endpoint=a, channel=f"PJSIP/{a}-0000000{i}",
+                     dial_status="ANSWER" if i == 0 else "NOANSWER",
+                     answered_at=m.entered_at if i == 0 else None) for i, a in enumerate(agents)]
+    update: dict[str, object] = {
+        "caller": Party(number_raw=caller_raw, name_raw=name,
+                        number=normalise_number(caller_raw)),
+        "agents": legs, "outcome": outcome, "status": status, "did": did,
+        "ended_at": m.entered_at + timedelta(seconds=seconds),
+        "notice": Notice(prompt="callrec/notice", language="ja", played=True,
+                         started_at=m.entered_at, ended_at=m.entered_at,
+                         completed=outcome != "abandoned_in_notice")}
+    if status is RecordingStatus.UNRECORDED:
+        (spool / f"{m.call_id}.wav").unlink()
+        update |= {"recording": None, "status_reason": "policy_never", "policy": Policy.NEVER,
+                   "notice": Notice()}
+    m = m.model_copy(update=update)
     m.write_atomic(spool)
     return m

@@ -20,8 +20,9 @@ from pydantic import ValidationError
 
 from callrec.manifest import CallManifest
 from uploader import UploaderError
+from uploader.config import UploaderSettings
 from uploader.service import Uploader
-from uploader.store import StoreError
+from uploader.store import Store, StoreError
 from uploader.tags import tagging_header, tags_for
 
 if TYPE_CHECKING:
@@ -34,17 +35,19 @@ class OutcomeError(UploaderError):
     """The call is unknown or the outcome is not valid."""
 
 
-def set_outcome(uploader: Uploader, call_id: str, outcome: str, by: str = "") -> str:
-    """Returns where the change was made: "spool" or "archive"."""
+def set_outcome(settings: UploaderSettings, store: Store, call_id: str, outcome: str,
+                by: str = "") -> tuple[str, CallManifest]:
+    """Returns where the change was made ("spool" or "archive") and the changed manifest."""
     if not _CALL_ID.match(call_id):
         raise OutcomeError(f"{call_id!r} is not a callrec call id")
     now = datetime.now(UTC)
-    local = uploader.spool / f"{call_id}.json"
+    spool = settings.upload.spool
+    local = spool / f"{call_id}.json"
     if local.exists():
-        _changed(CallManifest.read(local), outcome, by, now).write_atomic(uploader.spool)
-        return "spool"
-    _update_archive(uploader, call_id, outcome, by, now)
-    return "archive"
+        updated = _changed(CallManifest.read(local), outcome, by, now)
+        updated.write_atomic(spool)
+        return "spool", updated
+    return "archive", _update_archive(settings, store, call_id, outcome, by, now)
 
 
 def _changed(m: CallManifest, outcome: str, by: str, now: datetime) -> CallManifest:
@@ -54,20 +57,19 @@ def _changed(m: CallManifest, outcome: str, by: str, now: datetime) -> CallManif
         raise OutcomeError(f"outcome {outcome!r} rejected: {exc.errors()[0]['msg']}") from exc
 
 
-def _update_archive(uploader: Uploader, call_id: str, outcome: str, by: str,
-                    now: datetime) -> None:
-    store = uploader.store
+def _update_archive(settings: UploaderSettings, store: Store, call_id: str, outcome: str,
+                    by: str, now: datetime) -> CallManifest:
     bucket = store.settings.bucket
     try:
-        current = _archived_manifest(uploader, call_id)
+        current = archived_manifest(settings, store, call_id)
         updated = _changed(current, outcome, by, now)
-        base = uploader.key_base(updated)
+        base = settings.upload.key_base(updated)
         tags = tags_for(updated)
-        lock = uploader.lock_for(updated)
+        lock = settings.retention.lock_for(updated)
         raw = updated.model_dump_json(indent=2).encode()
         digest = hashlib.sha256(raw).hexdigest()
         store.put_bytes(base + ".json", raw, digest, tagging_header(tags),
-                        uploader.metadata(updated, digest), lock, "application/json")
+                        Uploader.metadata(updated, digest), lock, "application/json")
         if updated.recording is not None:
             key = base + ".wav"
             store.client.put_object_tagging(
@@ -87,19 +89,21 @@ def _update_archive(uploader: Uploader, call_id: str, outcome: str, by: str,
                     Bucket=bucket, Key=key, Retention=retention)
     except (ClientError, BotoCoreError) as exc:
         raise StoreError(f"S3 outcome update of {call_id}: {exc}") from exc
+    return updated
 
 
-def _archived_manifest(uploader: Uploader, call_id: str) -> CallManifest:
+def manifest_key(settings: UploaderSettings, call_id: str) -> str:
+    """The manifest's object key, from the call id (which starts with the UTC date)."""
     match = _CALL_ID.match(call_id)
-    assert match is not None
+    if match is None:
+        raise OutcomeError(f"{call_id!r} is not a callrec call id")
     yyyy, mm, dd = match.groups()
-    key = uploader.settings.upload.key_template.format(yyyy=yyyy, mm=mm, dd=dd,
-                                                       call_id=call_id) + ".json"
-    try:
-        body = uploader.store.client.get_object(Bucket=uploader.store.settings.bucket,
-                                                Key=key)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise OutcomeError(f"call {call_id} is neither in the spool nor archived") from exc
-        raise
+    return settings.upload.key_template.format(yyyy=yyyy, mm=mm, dd=dd,
+                                               call_id=call_id) + ".json"
+
+
+def archived_manifest(settings: UploaderSettings, store: Store, call_id: str) -> CallManifest:
+    body = store.get_bytes(manifest_key(settings, call_id))
+    if body is None:
+        raise OutcomeError(f"call {call_id} is neither in the spool nor archived")
     return CallManifest.model_validate_json(body)

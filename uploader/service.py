@@ -19,19 +19,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
+from archive.catalog import Catalog, CatalogError
 from callrec.manifest import CallManifest, RecordingStatus
 from uploader import UploaderError
-from uploader.config import UploaderSettings
+from uploader.config import Lock, UploaderSettings
 from uploader.journal import Journal, JournalError, State
 from uploader.metrics import Metrics
 from uploader.multipart import ContentMismatch
-from uploader.store import Lock, Store, StoreError
+from uploader.store import Store, StoreError
 from uploader.tags import tagging_header, tags_for
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,15 @@ class Uploader:
                                settings.upload.keep_done_days)
         # One thread per concurrent call (asyncio's default pool has only cores + 4).
         self.pool = ThreadPoolExecutor(settings.upload.concurrency, "callrec-upload")
+        self.catalog: Catalog | None = None
+        if settings.upload.catalog:  # an archive server on this host: list calls at once
+            self.catalog = Catalog(settings.upload.catalog, settings.numbering)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.journal.close()
+        if self.catalog is not None:
+            self.catalog.close()
 
     def pending(self) -> list[Path]:
         """Final manifests waiting in the spool (hidden temp files and sub-directories such as
@@ -190,6 +196,7 @@ class Uploader:
         ended = m.ended_at or m.entered_at
         self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - ended).total_seconds()))
         self.metrics.archived.inc()
+        self._catalogue(m, base + ".json", raw, lock)
         self.clean_up(m, manifest_path, wav)
         log.info("[%s] archived: s3://%s/%s.{wav,json} (%s, outcome %s)", m.call_id,
                  self.settings.s3.bucket, base, m.status.value, m.outcome)
@@ -220,6 +227,18 @@ class Uploader:
         self.metrics.uploaded.inc(size)
         return True
 
+    def _catalogue(self, m: CallManifest, key: str, raw: bytes, lock: Lock) -> None:
+        """Add the archived call to the local catalog; on failure `archive sync` adds it."""
+        if self.catalog is None:
+            return
+        # A single PUT's ETag is the body's MD5 (no SSE-KMS): the next sync then sees the
+        # object as known; if not, it reads the manifest once more.
+        etag = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+        try:
+            self.catalog.add(m, key, etag, lock.legal_hold)
+        except CatalogError as exc:
+            log.warning("[%s] not in the catalog yet (the next sync adds it): %s", m.call_id, exc)
+
     def _mismatch(self, m: CallManifest, wav: Path, actual: str) -> NoReturn:
         assert m.recording is not None
         self.quarantine(self.spool / f"{m.call_id}.json", wav,
@@ -227,16 +246,10 @@ class Uploader:
         raise Quarantined("checksum_mismatch")
 
     def key_base(self, m: CallManifest) -> str:
-        at = m.entered_at
-        return self.settings.upload.key_template.format(
-            yyyy=f"{at:%Y}", mm=f"{at:%m}", dd=f"{at:%d}", call_id=m.call_id)
+        return self.settings.upload.key_base(m)
 
     def lock_for(self, m: CallManifest) -> Lock:
-        r = self.settings.retention
-        rule = r.outcomes.get(m.outcome)
-        days = rule.retention_days if rule and rule.retention_days else r.days
-        until = m.entered_at + timedelta(days=days) if r.mode else None
-        return Lock(r.mode, until, bool(rule and rule.legal_hold))
+        return self.settings.retention.lock_for(m)
 
     @staticmethod
     def metadata(m: CallManifest, sha256_hex: str) -> dict[str, str]:

@@ -8,9 +8,9 @@ checksum of checksums, so the whole-file SHA-256 also goes into the metadata and
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from uploader import UploaderError
-from uploader.config import S3Settings
+from uploader.config import Lock, S3Settings
 from uploader.multipart import put_multipart
 
 if TYPE_CHECKING:
@@ -49,15 +49,9 @@ def _translate(exc: Exception, what: str) -> StoreError:
     return StoreError(f"S3 {what}: {exc.__class__.__name__}")
 
 
-@dataclass(frozen=True)
-class Lock:
-    mode: str  # "" = none
-    until: datetime | None
-    legal_hold: bool
-
-
 class Store:
-    def __init__(self, settings: S3Settings, multipart_threshold_mb: int = 64) -> None:
+    def __init__(self, settings: S3Settings, multipart_threshold_mb: int = 64,
+                 connections: int = 10) -> None:
         self.settings = settings
         self.client: S3Client = boto3.client(
             "s3", endpoint_url=settings.endpoint, region_name=settings.region,
@@ -66,6 +60,7 @@ class Store:
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
                           retries={"max_attempts": 2, "mode": "standard"},
                           connect_timeout=3, read_timeout=30,
+                          max_pool_connections=max(10, connections),
                           # S3-compatible stores may refuse boto3's default CRC checksums.
                           request_checksum_calculation="when_required",
                           response_checksum_validation="when_required"),
@@ -79,8 +74,9 @@ class Store:
 
     def _extra(self, tags: str, metadata: dict[str, str], lock: Lock,
                content_type: str) -> dict[str, Any]:
-        extra: dict[str, Any] = {"Tagging": tags, "Metadata": metadata,
-                                 "ContentType": content_type}
+        extra: dict[str, Any] = {"Metadata": metadata, "ContentType": content_type}
+        if tags:
+            extra["Tagging"] = tags
         if lock.mode and lock.until:
             extra["ObjectLockMode"] = lock.mode
             extra["ObjectLockRetainUntilDate"] = lock.until
@@ -160,6 +156,76 @@ class Store:
             return False
         meta = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
         return bool(head.get("ContentLength") == size and meta.get("sha256") == sha256_hex)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's body, or None if there is no such object."""
+        found = self.get_with_etag(key)
+        return found[0] if found else None
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """The object's body and ETag, or None if there is no such object."""
+        try:
+            reply = self.client.get_object(Bucket=self.settings.bucket, Key=key)
+            return reply["Body"].read(), reply.get("ETag", "").strip('"')
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _translate(exc, f"get {key}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"get {key}") from exc
+
+    def download(self, key: str, out: BinaryIO,
+                 progress: Callable[[int], None] = lambda n: None) -> str:
+        """Stream the object into ``out``; returns the SHA-256 of what was written."""
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                progress(len(chunk))
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"get {key}") from exc
+        return digest.hexdigest()
+
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[tuple[str, str]]:
+        """(key, ETag) of the objects under ``prefix`` after ``start_after``, in key order."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.settings.bucket, Prefix=prefix, StartAfter=start_after)
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"], obj.get("ETag", "").strip('"')
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"list {prefix}") from exc
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        try:
+            self.client.put_object_legal_hold(Bucket=self.settings.bucket, Key=key,
+                                              LegalHold={"Status": "ON" if on else "OFF"})
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"legal hold of {key}") from exc
+
+    def legal_hold(self, key: str) -> bool:
+        try:
+            reply = self.client.get_object_legal_hold(Bucket=self.settings.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in (
+                    "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"):
+                return False
+            raise _translate(exc, f"legal hold of {key}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"legal hold of {key}") from exc
+        return reply.get("LegalHold", {}).get("Status") == "ON"
+
+    def presign(self, key: str, expires_s: int, download_as: str | None = None) -> str:
+        """A GET URL valid for ``expires_s`` seconds (signed locally: no request to S3). It
+        carries the access key id and a signature, never the secret."""
+        params: dict[str, str] = {"Bucket": self.settings.bucket, "Key": key}
+        if download_as:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_as}"'
+        return self.client.generate_presigned_url("get_object", Params=params,
+                                                  ExpiresIn=expires_s)
 
     def check_bucket(self) -> None:
         try:

@@ -23,11 +23,9 @@ def clean(value: str, limit: int = 256) -> str:
 
 
 def tags_for(m: CallManifest) -> dict[str, str]:
-    agent = next((a.endpoint for a in m.agents if a.answered_at or a.dial_status == "ANSWER"),
-                 m.agents[0].endpoint if m.agents else "")
     tags = {
         "caller": m.caller.number,
-        "agent": agent,
+        "agent": m.agent(),
         "outcome": m.outcome,
         "did": m.did or "",
         "status": m.status.value,

@@ -1,0 +1,66 @@
+"""Settings of the archive service: the uploader's (S3, key template, retention rules: the
+archive reads what the uploader wrote and applies the same rules on outcome changes) plus the
+catalog and the web UI. One pydantic-settings object, env prefix ``CALLREC_``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from uploader.config import UploaderSettings
+
+Role = Literal["viewer", "supervisor", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "supervisor", "admin")
+
+
+class CatalogSettings(BaseModel):
+    catalog: Path = Path("/var/lib/callrec/catalog.sqlite3")
+    # Incremental sync re-lists this many days back (uploads can lag: an Asterisk host whose
+    # uplink was down ships days late); `sync --full` lists everything.
+    lookback_days: int = Field(3, ge=0)
+    sync_concurrency: int = Field(16, ge=1, le=64)
+    presign_s: int = Field(300, ge=1)  # `callrec archive url` default
+    presign_max_s: int = Field(3600, ge=1)
+    audit_prefix: str = "audit/"
+    # Names this archive server in the audit objects it ships (several may share a bucket).
+    host_id: str = Field("archive", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+class User(BaseModel):
+    role: Role
+    password_hash: SecretStr  # `callrec archive hash-password`
+
+
+class Token(BaseModel):
+    role: Role
+    sha256: SecretStr  # of the token; `callrec archive token NAME` makes one
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8480, ge=0, le=65535)
+    users: dict[str, User] = Field(default_factory=dict)
+    tokens: dict[str, Token] = Field(default_factory=dict)
+    # Signs session cookies; empty: a random key per start (everyone logs in again).
+    session_secret: SecretStr = SecretStr("")
+    session_hours: float = Field(8.0, gt=0)
+    # Sends cookies over HTTPS only. Turn off only on loopback (the demo): put the UI behind TLS.
+    cookie_secure: bool = True
+    play_url_s: int = Field(120, ge=10)  # lifetime of the audio player's presigned URL
+    sync_interval_s: float = Field(30.0, ge=0)  # 0: the web server does not sync
+
+    @field_validator("users", "tokens")
+    @classmethod
+    def _names(cls, value: dict[str, object]) -> dict[str, object]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+                raise ValueError(f"bad user or token name {name!r}")
+        return value
+
+
+class ArchiveSettings(UploaderSettings):
+    archive: CatalogSettings = CatalogSettings()
+    web: WebSettings = WebSettings()

@@ -1,0 +1,226 @@
+"""What ops can do with the archive, one place for the CLI, the web UI and the JSON API: search,
+view, play, download, change the outcome, put or release a legal hold, read the audit log.
+
+Every action checks the actor's role and is written to the audit log before its result is given
+out (a failed action is audited too, with its error), so the log answers "who listened to this
+call" for evidence handling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from archive import ArchiveError
+from archive.catalog import Catalog, Query
+from archive.config import ArchiveSettings, Role
+from archive.sync import Syncer, SyncReport, audit_key
+from callrec.manifest import CallManifest
+from uploader.config import Lock
+from uploader.outcome import OutcomeError, archived_manifest, manifest_key, set_outcome
+from uploader.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+Via = Literal["cli", "web", "api"]
+# Each role may do what the roles before it may.
+PERMISSIONS: dict[Role, set[str]] = {
+    "viewer": {"search", "view", "play", "url", "download", "export"},
+    "supervisor": {"outcome", "hold", "release"},
+    "admin": {"audit"},
+}
+RANK: dict[Role, int] = {"viewer": 0, "supervisor": 1, "admin": 2}
+
+
+class Forbidden(ArchiveError):
+    pass
+
+
+class NotFound(ArchiveError):
+    pass
+
+
+class ActionFailed(ArchiveError):
+    """S3 or the catalog failed; the message is safe to show (no credentials)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: Role
+    via: Via
+    address: str = ""
+
+    def may(self, action: str) -> bool:
+        return any(action in PERMISSIONS[r] for r in PERMISSIONS if RANK[r] <= RANK[self.role])
+
+
+class Archive:
+    def __init__(self, settings: ArchiveSettings, store: Store | None = None,
+                 catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.s3, connections=settings.archive.sync_concurrency)
+        self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering)
+        self.syncer = Syncer(settings, self.store, self.catalog)
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.store.close()
+
+    def _audit(self, actor: Actor, action: str, call_id: str | None,
+               **detail: Any) -> None:
+        self.catalog.audit(actor.name, actor.role, actor.via, action, call_id, detail,
+                           actor.address)
+
+    def _allow(self, actor: Actor, action: str, call_id: str | None) -> None:
+        if not actor.may(action):
+            self._audit(actor, action, call_id, refused="role")
+            raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def search(self, actor: Actor, q: Query, action: str = "search") -> list[dict[str, Any]]:
+        self._allow(actor, action, None)
+        rows = self.catalog.search(q)
+        self._audit(actor, action, None, query=q.describe(), results=len(rows))
+        return rows
+
+    def row(self, call_id: str) -> dict[str, Any]:
+        row = self.catalog.get(call_id)
+        if row is None:
+            raise NotFound(f"no call {call_id} in the catalog (try `callrec archive sync`)")
+        return row
+
+    def show(self, actor: Actor, call_id: str) -> tuple[dict[str, Any], CallManifest]:
+        """The catalog row and the manifest as archived now (read from S3, the truth)."""
+        self._allow(actor, "view", call_id)
+        row = self.row(call_id)
+        try:
+            manifest = archived_manifest(self.settings, self.store, call_id)
+        except (OutcomeError, StoreError) as exc:
+            self._audit(actor, "view", call_id, error=str(exc))
+            raise ActionFailed(str(exc)) from exc
+        self._audit(actor, "view", call_id)
+        return row, manifest
+
+    def url(self, actor: Actor, call_id: str, expires_s: int | None = None,
+            action: Literal["url", "play", "download"] = "url") -> str:
+        """A presigned GET URL of the recording, capped at ``presign_max_s``."""
+        self._allow(actor, action, call_id)
+        row = self.row(call_id)
+        if not row["recording_key"]:
+            raise NotFound(f"call {call_id} has no recording ({row['status']})")
+        cfg = self.settings.archive
+        expires = max(1, min(expires_s or cfg.presign_s, cfg.presign_max_s))
+        name = f"{call_id}.wav" if action == "download" else None
+        url = self.store.presign(row["recording_key"], expires, name)
+        self._audit(actor, action, call_id, expires_s=expires)
+        return url
+
+    def get(self, actor: Actor, call_id: str, directory: Path,
+            progress: Callable[[int], None] = lambda n: None) -> Path:
+        """Download the recording (and manifest) into ``directory``; the SHA-256 must equal the
+        manifest's or nothing is kept."""
+        self._allow(actor, "download", call_id)
+        row = self.row(call_id)
+        if not row["recording_key"]:
+            raise NotFound(f"call {call_id} has no recording ({row['status']})")
+        target, tmp = directory / f"{call_id}.wav", directory / f".{call_id}.wav.part"
+        try:
+            with tmp.open("wb") as out:
+                digest = self.store.download(row["recording_key"], out, progress)
+            manifest = archived_manifest(self.settings, self.store, call_id)
+            expected = manifest.recording.sha256 if manifest.recording else None
+            if digest != expected:
+                raise ActionFailed(f"SHA-256 of the download {digest} differs from the "
+                                   f"manifest's {expected}; nothing kept")
+            os.replace(tmp, target)
+            (directory / f"{call_id}.json").write_text(manifest.model_dump_json(indent=2))
+        except (OSError, StoreError, OutcomeError, ActionFailed) as exc:
+            tmp.unlink(missing_ok=True)
+            self._audit(actor, "download", call_id, error=str(exc))
+            raise ActionFailed(str(exc)) from exc
+        self._audit(actor, "download", call_id, sha256=digest, verified=True)
+        return target
+
+    def audit_log(self, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+        self._allow(actor, "audit", None)
+        self._audit(actor, "audit", None, limit=limit)
+        return self.catalog.audit_rows(limit=limit, newest_first=True)
+
+    # -- changing --------------------------------------------------------------------------------
+    def set_outcome(self, actor: Actor, call_id: str, outcome: str) -> CallManifest:
+        self._allow(actor, "outcome", call_id)
+        before = self.catalog.get(call_id)
+        try:
+            where, updated = set_outcome(self.settings, self.store, call_id, outcome,
+                                         f"{actor.name} ({actor.via})")
+        except (OutcomeError, StoreError) as exc:
+            self._audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
+            raise ActionFailed(str(exc)) from exc
+        if where == "archive":
+            hold = self.settings.retention.lock_for(updated).legal_hold or bool(
+                before and before["legal_hold"])
+            # ETag unknown here: the next sync that lists the key reads it once more.
+            self.catalog.add(updated, manifest_key(self.settings, call_id), "", hold)
+        self._audit(actor, "outcome", call_id, outcome=outcome, where=where,
+                    previous=updated.outcome_changes[-1].previous)
+        self.ship_audit()
+        return updated
+
+    def hold(self, actor: Actor, call_id: str, on: bool) -> None:
+        action = "hold" if on else "release"
+        self._allow(actor, action, call_id)
+        row = self.row(call_id)
+        try:
+            for key in filter(None, (row["recording_key"], row["manifest_key"])):
+                self.store.set_legal_hold(key, on)
+        except StoreError as exc:
+            self._audit(actor, action, call_id, error=str(exc))
+            raise ActionFailed(str(exc)) from exc
+        self.catalog.set_fields(call_id, legal_hold=int(on))
+        self._audit(actor, action, call_id)
+        self.ship_audit()
+
+    # -- background ------------------------------------------------------------------------------
+    def sync(self, full: bool = False, rebuild: bool = False,
+             progress: Callable[[int], None] = lambda n: None) -> SyncReport:
+        try:
+            report = self.syncer.sync(full=full, rebuild=rebuild, progress=progress)
+        except StoreError as exc:
+            raise ActionFailed(str(exc)) from exc
+        self.ship_audit()
+        return report
+
+    def ship_audit(self) -> int:
+        """Ship audit rows not yet in S3 as one JSON-lines object, under the bucket's Object
+        Lock retention. Returns how many rows were shipped; failures are logged and retried on
+        the next call (the rows stay in the catalog)."""
+        shipped = int(self.catalog.get_state("audit_shipped", "0"))
+        rows = self.catalog.audit_rows(after_id=shipped, limit=5000)
+        if not rows:
+            return 0
+        now = datetime.now(UTC)
+        key = audit_key(self.settings.archive.audit_prefix, now, self.settings.archive.host_id,
+                        rows[0]["id"])
+        body = "".join(json.dumps({**r, "detail": json.loads(r["detail"]),
+                                   "host": self.settings.archive.host_id},
+                                  ensure_ascii=False) + "\n" for r in rows).encode()
+        retention = self.settings.retention
+        lock = Lock(retention.mode, now + timedelta(days=retention.days) if retention.mode
+                    else None, False)
+        try:
+            self.store.put_bytes(key, body, hashlib.sha256(body).hexdigest(), "", {}, lock,
+                                 "application/x-ndjson")
+        except StoreError as exc:
+            log.warning("audit rows %d-%d not shipped yet: %s", rows[0]["id"], rows[-1]["id"],
+                        exc)
+            return 0
+        self.catalog.set_state("audit_shipped", str(rows[-1]["id"]))
+        return len(rows)

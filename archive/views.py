@@ -1,0 +1,229 @@
+"""Routes of the web UI and of the JSON API (documented in the README, "Archive JSON API").
+
+Both go through :class:`archive.service.Archive`, which checks roles and writes the audit log.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from archive.render import csv_cell
+from archive.service import Actor
+from archive.web_query import link_params, query_from
+
+if TYPE_CHECKING:
+    from archive.web import WebApp
+
+ACTOR = web.RequestKey("actor", Actor)
+CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
+CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent", "agents",
+               "did", "direction", "outcome", "status", "status_reason", "notice_completed",
+               "duration_s", "legal_hold", "sha256", "size")
+
+
+def add_routes(app: web.Application, w: WebApp) -> None:
+    Pages(w).register(app)
+    Api(w).register(app)
+
+
+class Pages:
+    """The web UI's pages (session login, CSRF on POST)."""
+
+    def __init__(self, w: WebApp) -> None:
+        self.w = w
+
+    CSS = resources.files("archive").joinpath("templates/style.css").read_text()
+
+    async def style(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.CSS, content_type="text/css")
+
+    async def login_form(self, request: web.Request) -> web.Response:
+        return self.w.page(request, "login.html", session=None)
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin and origin != f"{request.scheme}://{request.host}":
+            raise web.HTTPForbidden(text="cross-origin login refused")
+        form = await request.post()
+        user, password = str(form.get("user", ""))[:64], str(form.get("password", ""))[:1024]
+        cookie = await self.w.login(request, user, password)
+        if cookie is None:
+            return self.w.page(request, "login.html", session=None, status=401,
+                               error="Wrong user or password (or too many tries: wait 5 "
+                                     "minutes).")
+        response = web.HTTPSeeOther("/")
+        self.w.set_cookie(response, cookie)
+        raise response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie("callrec_session", path="/")
+        raise response
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        days = await self.w.run(self.w.archive.catalog.daily, 30)
+        return self.w.page(request, "dashboard.html", chart=chart(days), q=query_from({}),
+                      since="", until="", hold="",
+                      totals={k: sum(d[k] for d in days) for k in
+                              ("recorded", "interrupted", "unrecorded", "notice_failed")})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        q = query_from(request.query)
+        q.limit = min(q.limit, 500) + 1  # one more tells whether there is an older page
+        rows = await self.w.run(self.w.archive.search, request[ACTOR], q)
+        more = len(rows) == q.limit
+        rows = rows[:q.limit - 1]
+        older = link_params(request.query, before=int(rows[-1]["entered_at"].timestamp()
+                                                      * 1000)) if more and rows else ""
+        return self.w.page(request, "calls.html", rows=rows, more=more, q=q, older=older,
+                      since=request.query.get("since", ""), until=request.query.get("until", ""),
+                      hold=request.query.get("hold", ""), query_string=link_params(request.query))
+
+    async def export(self, request: web.Request) -> web.Response:
+        q = query_from(request.query, limit_default=1000)
+        rows = await self.w.run(self.w.archive.search, request[ACTOR], q, "export")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow([csv_cell(_plain(r[c])) for c in CSV_COLUMNS])
+        return web.Response(text=out.getvalue(), content_type="text/csv", headers={
+            "Content-Disposition": 'attachment; filename="callrec-calls.csv"'})
+
+    async def call(self, request: web.Request) -> web.Response:
+        call_id = request.match_info["call_id"]
+        row, manifest = await self.w.run(self.w.archive.show, request[ACTOR], call_id)
+        return self.w.page(request, "call.html", row=row, m=manifest,
+                           manifest_json=manifest.model_dump_json(indent=2),
+                           may_change=request[ACTOR].may("outcome"))
+
+    async def audio(self, request: web.Request) -> web.StreamResponse:
+        url = await self.w.run(self.w.archive.url, request[ACTOR],
+                               request.match_info["call_id"], self.w.settings.web.play_url_s,
+                               "play")
+        raise web.HTTPFound(url)
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        url = await self.w.run(self.w.archive.url, request[ACTOR],
+                               request.match_info["call_id"], self.w.settings.web.play_url_s,
+                               "download")
+        raise web.HTTPFound(url)
+
+    async def set_outcome(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        outcome = str((await request.post()).get("outcome", ""))[:64]
+        await self.w.run(self.w.archive.set_outcome, request[ACTOR], call_id, outcome)
+        raise web.HTTPSeeOther(f"/calls/{call_id}?done=outcome")
+
+    async def hold(self, request: web.Request) -> web.StreamResponse:
+        call_id, on = request.match_info["call_id"], request.path.endswith("/hold")
+        await self.w.run(self.w.archive.hold, request[ACTOR], call_id, on)
+        raise web.HTTPSeeOther(f"/calls/{call_id}?done={'hold' if on else 'release'}")
+
+    async def audit(self, request: web.Request) -> web.Response:
+        rows = await self.w.run(self.w.archive.audit_log, request[ACTOR], 500)
+        return self.w.page(request, "audit.html", rows=rows)
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/style.css", self.style)
+        app.router.add_get("/login", self.login_form)
+        app.router.add_post("/login", self.login)
+        app.router.add_post("/logout", self.logout)
+        app.router.add_get("/", self.dashboard)
+        app.router.add_get("/calls", self.calls)
+        app.router.add_get("/calls.csv", self.export)
+        app.router.add_get("/calls" + CALL, self.call)
+        app.router.add_get("/calls" + CALL + "/audio", self.audio)
+        app.router.add_get("/calls" + CALL + "/download", self.download)
+        app.router.add_post("/calls" + CALL + "/outcome", self.set_outcome)
+        app.router.add_post("/calls" + CALL + "/hold", self.hold)
+        app.router.add_post("/calls" + CALL + "/release", self.hold)
+        app.router.add_get("/audit", self.audit)
+
+
+class Api:
+    """The JSON API (bearer tokens)."""
+
+    def __init__(self, w: WebApp) -> None:
+        self.w = w
+
+    async def search(self, request: web.Request) -> web.Response:
+        q = query_from(request.query)
+        rows = await self.w.run(self.w.archive.search, request[ACTOR], q)
+        last = rows[-1]["entered_at"] if len(rows) == q.limit else None
+        return json_response({"calls": rows,
+                              "next_before": int(last.timestamp() * 1000) if last else None})
+
+    async def show(self, request: web.Request) -> web.Response:
+        row, manifest = await self.w.run(self.w.archive.show, request[ACTOR],
+                                         request.match_info["call_id"])
+        return json_response({"catalog": row, "manifest": manifest.model_dump(mode="json")})
+
+    async def url(self, request: web.Request) -> web.Response:
+        expires = int(request.query.get("expires", self.w.settings.archive.presign_s))
+        link = await self.w.run(self.w.archive.url, request[ACTOR],
+                                request.match_info["call_id"], expires)
+        return json_response({"url": link})
+
+    async def outcome(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            value = str(body["outcome"])
+        except (ValueError, KeyError, TypeError):
+            return json_response({"error": 'send {"outcome": "..."}'}, status=400)
+        m = await self.w.run(self.w.archive.set_outcome, request[ACTOR],
+                             request.match_info["call_id"], value)
+        return json_response({"call_id": m.call_id, "outcome": m.outcome})
+
+    async def hold(self, request: web.Request) -> web.Response:
+        on = request.path.endswith("/hold")
+        await self.w.run(self.w.archive.hold, request[ACTOR], request.match_info["call_id"], on)
+        return json_response({"call_id": request.match_info["call_id"], "legal_hold": on})
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/api/calls", self.search)
+        app.router.add_get("/api/calls" + CALL, self.show)
+        app.router.add_get("/api/calls" + CALL + "/url", self.url)
+        app.router.add_post("/api/calls" + CALL + "/outcome", self.outcome)
+        app.router.add_post("/api/calls" + CALL + "/hold", self.hold)
+        app.router.add_post("/api/calls" + CALL + "/release", self.hold)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return value
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    # ensure_ascii: every non-ASCII character (bidi overrides included) goes out as \\uXXXX.
+    return web.Response(text=json.dumps(data, ensure_ascii=True, default=_plain),
+                        content_type="application/json", status=status)
+
+
+def chart(days: list[dict[str, Any]], width: int = 720, height: int = 180) -> dict[str, Any]:
+    """Stacked bars per day (recorded, interrupted, unrecorded), a dot for notice failures."""
+    top = max([d["recorded"] + d["interrupted"] + d["unrecorded"] for d in days] + [1])
+    step = (width - 34) / max(len(days), 1)
+    bar = max(step - 3, 1)
+    out = []
+    for i, d in enumerate(days):
+        y, parts = float(height), []
+        for kind in ("recorded", "interrupted", "unrecorded"):
+            h = d[kind] / top * (height - 10)
+            if h:
+                y -= h
+                parts.append({"kind": kind, "y": round(y, 1), "h": round(h, 1)})
+        out.append({**d, "x": round(34 + i * step, 1), "parts": parts,
+                    "fail_y": round(height - d["notice_failed"] / top * (height - 10), 1)})
+    return {"days": out, "width": width, "height": height, "bar": round(bar, 1), "top": top}
+

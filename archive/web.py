@@ -1,0 +1,227 @@
+"""The archive's web UI (aiohttp, server-rendered, no JavaScript) and its JSON API (``api.py``).
+
+Nothing is visible without a login (pages) or a token (API). Pages that change something are
+POST forms carrying the session's CSRF token; the session cookie is HttpOnly, SameSite=Strict and
+Secure unless ``web.cookie_secure`` is off (loopback demo only). The Content-Security-Policy
+allows no script at all and media only from S3, where the audio player's presigned URL points.
+Blocking work (SQLite, boto3, scrypt) runs in a thread pool so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+from archive import ArchiveError
+from archive.auth import DUMMY_HASH, Session, Sessions, token_digest, verify_password
+from archive.config import ArchiveSettings
+from archive.render import inert
+from archive.service import ActionFailed, Actor, Archive, Forbidden, NotFound
+from archive.views import ACTOR, add_routes
+from archive.web_query import BadQuery
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+COOKIE = "callrec_session"
+SESSION = web.RequestKey("session", Session)
+PUBLIC = {"/login", "/style.css"}
+OUTCOMES = ("completed", "abandoned_in_notice", "abandoned", "no_agent", "failed", "complaint",
+            "harassment", "resolved", "escalated")
+DONE = {"outcome": "Outcome changed.", "hold": "Legal hold put on.",
+        "release": "Legal hold released."}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FAILURES_ALLOWED, FAILURE_WINDOW_S = 5, 300.0
+
+
+class WebApp:
+    def __init__(self, settings: ArchiveSettings, archive: Archive) -> None:
+        self.settings = settings
+        self.archive = archive
+        secret = settings.web.session_secret.get_secret_value().encode()
+        if not secret:
+            log.warning("web.session_secret is not set: a random one is used, so sessions end "
+                        "when the server restarts and are not shared with other servers")
+            secret = secrets.token_bytes(32)
+        self.sessions = Sessions(secret, settings.web.session_hours)
+        self.pool = ThreadPoolExecutor(8, "callrec-web")
+        self.env = jinja2.Environment(loader=jinja2.PackageLoader("archive", "templates"),
+                                      autoescape=True, undefined=jinja2.StrictUndefined)
+        self.env.filters["inert"] = inert
+        self.env.filters["inert_lines"] = lambda text: "\n".join(
+            inert(line) for line in str(text).splitlines())
+        self.failures: dict[str, list[float]] = {}
+        s3 = urlsplit(settings.s3.endpoint or f"https://s3.{settings.s3.region}.amazonaws.com")
+        self.csp = ("default-src 'none'; style-src 'self'; img-src 'self'; "
+                    f"media-src 'self' {s3.scheme}://{s3.netloc}; form-action 'self'; "
+                    "frame-ancestors 'none'; base-uri 'none'")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.errors, self.headers, self.authenticate],
+                              client_max_size=64 << 10)
+        add_routes(app, self)
+        return app
+
+    # -- middlewares -----------------------------------------------------------------------------
+    @web.middleware
+    async def headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.update({
+            "Content-Security-Policy": self.csp, "X-Content-Type-Options": "nosniff",
+            # same-origin: S3 never sees our URLs; "no-referrer" would make Chromium send
+            # "Origin: null" with our own forms, which the CSRF check must refuse.
+            "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store"})
+        return response
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (Forbidden, NotFound, ActionFailed, BadQuery) as exc:
+            status = {Forbidden: 403, NotFound: 404, BadQuery: 400}.get(type(exc), 502)
+            if request.path.startswith("/api/"):
+                return web.json_response({"error": str(exc)}, status=status)
+            return self.page(request, "base.html", status=status, error=str(exc))
+
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC:
+            return await handler(request)
+        if request.path.startswith("/api/"):
+            actor = self._token_actor(request)
+            if actor is None:
+                return web.json_response({"error": "a valid bearer token is required"},
+                                         status=401, headers={"WWW-Authenticate": "Bearer"})
+        else:
+            session = self.sessions.load(request.cookies.get(COOKIE))
+            if session is None:
+                raise web.HTTPSeeOther("/login")
+            request[SESSION] = session
+            actor = Actor(session.user, session.role, "web", self.address(request))
+            if request.method == "POST":
+                await self._check_csrf(request, session)
+        request[ACTOR] = actor
+        return await handler(request)
+
+    def _token_actor(self, request: web.Request) -> Actor | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        digest = token_digest(header[7:].strip())
+        for name, token in self.settings.web.tokens.items():
+            if secrets.compare_digest(digest, token.sha256.get_secret_value()):
+                return Actor(name, token.role, "api", self.address(request))
+        return None
+
+    async def _check_csrf(self, request: web.Request, session: Session) -> None:
+        origin = request.headers.get("Origin")
+        if origin and origin != f"{request.scheme}://{request.host}":
+            raise web.HTTPForbidden(text="cross-origin form refused")
+        form = await request.post()
+        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
+            raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
+
+    @staticmethod
+    def address(request: web.Request) -> str:
+        return request.remote or ""
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def page(self, request: web.Request, template: str, status: int = 200,
+             **values: Any) -> web.Response:
+        values.setdefault("session", request.get(SESSION))
+        # Fixed texts only: a message taken from the URL would let a link put words on our page.
+        values.setdefault("message", DONE.get(request.query.get("done", ""), ""))
+        values.setdefault("error", "")
+        html = self.env.get_template(template).render(outcomes=OUTCOMES, **values)
+        return web.Response(text=html, content_type="text/html", status=status)
+
+    def throttled(self, key: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(key, []) if now - t < FAILURE_WINDOW_S]
+        self.failures[key] = recent
+        return len(recent) >= FAILURES_ALLOWED
+
+    async def login(self, request: web.Request, user: str, password: str) -> str | None:
+        """A session cookie if the login is right. Always costs one scrypt (timing does not
+        tell which users exist); failures are audited and throttled per address and user."""
+        address = self.address(request)
+        if self.throttled(address) or self.throttled("user:" + user):
+            await self.run(self.archive.catalog.audit, user[:64], "viewer", "web",
+                           "login_throttled", None, {}, address)
+            return None
+        known = self.settings.web.users.get(user)
+        stored = known.password_hash.get_secret_value() if known else DUMMY_HASH
+        ok = await self.run(verify_password, password, stored) and known is not None
+        if not ok or known is None:
+            for key in (address, "user:" + user):
+                self.failures.setdefault(key, []).append(time.monotonic())
+            await self.run(self.archive.catalog.audit, user[:64], "viewer", "web",
+                           "login_failed", None, {}, address)
+            return None
+        _, cookie = self.sessions.new(user, known.role)
+        await self.run(self.archive.catalog.audit, user, known.role, "web", "login", None, {},
+                       address)
+        return cookie
+
+    def set_cookie(self, response: web.StreamResponse, cookie: str) -> None:
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+                            secure=self.settings.web.cookie_secure,
+                            max_age=int(self.settings.web.session_hours * 3600))
+
+
+async def serve(settings: ArchiveSettings) -> None:
+    """startup -> run until SIGTERM/SIGINT -> shutdown (drains the background sync)."""
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(webapp.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web.host, settings.web.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.web.port
+    log.info("archive web UI on http://%s:%s/", settings.web.host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: set[asyncio.Task[None]] = set()
+    if settings.web.sync_interval_s > 0:
+        tasks.add(asyncio.create_task(_sync_loop(webapp, settings.web.sync_interval_s, stop)))
+    try:
+        await stop.wait()
+    finally:
+        log.info("archive web UI stopping")
+        await runner.cleanup()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        webapp.pool.shutdown(wait=True)
+        archive.close()
+
+
+async def _sync_loop(webapp: WebApp, interval: float, stop: asyncio.Event) -> None:
+    backoff = interval
+    while not stop.is_set():
+        try:
+            await webapp.run(webapp.archive.sync)
+            await webapp.run(webapp.archive.ship_audit)
+            backoff = interval
+        except ArchiveError as exc:
+            backoff = min(backoff * 2, 600.0)
+            log.warning("catalog sync failed: %s; next try in %.0f s", exc, backoff)
+        try:
+            await asyncio.wait_for(stop.wait(), backoff)
+        except TimeoutError:
+            pass

@@ -1,0 +1,101 @@
+"""A real browser on the archive: Debian's Chromium driven by Playwright logs in, searches by the
+caller of a real SIPp call recorded by callrec and archived by the uploader, plays the recording,
+and sets the outcome; the object's S3 tags change."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+from aiohttp import web
+from playwright.async_api import async_playwright
+
+from archive.config import ArchiveSettings
+from archive.service import Archive
+from archive.web import WebApp
+from callrec.manifest import CallManifest
+from testbench.bench import Bench
+from testbench.sipp import Caller
+from tests.archive.conftest import PASSWORDS, Ship
+from tests.conftest import StartApp
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+pytestmark = pytest.mark.integration
+CHROMIUM = "/usr/bin/chromium"
+# No sandbox (root in CI); no calls home: the machine reaches no such hosts, and Chromium keeps
+# retrying them (../shared/notes/test-bench.md).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
+DURATION_JS = """() => new Promise(resolve => {
+  const a = document.getElementById('player');
+  if (a.readyState >= 1) { resolve(a.duration); return; }
+  a.addEventListener('loadedmetadata', () => resolve(a.duration));
+  a.addEventListener('error', () => resolve(-1));
+})"""
+
+
+@pytest.mark.timeout(180)
+async def test_browser_finds_plays_and_reclassifies_a_real_call(
+    bench: Bench, caller: Caller, start_callrec: StartApp,
+    manifests: Callable[..., list[CallManifest]], unique_caller: Callable[[], str],
+    settings: ArchiveSettings, ship: Ship, s3: S3Client,
+) -> None:
+    assert bench.asterisk is not None
+    settings.upload.spool = bench.asterisk.recordings  # the real call's spool
+    start_callrec()
+    number = unique_caller()
+    await asyncio.to_thread(caller.call, "9001", hold_s=6.0, caller_user=number)
+    [m] = await asyncio.to_thread(manifests, number)
+    assert m.recording is not None and m.recording.duration_s
+    await ship()
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(webapp.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        await asyncio.to_thread(archive.sync)
+        with tempfile.TemporaryDirectory() as profile:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch_persistent_context(
+                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                try:
+                    page = await browser.new_page()
+                    await page.goto(base + "/calls")  # redirected to the login
+                    assert page.url == base + "/login"
+                    await page.fill("input[name=user]", "supervisor")
+                    await page.fill("input[name=password]", PASSWORDS["supervisor"])
+                    await page.click("button[type=submit]")
+                    await page.fill("input[name=caller]", number)
+                    await page.click("form.search button[type=submit]")
+                    await page.click(f"a[href='/calls/{m.call_id}']")
+                    assert await page.inner_text("#caller") == number
+                    duration = await page.evaluate(DURATION_JS)
+                    assert abs(duration - m.recording.duration_s) < 0.5, duration
+                    await page.evaluate("() => document.getElementById('player').play()")
+                    await page.wait_for_function(
+                        "() => document.getElementById('player').currentTime > 0.2")
+                    await page.fill("input[name=outcome]", "complaint")
+                    await page.click("text=Set outcome")
+                    assert await page.inner_text("#outcome") == "complaint"
+                    await page.screenshot(path=str(bench.log_dir / "archive-call-page.png"),
+                                          full_page=True)
+                finally:
+                    await browser.close()
+        audited = {(r["actor"], r["action"], r["call_id"]) for r in archive.catalog.audit_rows()}
+        assert {("supervisor", a, m.call_id) for a in ("view", "play", "outcome")} <= audited
+    finally:
+        await runner.cleanup()
+        webapp.pool.shutdown(wait=True)
+        archive.close()
+    key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
+    tags = {t["Key"]: t["Value"] for t in
+            s3.get_object_tagging(Bucket=settings.s3.bucket, Key=key)["TagSet"]}
+    assert tags["outcome"] == "complaint"

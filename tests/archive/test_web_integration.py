@@ -1,0 +1,207 @@
+"""The web UI and JSON API served for real (aiohttp on loopback) over the real archive in
+SeaweedFS: login, roles, CSRF, audit, inert rendering of hostile caller values."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from archive.config import ArchiveSettings
+from archive.service import Archive
+from archive.web import WebApp
+from callrec.manifest import CallManifest
+from testbench.spool import varied_call
+from tests.archive.conftest import PASSWORDS, TOKENS, Ship
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+pytestmark = pytest.mark.integration
+HOSTILE = ('"><img src=x onerror=alert(1)><script>alert(2)</script>\u202eexe.gpj'
+           '=HYPERLINK("http://x")' + "\U0001f600" * 1000)
+
+
+@pytest_asyncio.fixture
+async def served(settings: ArchiveSettings, archive: Archive) -> AsyncIterator[str]:
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(webapp.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        webapp.pool.shutdown(wait=True)
+
+
+@pytest_asyncio.fixture
+async def calls(settings: ArchiveSettings, ship: Ship, archive: Archive) -> list[CallManifest]:
+    made = [varied_call(settings.upload.spool, caller_raw="0355556666", name=HOSTILE),
+            varied_call(settings.upload.spool, caller_raw="=1+2", name="plain")]
+    await ship()
+    archive.sync()
+    return made
+
+
+Login = Callable[[str], Awaitable[aiohttp.ClientSession]]
+
+
+@pytest_asyncio.fixture
+async def login(served: str) -> AsyncIterator[Login]:
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def as_user(user: str) -> aiohttp.ClientSession:
+        # unsafe: the jar keeps cookies of an IP address host (127.0.0.1).
+        session = aiohttp.ClientSession(base_url=served, cookie_jar=aiohttp.CookieJar(
+            unsafe=True))
+        sessions.append(session)
+        async with session.post("/login", data={"user": user, "password": PASSWORDS[user]},
+                                allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+            cookie = r.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        return session
+
+    yield as_user
+    for session in sessions:
+        await session.close()
+
+
+async def csrf_of(session: aiohttp.ClientSession, path: str) -> str:
+    async with session.get(path) as r:
+        match = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+async def test_nothing_is_visible_without_login_or_token(served: str,
+                                                         calls: list[CallManifest]) -> None:
+    call = calls[0].call_id
+    async with aiohttp.ClientSession(base_url=served) as anon:
+        for path in ("/", "/calls", "/calls.csv", f"/calls/{call}", f"/calls/{call}/audio",
+                     f"/calls/{call}/download", "/audit"):
+            async with anon.get(path, allow_redirects=False) as r:
+                assert (r.status, r.headers.get("Location")) == (303, "/login"), path
+        for path in (f"/calls/{call}/outcome", f"/calls/{call}/hold", "/logout"):
+            async with anon.post(path, data={"outcome": "x"}, allow_redirects=False) as r:
+                assert r.status == 303, path
+        forged = {"Cookie": "callrec_session=eyJ4Ijox.forged"}
+        async with anon.get("/calls", headers=forged, allow_redirects=False) as r:
+            assert r.status == 303
+        for headers in ({}, {"Authorization": "Bearer wrong"},
+                        {"Authorization": "Basic " + TOKENS["desk"][1]}):
+            for path in ("/api/calls", f"/api/calls/{call}", f"/api/calls/{call}/url"):
+                async with anon.get(path, headers=headers) as r:
+                    assert r.status == 401, path
+            async with anon.post(f"/api/calls/{call}/outcome", json={"outcome": "x"},
+                                 headers=headers) as r:
+                assert r.status == 401
+        async with anon.get("/login") as r:
+            assert r.status == 200 and "default-src 'none'" in r.headers[
+                "Content-Security-Policy"]
+
+
+async def test_roles_csrf_and_audit(login: Login, served: str, calls: list[CallManifest],
+                                    archive: Archive, s3: S3Client,
+                                    settings: ArchiveSettings) -> None:
+    call = calls[0]
+    viewer, supervisor, admin = [await login(u) for u in ("viewer", "supervisor", "admin")]
+    token = await csrf_of(viewer, f"/calls/{call.call_id}")
+    async with viewer.post(f"/calls/{call.call_id}/outcome",
+                           data={"csrf": token, "outcome": "complaint"}) as r:
+        assert r.status == 403
+    async with viewer.get("/audit") as r:
+        assert r.status == 403
+    async with viewer.get(f"/calls/{call.call_id}/audio", allow_redirects=False) as r:
+        assert r.status == 302 and "X-Amz-Signature" in r.headers["Location"]
+    async with viewer.get(f"/calls/{call.call_id}/download", allow_redirects=False) as r:
+        assert "attachment" in r.headers["Location"]
+    # CSRF: no token, a wrong one, or a cross-origin form are refused.
+    token = await csrf_of(supervisor, f"/calls/{call.call_id}")
+    for data, headers in (({"outcome": "complaint"}, {}),
+                          ({"outcome": "complaint", "csrf": "wrong"}, {}),
+                          ({"outcome": "complaint", "csrf": token},
+                           {"Origin": "http://evil.example"})):
+        async with supervisor.post(f"/calls/{call.call_id}/outcome", data=data,
+                                   headers=headers) as r:
+            assert r.status == 403
+    async with supervisor.post(f"/calls/{call.call_id}/outcome",
+                               data={"csrf": token, "outcome": "complaint"}) as r:
+        assert r.status == 200 and "Outcome changed." in await r.text()
+    async with supervisor.post(f"/calls/{call.call_id}/hold", data={"csrf": token}) as r:
+        assert r.status == 200 and 'id="hold">ON' in await r.text()
+    key = f"recordings/{call.entered_at:%Y/%m/%d}/{call.call_id}.wav"
+    tags = {t["Key"]: t["Value"] for t in
+            s3.get_object_tagging(Bucket=settings.s3.bucket, Key=key)["TagSet"]}
+    assert tags["outcome"] == "complaint"
+    # The API: a viewer token may read, not change; a supervisor token may change.
+    wall = {"Authorization": f"Bearer {TOKENS['wall'][1]}"}
+    desk = {"Authorization": f"Bearer {TOKENS['desk'][1]}"}
+    async with aiohttp.ClientSession(base_url=served) as api:
+        async with api.get("/api/calls", params={"caller": "03-5555-6666"}, headers=wall) as r:
+            assert [c["call_id"] for c in (await r.json())["calls"]] == [call.call_id]
+        async with api.post(f"/api/calls/{call.call_id}/outcome", json={"outcome": "resolved"},
+                            headers=wall) as r:
+            assert r.status == 403
+        async with api.post(f"/api/calls/{call.call_id}/outcome", json={"outcome": "resolved"},
+                            headers=desk) as r:
+            assert (r.status, await r.json()) == (200, {"call_id": call.call_id,
+                                                        "outcome": "resolved"})
+        async with api.post(f"/api/calls/{call.call_id}/outcome", json={"outcome": "A&B"},
+                            headers=desk) as r:
+            assert r.status == 502 and "rejected" in (await r.json())["error"]
+    async with admin.get("/audit") as r:
+        assert r.status == 200
+    seen = {(r["actor"], r["via"], r["action"]) for r in archive.catalog.audit_rows(limit=500)}
+    assert seen >= {("viewer", "web", "login"), ("viewer", "web", "view"),
+                    ("viewer", "web", "play"), ("viewer", "web", "download"),
+                    ("viewer", "web", "outcome"), ("viewer", "web", "audit"),
+                    ("supervisor", "web", "outcome"), ("supervisor", "web", "hold"),
+                    ("wall", "api", "search"), ("wall", "api", "outcome"),
+                    ("desk", "api", "outcome"), ("admin", "web", "audit")}
+
+
+async def test_hostile_caller_values_stay_inert(login: Login, calls: list[CallManifest]) -> None:
+    viewer = await login("viewer")
+    pages = []
+    for path in (f"/calls/{calls[0].call_id}", "/calls?caller_prefix=03"):
+        async with viewer.get(path) as r:
+            pages.append(await r.text())
+    for html in pages:
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+        assert "\u202e" not in html and "\\u202e" in html
+    async with viewer.get("/calls.csv") as r:
+        rows = list(csv.reader(io.StringIO(await r.text())))
+    header, body = rows[0], rows[1:]
+    names = {row[header.index("caller_name")] for row in body}
+    raws = {row[header.index("caller_raw")] for row in body}
+    assert "'=1+2" in raws and all(not c.startswith(("=", "+", "-", "@"))
+                                   for row in body for c in row)
+    assert any("<script>" in n and "\u202e" not in n for n in names)  # text, not markup
+    async with viewer.get("/calls", params={"caller": "<script>"}) as r:
+        assert r.status == 200 and "<script>" not in await r.text()
+
+
+async def test_login_failures_are_throttled_and_audited(served: str, archive: Archive) -> None:
+    async with aiohttp.ClientSession(base_url=served) as client:
+        for _ in range(5):
+            async with client.post("/login", data={"user": "admin", "password": "nope"}) as r:
+                assert r.status == 401
+        async with client.post("/login", data={"user": "admin",
+                                               "password": PASSWORDS["admin"]}) as r:
+            assert r.status == 401  # throttled, even with the right password
+    actions = [r["action"] for r in archive.catalog.audit_rows()]
+    assert actions.count("login_failed") == 5 and "login_throttled" in actions
+    assert all("nope" not in json.dumps(r) for r in archive.catalog.audit_rows())
