@@ -125,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     settings = ArchiveSettings()
     if args.action == "serve":
         import asyncio
+        import logging
 
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from archive.web import serve
 
         asyncio.run(serve(settings))

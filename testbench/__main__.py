@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import shutil
 import sys
 import time
@@ -70,11 +71,14 @@ def archive_demo(bench: Bench) -> int:
     assert ep is not None and asterisk is not None
     client = s3_client(ep.s3_endpoint, ep.s3)
     create_locked_bucket(client, "callrec")
+    catalog = state_dir(ep.instance) / "archive-catalog.sqlite3"
     settings = UploaderSettings(
         s3=S3Settings(endpoint=ep.s3_endpoint, bucket="callrec", access_key=ep.s3.access_key,
                       secret_key=ep.s3.secret_key),
-        upload=UploadSettings(spool=asterisk.recordings, after_upload="move"))
-    summary = asyncio.run(Uploader(settings).drain())
+        upload=UploadSettings(spool=asterisk.recordings, after_upload="move", catalog=catalog))
+    uploader = Uploader(settings)
+    summary = asyncio.run(uploader.drain())
+    uploader.close()
     print(f"\nuploader: shipped {summary.shipped}, failed {summary.failed}")
     for obj in client.list_objects_v2(Bucket="callrec").get("Contents", []):
         key = obj["Key"]
@@ -85,9 +89,31 @@ def archive_demo(bench: Bench) -> int:
         print(f"    tags {dict((t['Key'], t['Value']) for t in tags)}")
         print(f"    metadata {head['Metadata']}")
     client.close()
-    print(f"\nlocal copies moved to {asterisk.recordings / 'done'}; "
-          "stop everything: make sandbox-down")
+    print(f"\nlocal copies moved to {asterisk.recordings / 'done'}")
+    web_demo(bench, catalog)
+    print("\nstop everything: make sandbox-down")
     return 0 if not summary.failed else 1
+
+
+def web_demo(bench: Bench, catalog: Path, port: int = 8480) -> None:
+    """Start the archive web UI on the demo's archive, with a one-run demo login."""
+    from archive.auth import hash_password
+
+    ep = bench.endpoints
+    assert ep is not None
+    password = secrets.token_urlsafe(12)
+    env = {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+           "CALLREC_S3__BUCKET": "callrec", "CALLREC_S3__ACCESS_KEY": ep.s3.access_key,
+           "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
+           "CALLREC_ARCHIVE__CATALOG": str(catalog), "CALLREC_WEB__PORT": str(port),
+           "CALLREC_WEB__COOKIE_SECURE": "false",  # loopback only; behind TLS in production
+           "CALLREC_WEB__SYNC_INTERVAL_S": "10",
+           "CALLREC_WEB__SESSION_SECRET": secrets.token_urlsafe(32),
+           "CALLREC_WEB__USERS": json.dumps({"demo": {"role": "admin",
+                                                     "password_hash": hash_password(password)}})}
+    bench.start_archive_web(env)
+    print(f"\narchive web UI: http://127.0.0.1:{port}/  (log in as demo / {password}; this "
+          "password is made for this run only)")
 
 
 def main(argv: list[str] | None = None) -> int:

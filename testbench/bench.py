@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from testbench import BenchError
 from testbench.asterisk import PRESETS, Asterisk, AsteriskCredentials
 from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
-from testbench.procs import Child, stop_recorded
+from testbench.procs import Child, stop_recorded, wait_until
 from testbench.s3 import S3Credentials, WeedMini
 from testbench.sipp import AGENT_KINDS, AgentPhone, Caller, make_audio
 
@@ -133,6 +134,20 @@ class Bench:
         app = CallrecApp(self.endpoints, env, self.log_dir)
         self._track("callrec-ari", app.start())
         return app
+
+    def start_archive_web(self, env: dict[str, str], timeout: float = 15.0) -> Child:
+        """``callrec archive serve`` with this environment, tracked like the other processes."""
+        child = Child("callrec-archive", [sys.executable, "-m", "callrec.cli", "archive",
+                                          "serve"], self.log_dir / "callrec-archive.log",
+                      marker="callrec.cli", env=env)
+        try:
+            wait_until(lambda: "archive web UI on" in child.log_path.read_text(errors="replace"),
+                       "callrec archive web UI", timeout, child)
+        except BaseException:
+            child.stop()
+            raise
+        self._track("callrec-archive", child)
+        return child
 
     def restart_s3(self) -> None:
         """Start weed again on the same data dir and credentials (after an outage test)."""
