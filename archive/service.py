@@ -51,6 +51,10 @@ class ActionFailed(ArchiveError):
     """S3 or the catalog failed; the message is safe to show (no credentials)."""
 
 
+class Invalid(ArchiveError):
+    """The request itself is wrong (an outcome outside ``[a-z0-9_]{1,32}``)."""
+
+
 @dataclass(frozen=True)
 class Actor:
     name: str
@@ -163,6 +167,8 @@ class Archive:
                                          f"{actor.name} ({actor.via})")
         except (OutcomeError, StoreError) as exc:
             self._audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
+            if isinstance(exc, OutcomeError):
+                raise Invalid(str(exc)) from exc
             raise ActionFailed(str(exc)) from exc
         if where == "archive":
             hold = self.settings.retention.lock_for(updated).legal_hold or bool(

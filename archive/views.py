@@ -69,10 +69,10 @@ class Pages:
 
     async def dashboard(self, request: web.Request) -> web.Response:
         days = await self.w.run(self.w.archive.catalog.daily, 30)
+        totals = {k: sum(d[k] for d in days)
+                  for k in ("recorded", "interrupted", "unrecorded", "notice_failed")}
         return self.w.page(request, "dashboard.html", chart=chart(days), q=query_from({}),
-                      since="", until="", hold="",
-                      totals={k: sum(d[k] for d in days) for k in
-                              ("recorded", "interrupted", "unrecorded", "notice_failed")})
+                           since="", until="", hold="", totals=totals)
 
     async def calls(self, request: web.Request) -> web.Response:
         q = query_from(request.query)
@@ -82,9 +82,10 @@ class Pages:
         rows = rows[:q.limit - 1]
         older = link_params(request.query, before=int(rows[-1]["entered_at"].timestamp()
                                                       * 1000)) if more and rows else ""
+        params = request.query
         return self.w.page(request, "calls.html", rows=rows, more=more, q=q, older=older,
-                      since=request.query.get("since", ""), until=request.query.get("until", ""),
-                      hold=request.query.get("hold", ""), query_string=link_params(request.query))
+                           since=params.get("since", ""), until=params.get("until", ""),
+                           hold=params.get("hold", ""), query_string=link_params(params))
 
     async def export(self, request: web.Request) -> web.Response:
         q = query_from(request.query, limit_default=1000)

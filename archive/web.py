@@ -26,7 +26,7 @@ from archive import ArchiveError
 from archive.auth import DUMMY_HASH, Session, Sessions, token_digest, verify_password
 from archive.config import ArchiveSettings
 from archive.render import inert
-from archive.service import ActionFailed, Actor, Archive, Forbidden, NotFound
+from archive.service import ActionFailed, Actor, Archive, Forbidden, Invalid, NotFound
 from archive.views import ACTOR, add_routes
 from archive.web_query import BadQuery
 
@@ -90,8 +90,9 @@ class WebApp:
     async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except (Forbidden, NotFound, ActionFailed, BadQuery) as exc:
-            status = {Forbidden: 403, NotFound: 404, BadQuery: 400}.get(type(exc), 502)
+        except (Forbidden, NotFound, ActionFailed, BadQuery, Invalid) as exc:
+            status = {Forbidden: 403, NotFound: 404, BadQuery: 400, Invalid: 400}.get(
+                type(exc), 502)
             if request.path.startswith("/api/"):
                 return web.json_response({"error": str(exc)}, status=status)
             return self.page(request, "base.html", status=status, error=str(exc))
@@ -215,8 +216,7 @@ async def _sync_loop(webapp: WebApp, interval: float, stop: asyncio.Event) -> No
     backoff = interval
     while not stop.is_set():
         try:
-            await webapp.run(webapp.archive.sync)
-            await webapp.run(webapp.archive.ship_audit)
+            await webapp.run(webapp.archive.sync)  # ships the audit rows too
             backoff = interval
         except ArchiveError as exc:
             backoff = min(backoff * 2, 600.0)

@@ -160,7 +160,7 @@ async def test_roles_csrf_and_audit(login: Login, served: str, calls: list[CallM
                                                         "outcome": "resolved"})
         async with api.post(f"/api/calls/{call.call_id}/outcome", json={"outcome": "A&B"},
                             headers=desk) as r:
-            assert r.status == 502 and "rejected" in (await r.json())["error"]
+            assert r.status == 400 and "rejected" in (await r.json())["error"]
     async with admin.get("/audit") as r:
         assert r.status == 200
     seen = {(r["actor"], r["via"], r["action"]) for r in archive.catalog.audit_rows(limit=500)}
@@ -192,6 +192,11 @@ async def test_hostile_caller_values_stay_inert(login: Login, calls: list[CallMa
     assert any("<script>" in n and "\u202e" not in n for n in names)  # text, not markup
     async with viewer.get("/calls", params={"caller": "<script>"}) as r:
         assert r.status == 200 and "<script>" not in await r.text()
+    wall = {"Authorization": f"Bearer {TOKENS['wall'][1]}"}
+    async with viewer.get("/api/calls", headers=wall) as r:
+        text = await r.text()
+        assert r.content_type == "application/json" and text.isascii()
+        assert HOSTILE in {c["caller_name"] for c in json.loads(text)["calls"]}
 
 
 async def test_login_failures_are_throttled_and_audited(served: str, archive: Archive) -> None:
