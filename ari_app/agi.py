@@ -155,6 +155,16 @@ def call_from_headers(headers: dict[str, str]) -> dict[str, object]:
     }
 
 
+def agi_args(headers: dict[str, str]) -> dict[str, str]:
+    """``AGI(agi://host/callrec,key=value,...)`` arguments, like the Stasis door's args."""
+    args: dict[str, str] = {}
+    for i in range(1, 16):
+        key, sep, value = headers.get(f"agi_arg_{i}", "").partition("=")
+        if sep and key:
+            args[key.strip()] = value.strip()
+    return args
+
+
 Handler = Callable[[AgiSession], Awaitable[None]]
 
 

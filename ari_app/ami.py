@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from panoramisk import Manager
@@ -26,20 +27,31 @@ class AmiError(AriAppError):
     """AMI unreachable, an action timed out, or Asterisk refused it."""
 
 
+# Asterisk sends this session only the events callrec reads (the Filter action, per session:
+# set again at every login); without it every VarSet and Newexten of every call would arrive.
+EVENT_FILTERS = ("Event: BridgeEnter", "Event: BridgeLeave")
+
+
 class AmiClient:
-    def __init__(self, settings: AmiSettings) -> None:
+    def __init__(self, settings: AmiSettings,
+                 on_event: Callable[[Any], None] | None = None) -> None:
         self.settings = settings
         self.connected = False
+        self.on_event = on_event
         self._manager: Manager | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def connect(self, timeout: float = 5.0) -> None:
         self._manager = Manager(
             loop=asyncio.get_running_loop(), host=self.settings.host, port=self.settings.port,
             username=self.settings.user, secret=self.settings.secret.get_secret_value(),
-            events="off", ping_delay=5, ping_interval=5, reconnect_timeout=1,
+            events="on" if self.on_event else "off", ping_delay=5, ping_interval=5,
+            reconnect_timeout=1,
             forgetable_actions=NEVER_REPLAY, on_login=self._on_login,
             on_disconnect=self._on_disconnect,
         )
+        if self.on_event is not None:
+            self._manager.register_event("Bridge*", self._event)
         try:
             await asyncio.wait_for(self._manager.connect(), timeout)
             if self._manager.authenticated_future is not None:
@@ -54,6 +66,26 @@ class AmiClient:
         if not self.connected:
             log.info("AMI logged in again")
         self.connected = True
+        if self.on_event is not None:
+            task = asyncio.ensure_future(self._set_filters())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _set_filters(self) -> None:
+        for expression in EVENT_FILTERS:
+            try:
+                await self.action({"Action": "Filter", "Operation": "Add",
+                                   "Filter": expression})
+            except AmiError as exc:
+                log.warning("AMI event filter %r not set (%s): more events to read", expression,
+                            exc)
+
+    def _event(self, manager: Manager, event: Any) -> None:
+        if event.get("Event") in ("BridgeEnter", "BridgeLeave") and self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # one bad event must not stop the next
+                log.exception("AMI event %s not handled", event.get("Event"))
 
     def _on_disconnect(self, manager: Manager, exc: BaseException | None) -> None:
         log.warning("AMI connection lost (%r); panoramisk reconnects", exc)

@@ -19,6 +19,7 @@ from ari_app.recorder import ActiveRecording
 from callrec.manifest import (
     AgentLeg,
     CallManifest,
+    Direction,
     Notice,
     Outcome,
     Party,
@@ -84,6 +85,7 @@ class Call:
                             name_raw=str(caller.get("name", "")),
                             number=normalise_number(str(caller.get("number", ""))))
         self.linkedid: str | None = channel.get("linkedid") or channel.get("id")
+        self.direction = Direction.INBOUND
         self.notice = Notice()
         self.status = RecordingStatus.UNRECORDED
         self.status_reason: str | None = None
@@ -109,12 +111,23 @@ class Call:
                     "name": m.asterisk_channel or "", "dialplan": {"exten": m.did}}, m.door,
                    m.policy)
         call.call_id, call.entered_at, call.caller = m.call_id, m.entered_at, m.caller
+        call.direction = m.direction
         call.notice, call.status, call.status_reason = m.notice, m.status, m.status_reason
         call.answered_at, call.agents, call.recording = m.answered_at, m.agents, m.recording
         call.failed = m.outcome == "failed"
         if m.outcome_source == "dialplan":
             call.dialplan_outcome = m.outcome
         return call
+
+    def make_outbound(self, customer: str, agent_channel: str) -> None:
+        """An agent's outbound call: this channel is the called customer's (Dial's ``U()``
+        runs on it once it answers); the agent is the calling channel, already answered."""
+        self.direction, self.did = Direction.OUTBOUND, None
+        self.caller = Party(number_raw=customer, number=normalise_number(customer))
+        if agent_channel:
+            now = datetime.now(UTC)
+            self.agents = [AgentLeg(endpoint=endpoint_of(agent_channel), channel=agent_channel,
+                                    dial_status="ANSWER", answered_at=now)]
 
     def log_prefix(self) -> str:
         return f"[{self.call_id}]"
@@ -140,6 +153,10 @@ class Call:
             self.playback_done.set_result(event.get("playback", {}).get("state", "done"))
         return False
 
+    def leg(self, channel_name: str) -> AgentLeg:
+        """The leg of the call on this channel (added if new)."""
+        return self._agent(channel_name)
+
     def _agent(self, channel_name: str) -> AgentLeg:
         for leg in self.agents:
             if leg.channel == channel_name:
@@ -164,17 +181,26 @@ class Call:
     def _on_varset(self, event: dict[str, Any]) -> bool:
         name, value = event.get("variable"), str(event.get("value", ""))
         if name == "BRIDGEPEER":
-            now, changed = _ts(event), False
-            for leg in self.agents:
-                if value and leg.channel in value.split(",") and leg.bridged_at is None:
-                    leg.bridged_at, changed = now, True
-                elif not value and leg.bridged_at and leg.left_at is None:
-                    leg.left_at, changed = now, True
-            return changed
+            return self._on_bridge_peers(set(filter(None, value.split(","))), _ts(event))
         if name == "CALLREC_OUTCOME" and value and value != self.dialplan_outcome:
             self.dialplan_outcome = value
             return True
         return False
+
+    def _on_bridge_peers(self, peers: set[str], now: datetime) -> bool:
+        changed = False
+        for peer in peers:
+            if not peer.startswith("Local/") and all(leg.channel != peer for leg in self.agents):
+                # Bridged without a Dial on this channel: brought in by a transfer (an attended
+                # transfer swaps the transferer's consultation call in).
+                leg = self._agent(peer)
+                leg.dial_status, leg.answered_at = "ANSWER", now
+        for leg in self.agents:
+            if leg.channel in peers and leg.bridged_at is None:
+                leg.bridged_at, changed = now, True
+            elif leg.channel not in peers and leg.bridged_at and leg.left_at is None:
+                leg.left_at, changed = now, True
+        return changed
 
     def apply_snapshot(self, variables: dict[str, str]) -> None:
         """Catch up after events were lost (restart, websocket drop): the channel's variables
@@ -218,7 +244,7 @@ class Call:
                 log.warning("%s CALLREC_OUTCOME %r is not [a-z0-9_]{1,32}; using %s",
                             self.log_prefix(), self.dialplan_outcome[:64], outcome)
         return CallManifest(
-            call_id=self.call_id, door=self.door,
+            call_id=self.call_id, door=self.door, direction=self.direction,
             asterisk_uniqueid=self.channel_id, asterisk_linkedid=self.linkedid,
             asterisk_channel=self.channel_name or None, did=self.did,
             caller=self.caller, policy=self.policy, status=self.status,

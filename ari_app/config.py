@@ -83,6 +83,19 @@ class NoticeSettings(BaseModel):
     stall_alert_s: float = Field(10.0, ge=0)
 
 
+class BridgeSettings(BaseModel):
+    """The safety net (ari_app/bridges.py): two-party bridges callrec did not handle."""
+
+    watch: bool = True
+    # Endpoint names (fnmatch) of trunks: a bridge with a party on one is external.
+    trunks: list[str] = Field(default_factory=lambda: ["trunk*"])
+    # Internal calls (no trunk party): "never" = not recorded, ledger reason internal_call;
+    # "force"/"optional" = they should have been routed through callrec (ledger says not).
+    internal_policy: Policy = Policy.NEVER
+    # The policy external calls that bypassed callrec are listed under.
+    external_policy: Policy = Policy.FORCE
+
+
 class AriAppSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLREC_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -93,6 +106,7 @@ class AriAppSettings(BaseSettings):
     agi: AgiSettings = AgiSettings()
     spool: SpoolSettings = SpoolSettings()
     notice: NoticeSettings = NoticeSettings()
+    bridges: BridgeSettings = BridgeSettings()
     policy: Policy = Policy.OPTIONAL
     default_route: Route | None = None
     routes: dict[str, Route] = Field(default_factory=dict)  # DID -> route

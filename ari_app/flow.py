@@ -19,7 +19,7 @@ from ari_app.ami import AmiClient
 from ari_app.call import Call
 from ari_app.config import AriAppSettings, Route
 from ari_app.recorder import Recorder, RecordingFailed
-from callrec.manifest import Policy, RecordingStatus
+from callrec.manifest import Direction, Notice, Policy, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +125,37 @@ class Flow:
             await door.proceed(plan.route)
 
     async def _notice(self, call: Call, door: Door, plan: Plan) -> None:
-        call.notice.prompt = self.settings.notice.prompt
-        call.notice.language = plan.language
-        result = await door.play(self.settings.notice.prompt, plan.language)
-        # Only after the playback ran: a refused play request (caller already gone) is no notice.
-        call.notice.played = True
-        call.notice.started_at, call.notice.ended_at = result.started_at, result.ended_at
-        call.notice.completed = result.completed
+        call.notice = await self.announce(door, plan)
         log.info("%s notice %s/%s %s", call.log_prefix(), plan.language,
-                 self.settings.notice.prompt, "completed" if result.completed else "cut short")
+                 self.settings.notice.prompt, "completed" if call.notice.completed
+                 else "cut short")
+
+    async def announce(self, door: Door, plan: Plan) -> Notice:
+        prompt = self.settings.notice.prompt
+        result = await door.play(prompt, plan.language)
+        # Only after the playback ran: a refused play request (caller already gone) is no notice.
+        return Notice(prompt=prompt, language=plan.language, played=True,
+                      started_at=result.started_at, ended_at=result.ended_at,
+                      completed=result.completed)
+
+    async def announce_to_party(self, host: Call, door: Door, plan: Plan, channel: str,
+                                number: str) -> None:
+        """An outside party joins a call that is already recorded (a transfer out): its
+        recording runs on the customer's channel and will cover them, so no second one is
+        started; they hear the notice before the bridge, listed on their leg of the call."""
+        leg = host.leg(channel)
+        leg.endpoint = number or leg.endpoint
+        leg.dial_status, leg.answered_at = "ANSWER", leg.answered_at or datetime.now(UTC)
+        if plan.policy is Policy.NEVER or host.active is None:
+            # Nothing verified records this call now: the new party is not told it is.
+            await door.set_var("CALLREC_STATUS", "unrecorded")
+            return
+        await door.set_var("CALLREC_ID", host.call_id)
+        await door.set_var("CALLREC_STATUS", "recorded")
+        leg.notice = await self.announce(door, plan)
+        log.info("%s notice %s/%s to %s, brought in by a transfer: %s", host.log_prefix(),
+                 plan.language, self.settings.notice.prompt, channel,
+                 "completed" if leg.notice.completed else "cut short")
 
     async def _unrecorded(self, call: Call, door: Door, reason: str) -> None:
         call.status, call.status_reason = RecordingStatus.UNRECORDED, reason
@@ -144,6 +166,11 @@ class Flow:
         """Policy force: no recording, no call. The apology is a recorded prompt too."""
         call.failed = True
         await door.set_var("CALLREC_STATUS", "rejected")
+        if call.direction is Direction.OUTBOUND:
+            # The customer we called gets no "cannot take your call" prompt, and the channel is
+            # left to the subroutine: GOSUB_RESULT=ABORT ends both legs before the agent's is
+            # answered (a hang-up here would let Dial answer the agent first).
+            return
         prompt = self.settings.notice.unavailable_prompt
         if plan.language in self.languages.get(prompt, set()):
             await door.play(prompt, plan.language)

@@ -18,9 +18,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from ari_app.agi import AgiDoor, AgiError, AgiServer, AgiSession, call_from_headers
+from ari_app.agi import AgiDoor, AgiError, AgiServer, AgiSession, agi_args, call_from_headers
 from ari_app.ami import AmiClient, AmiError
 from ari_app.ari import AriClient, AriError, Event
+from ari_app.bridges import BridgeWatch, Party
 from ari_app.call import Call
 from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
@@ -48,7 +49,9 @@ class Service:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.call_tasks: set[asyncio.Task[Any]] = set()
         self.ari = AriClient(settings.ari)
-        self.ami = AmiClient(settings.ami)
+        self.bridges = BridgeWatch(settings.bridges, self._followed, self._ledger)
+        self.ami = AmiClient(settings.ami,
+                             self.bridges.on_event if settings.bridges.watch else None)
         self.languages: dict[str, set[str]] = {}
         self.watch = CloseWatch(settings.spool.local)
         self.recorder = Recorder(self.ami, settings.spool, settings.notice.verify_timeout_s,
@@ -110,6 +113,7 @@ class Service:
                 break
             await asyncio.sleep(0.05)  # calls still in the notice reach their hand-off
         self.stop_taking_calls.set()
+        self.bridges.flush()
         for task in self.tasks | self.call_tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.call_tasks, return_exceptions=True)
@@ -206,12 +210,22 @@ class Service:
         channel = call_from_headers(session.headers)
         if not channel["id"] or self.app.stopping:
             return  # AGISTATUS then sends the dialplan to its fallback, without a notice
+        args = agi_args(session.headers)
+        outbound = args.get("direction") == "outbound"
+        host = self._call_on(args.get("agent", "")) if outbound else None
+        if host is not None:  # a transfer out of a call callrec follows: notice only
+            await self._join(host, session, args, str(channel.get("language") or ""))
+            return
         call = Call(channel, "agi", self.settings.policy)
+        if outbound:  # dialplan/callrec.conf [callrec-outbound], in Dial's U() on the callee
+            call.make_outbound(args.get("customer", ""), args.get("agent", ""))
         self.app.adopt(call)  # route the channel's ARI events to it
-        plan = self.flow.plan(call.did, {}, str(channel.get("language") or ""))
+        plan = self.flow.plan(call.did, args, str(channel.get("language") or ""))
+        if outbound:
+            plan.route = None  # the subroutine returns and Dial bridges the agent
         call.policy = plan.policy
-        log.info("%s FastAGI request: channel %s, DID %r", call.log_prefix(),
-                 call.channel_name, call.did)
+        log.info("%s FastAGI request: channel %s, %s, DID %r", call.log_prefix(),
+                 call.channel_name, call.direction.value, call.did)
         try:
             await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
         except (AgiError, AriError) as exc:
@@ -219,6 +233,32 @@ class Service:
         self._hand_off(call)
         # The AGI returns now (the dialplan goes on); the call is followed in its own task.
         self._track(self._finish(call), self.call_tasks)
+
+    def _call_on(self, channel_name: str) -> Call | None:
+        """The call callrec follows on this channel, if any."""
+        return next((c for c in self.app.calls.values()
+                     if channel_name and c.channel_name == channel_name), None)
+
+    async def _join(self, host: Call, session: AgiSession, args: dict[str, str],
+                    language: str) -> None:
+        name = session.headers.get("agi_channel", "")
+        plan = self.flow.plan(None, args, language)
+        try:
+            await self.flow.announce_to_party(host, AgiDoor(session, self.ari, host), plan,
+                                              name, args.get("customer", ""))
+        except (AgiError, AriError) as exc:
+            log.info("%s FastAGI (transfer to %s): %s", host.log_prefix(), name, exc)
+        self._journal(host)
+
+    def _followed(self, party: Party) -> bool:
+        """A bridge party belongs to a call callrec handles (its channel, or linked to it)."""
+        calls = self.app.calls
+        return party.uniqueid in calls or party.linkedid in calls or any(
+            c.linkedid == party.linkedid for c in calls.values())
+
+    def _ledger(self, call: Call) -> None:
+        """A bridged call callrec did not handle: its manifest says so (ari_app/bridges.py)."""
+        self._track(self._final(call), self.call_tasks)
 
     def _start_call(self, call: Call, event: Event) -> None:
         self._track(self._call(call, event), self.call_tasks)

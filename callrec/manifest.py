@@ -62,6 +62,15 @@ class Party(_Model):
     number: str = ""
 
 
+class Notice(_Model):
+    prompt: str | None = None
+    language: str | None = None
+    played: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    completed: bool = False  # the caller was still there when the prompt ended
+
+
 class AgentLeg(_Model):
     endpoint: str
     channel: str
@@ -69,6 +78,9 @@ class AgentLeg(_Model):
     answered_at: datetime | None = None
     bridged_at: datetime | None = None
     left_at: datetime | None = None
+    # The notice played to this party: an outside party a transfer brought into a recorded call
+    # hears it before the bridge (the call's own ``notice`` is the one the customer heard).
+    notice: Notice | None = None
 
 
 class OutcomeChange(_Model):
@@ -78,15 +90,6 @@ class OutcomeChange(_Model):
     previous: str
     outcome: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
     by: str = ""
-
-
-class Notice(_Model):
-    prompt: str | None = None
-    language: str | None = None
-    played: bool = False
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    completed: bool = False  # the caller was still there when the prompt ended
 
 
 class Recording(_Model):
@@ -104,7 +107,8 @@ class CallManifest(_Model):
     schema_version: Literal[1] = 1  # SCHEMA_VERSION
     call_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     direction: Direction = Direction.INBOUND
-    door: Literal["stasis", "agi"] = "stasis"
+    # "none": a ledger entry for a bridged call that never reached callrec (ari_app/bridges.py)
+    door: Literal["stasis", "agi", "none"] = "stasis"
     asterisk_uniqueid: str
     asterisk_linkedid: str | None = None
     asterisk_channel: str | None = None  # e.g. PJSIP/trunk-00000012

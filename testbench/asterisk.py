@@ -13,10 +13,12 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from testbench import BenchError
 from testbench.chroot import chroot_user
@@ -43,6 +45,10 @@ class Ports:
     agent_answer: int
     agent_busy: int
     agent_noanswer: int
+    agent_transfer: int
+    agent_transfer_out: int
+    agent_consult: int
+    outside: int  # an outside party's phone behind trunk2 (transfers to outside numbers)
     caller_media: tuple[int, int]
     agent_media: int
     s3: int
@@ -51,11 +57,13 @@ class Ports:
 
 PRESETS: dict[str, Ports] = {
     "demo": Ports(sip=5060, http=8088, ami=5038, rtp_start=20000, rtp_end=20999, trunk=5070,
-                  agent_answer=5071, agent_busy=5072, agent_noanswer=5073,
+                  agent_answer=5071, agent_busy=5072, agent_noanswer=5073, agent_transfer=5074,
+                  agent_transfer_out=5075, outside=5076, agent_consult=5077,
                   caller_media=(30000, 34999), agent_media=36000, s3=8333, agi=4573),
     # 2000 RTP ports: 2 legs x ~400 concurrent calls at saturation load (40 calls/s x 9 s).
     "test": Ports(sip=15060, http=18088, ami=15038, rtp_start=21000, rtp_end=22999, trunk=15070,
-                  agent_answer=15071, agent_busy=15072, agent_noanswer=15073,
+                  agent_answer=15071, agent_busy=15072, agent_noanswer=15073, agent_transfer=15074,
+                  agent_transfer_out=15075, outside=15076, agent_consult=15077,
                   caller_media=(40000, 44999), agent_media=46000, s3=28333, agi=14573),
 }
 
@@ -110,6 +118,9 @@ class Asterisk:
             "RTP_START": str(p.rtp_start), "RTP_END": str(p.rtp_end),
             "TRUNK_PORT": str(p.trunk), "AGENT_ANSWER_PORT": str(p.agent_answer),
             "AGENT_BUSY_PORT": str(p.agent_busy), "AGENT_NOANSWER_PORT": str(p.agent_noanswer),
+            "AGENT_TRANSFER_PORT": str(p.agent_transfer),
+            "AGENT_TRANSFER_OUT_PORT": str(p.agent_transfer_out), "OUTSIDE_PORT": str(p.outside),
+            "AGENT_CONSULT_PORT": str(p.agent_consult),
             "AGI_PORT": str(p.agi),
             "ARI_USER": creds.ari_user, "ARI_PASSWORD": creds.ari_password,
             "AMI_USER": creds.ami_user, "AMI_SECRET": creds.ami_secret,
@@ -225,3 +236,35 @@ def _write_private(path: Path, text: str, gid: int) -> None:
     path.write_text(text)
     os.chown(path, 0, gid)
     path.chmod(0o640)
+
+
+def ami_action(port: int, creds: AsteriskCredentials, fields: dict[str, str],
+               timeout: float = 5.0) -> dict[str, str]:
+    """One AMI action on a short-lived session (tests act as an operator or a feature code)."""
+
+    def send(sock: socket.socket, action: dict[str, str]) -> None:
+        sock.sendall("".join(f"{k}: {v}\r\n" for k, v in action.items()).encode() + b"\r\n")
+
+    def reply(stream: Any) -> dict[str, str]:
+        while True:  # skip events: the first block with a Response is ours
+            block: dict[str, str] = {}
+            for raw in stream:
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                if not line:
+                    break
+                key, _, value = line.partition(": ")
+                block[key] = value
+            if "Response" in block or not block:
+                return block
+
+    with socket.create_connection(("127.0.0.1", port), timeout) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()  # the banner
+        send(sock, {"Action": "Login", "Username": creds.ami_user, "Secret": creds.ami_secret,
+                    "Events": "off"})
+        if reply(stream).get("Response") != "Success":
+            raise BenchError("AMI login refused")
+        send(sock, fields)
+        answer = reply(stream)
+        send(sock, {"Action": "Logoff"})
+        return answer

@@ -23,7 +23,7 @@ from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
 from testbench.procs import Child, stop_recorded, wait_until
 from testbench.s3 import S3Credentials, WeedMini
-from testbench.sipp import AGENT_KINDS, AgentPhone, Caller, make_audio
+from testbench.sipp import AGENT_KINDS, TRUNK_IP, AgentPhone, Caller, make_audio
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,25 @@ class Bench:
             make_audio(audio)
         return Caller(self.ports.sip, self.ports.trunk, self.ports.caller_media[0], audio,
                       self.log_dir / "callers")
+
+    def agent_caller(self) -> Caller:
+        """An agent phone placing calls (From user = its endpoint name, from 127.0.0.1)."""
+        audio = self.state / "caller-audio.wav"
+        if not audio.exists():
+            make_audio(audio)
+        return Caller(self.ports.sip, self.ports.trunk + 10, self.ports.caller_media[0] + 2500,
+                      audio, self.log_dir / "agent-callers", local_ip="127.0.0.1")
+
+    def start_customer(self, outside: bool = False) -> AgentPhone:
+        """A customer's phone behind the trunk (127.0.0.2 at the trunk's port; the trunk caller
+        uses the same address, so not both at once), or with ``outside`` an outside party's
+        behind trunk2. It answers and says nothing."""
+        name = "outside" if outside else "customer"
+        port = self.ports.outside if outside else self.ports.trunk
+        phone = AgentPhone("answer", port, self.ports.agent_media + (44 if outside else 40),
+                           self.log_dir, ip=TRUNK_IP, echo=False, name=name)
+        self._track(name, phone.start())
+        return phone
 
     def down(self) -> list[str]:
         """Stop every process this instance started (this object's, or recorded on disk)."""

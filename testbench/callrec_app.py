@@ -25,6 +25,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "9005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
     "9006": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "never"},
     "9007": {"context": "callrec-sandbox-route", "extension": "answer", "language": "en"},
+    "9008": {"context": "callrec-sandbox-route", "extension": "transfer"},
+    "9009": {"context": "callrec-sandbox-route", "extension": "transfer-out"},
+    "9010": {"context": "callrec-sandbox-route", "extension": "consult"},
     "8001": {"context": "callrec-sandbox-route", "extension": "answer"},
     "8005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
 }

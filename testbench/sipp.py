@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 TRUNK_IP = "127.0.0.2"  # the PBX matches the trunk by this source address
-AGENT_KINDS = ("answer", "busy", "noanswer")
+AGENT_KINDS = ("answer", "busy", "noanswer", "transfer", "transfer_out", "consult")
+# Kinds that share a scenario, with the -key values that make them differ.
+SCENARIO_OF = {"transfer_out": ("transfer", {"refer_to": "2003"})}
 # The SIPp default is 6000 for the RTP echo port: every agent phone gets its own.
 _HEADER = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$", re.MULTILINE)
 
@@ -184,24 +186,29 @@ def _read_calls(path: Path) -> list[CallResult]:
 class AgentPhone:
     """A SIPp UAS that answers (echoing RTP), refuses with 486, or rings until cancelled."""
 
-    def __init__(self, kind: str, port: int, media_port: int, log_dir: Path) -> None:
+    def __init__(self, kind: str, port: int, media_port: int, log_dir: Path,
+                 ip: str = "127.0.0.1", echo: bool = True, name: str = "") -> None:
         if kind not in AGENT_KINDS:
             raise BenchError(f"unknown agent phone kind {kind!r}; one of {AGENT_KINDS}")
         self.kind, self.port, self.media_port = kind, port, media_port
+        self.ip, self.echo = ip, echo
+        self.name = name or f"agent-{kind.replace('_', '-')}"
         self.log_dir = log_dir
-        self.message_log = log_dir / f"agent-{kind}.messages.log"
+        self.message_log = log_dir / f"{self.name}.messages.log"
         self.child: Child | None = None
 
     def start(self) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.message_log.unlink(missing_ok=True)
-        argv = [sipp_binary(), "-sf", str(SCENARIOS / f"agent_{self.kind}.xml"),
-                "-i", "127.0.0.1", "-p", str(self.port), "-mi", "127.0.0.1",
-                "-mp", str(self.media_port), "-rtp_echo", "-nostdin",
+        scenario, keys = SCENARIO_OF.get(self.kind, (self.kind, {"refer_to": "2002"}))
+        argv = [sipp_binary(), "-sf", str(SCENARIOS / f"agent_{scenario}.xml"),
+                *(arg for key, value in keys.items() for arg in ("-key", key, value)),
+                "-i", self.ip, "-p", str(self.port), "-mi", self.ip,
+                "-mp", str(self.media_port), *(["-rtp_echo"] if self.echo else []), "-nostdin",
                 "-trace_msg", "-message_file", str(self.message_log),
-                "-trace_err", "-error_file", str(self.log_dir / f"agent-{self.kind}.errors.log")]
-        self.child = Child(f"agent-{self.kind}", argv, self.log_dir / f"agent-{self.kind}.log",
-                           marker=f"agent_{self.kind}.xml")
+                "-trace_err", "-error_file", str(self.log_dir / f"{self.name}.errors.log")]
+        self.child = Child(self.name, argv, self.log_dir / f"{self.name}.log",
+                           marker=f"agent_{scenario}.xml")
         return self.child
 
     def calls(self) -> list[CallResult]:
@@ -233,6 +240,7 @@ class Caller:
     media_port: int
     audio: Path
     log_root: Path
+    local_ip: str = TRUNK_IP  # an agent phone placing calls uses 127.0.0.1
 
     def call(
         self,
@@ -257,7 +265,7 @@ class Caller:
                             .replace("{{AUDIO}}", str(audio or self.audio)))
         argv: list[str | bytes] = [
             sipp_binary(), f"127.0.0.1:{self.pbx_port}", "-sf", str(scenario),
-            "-i", TRUNK_IP, "-p", str(self.local_port), "-mi", TRUNK_IP,
+            "-i", self.local_ip, "-p", str(self.local_port), "-mi", self.local_ip,
             "-mp", str(self.media_port), "-s", service,
             "-key", "caller_user", caller_user, "-key", "caller_name", caller_name,
             "-m", str(count), "-r", str(rate), "-rp", "1000", "-l", str(max(count, 1)),

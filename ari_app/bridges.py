@@ -1,0 +1,119 @@
+"""The safety net: every two-party bridge on the PBX, watched over AMI (``BridgeEnter`` /
+``BridgeLeave``), leaves a ledger entry when callrec did not handle the call.
+
+A dialplan mistake (a route that dials agents without going through a callrec door) must be
+visible, not silent: such a bridge gets a manifest ``unrecorded`` with the reason
+``not_routed_through_callrec`` (and the unrecorded-calls metric, and a WARNING). Internal calls
+(no party on a trunk) follow ``bridges.internal_policy``, ``never`` by default: their entry says
+``internal_call``. callrec never starts a recording here: the parties were not told.
+
+Skipped: bridges with a Local channel (one leg of a call whose real pair meets in another bridge)
+and bridges where a party belongs to a call callrec follows (same unique id or linked id: the
+agent legs, transfers and consultation of a recorded call are that call's business).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ari_app.call import Call, endpoint_of
+from ari_app.config import BridgeSettings
+from callrec.manifest import AgentLeg, Policy, RecordingStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Party:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    number: str
+    name: str
+    entered_at: datetime
+
+    @classmethod
+    def from_event(cls, event: Any) -> Party:
+        def get(key: str) -> str:
+            value = str(event.get(key) or "")
+            return "" if value in ("<unknown>", "(null)") else value
+
+        return cls(get("Uniqueid"), get("Linkedid"), get("Channel"), get("CallerIDNum"),
+                   get("CallerIDName"), datetime.now(UTC))
+
+
+class BridgeWatch:
+    def __init__(self, settings: BridgeSettings, followed: Callable[[Party], bool],
+                 ledger: Callable[[Call], None]) -> None:
+        self.settings = settings
+        self.followed = followed
+        self.ledger = ledger
+        self.bridges: dict[str, dict[str, Party]] = {}
+        self.pending: dict[str, tuple[list[Party], str, Policy]] = {}
+
+    def is_trunk(self, party: Party) -> bool:
+        endpoint = endpoint_of(party.channel)
+        return any(fnmatch.fnmatchcase(endpoint, p) for p in self.settings.trunks)
+
+    def on_event(self, event: Any) -> None:
+        kind, bridge = event.get("Event"), str(event.get("BridgeUniqueid") or "")
+        if not bridge:
+            return
+        parties = self.bridges.setdefault(bridge, {})
+        party = Party.from_event(event)
+        if kind == "BridgeEnter":
+            parties[party.uniqueid] = party
+            if len(parties) == 2 and bridge not in self.pending:
+                verdict = self.assess(list(parties.values()))
+                if verdict is not None:
+                    self.pending[bridge] = (list(parties.values()), *verdict)
+        elif kind == "BridgeLeave":
+            parties.pop(party.uniqueid, None)
+            if bridge in self.pending:
+                self._write(*self.pending.pop(bridge))
+            if not parties:
+                del self.bridges[bridge]
+
+    def assess(self, parties: list[Party]) -> tuple[str, Policy] | None:
+        """(reason, policy) when this pair needs a ledger entry of its own."""
+        if any(p.channel.startswith("Local/") for p in parties):
+            return None
+        if any(self.followed(p) for p in parties):
+            return None
+        internal = not any(self.is_trunk(p) for p in parties)
+        if internal and self.settings.internal_policy is Policy.NEVER:
+            return "internal_call", Policy.NEVER
+        return "not_routed_through_callrec", (self.settings.internal_policy if internal
+                                              else self.settings.external_policy)
+
+    def flush(self) -> None:
+        """Shutting down: write what is pending (the bridge's end is then unknown)."""
+        for bridge in list(self.pending):
+            self._write(*self.pending.pop(bridge), ended=False)
+
+    def _write(self, parties: list[Party], reason: str, policy: Policy,
+               ended: bool = True) -> None:
+        # The customer is the trunk party; in an internal call, the caller: the channel that
+        # started the call (its unique id is the call's linked id), not the one it dialled.
+        parties.sort(key=lambda p: (not self.is_trunk(p), p.uniqueid != p.linkedid,
+                                    p.entered_at))
+        first, others = parties[0], parties[1:]
+        call = Call({"id": first.uniqueid, "linkedid": first.linkedid, "name": first.channel,
+                     "caller": {"number": first.number, "name": first.name}}, "none", policy)
+        call.entered_at = call.answered_at = first.entered_at
+        call.status, call.status_reason = RecordingStatus.UNRECORDED, reason
+        call.ended_at = datetime.now(UTC) if ended else None
+        bridged = max(p.entered_at for p in parties)
+        call.agents = [AgentLeg(endpoint=endpoint_of(p.channel), channel=p.channel,
+                                dial_status="ANSWER", answered_at=bridged, bridged_at=bridged,
+                                left_at=call.ended_at) for p in others]
+        level = logging.INFO if reason == "internal_call" else logging.WARNING
+        log.log(level, "%s bridge %s <-> %s without callrec: %s (policy %s)",
+                call.log_prefix(), first.channel, ", ".join(p.channel for p in others), reason,
+                policy.value)
+        self.ledger(call)
