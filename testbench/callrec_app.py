@@ -28,6 +28,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "9008": {"context": "callrec-sandbox-route", "extension": "transfer"},
     "9009": {"context": "callrec-sandbox-route", "extension": "transfer-out"},
     "9010": {"context": "callrec-sandbox-route", "extension": "consult"},
+    "9011": {"context": "callrec-sandbox-route", "extension": "attended"},
     "8001": {"context": "callrec-sandbox-route", "extension": "answer"},
     "8005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
 }

@@ -18,6 +18,7 @@ from testbench.audio import wait_complete
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import Caller
+from testbench.sipua import AttendedTransferPhone
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
@@ -103,6 +104,33 @@ def test_attended_transfer_one_recording_both_agents(
     assert m.status == "recorded" and m.recording is not None
     info = wait_complete(Path(m.recording.path))
     assert abs(info.duration - 20.0) < 0.7  # one recording of the whole customer call
+
+
+def test_attended_transfer_by_refer_one_recording_both_agents(
+    bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    phone = AttendedTransferPhone(bench.ports.agent_attended, bench.ports.sip)
+    phone.start()
+    try:
+        number = unique_caller()
+        # DID 9011: agent-attended answers after the notice, calls 2002 (agent-answer) 2 s
+        # later, and 2 s after that REFERs the caller there with Replaces.
+        run = caller.call("9011", hold_s=16.0, caller_user=number, audio=bench.silence())
+    finally:
+        phone.stop()
+    assert not phone.error, phone.error
+    assert run.calls[0].final_status == 200
+    [m] = manifests(number)
+    assert [a.endpoint for a in m.agents] == ["agent-attended", "agent-answer"], m.agents
+    first, second = m.agents
+    assert first.bridged_at and first.left_at and second.bridged_at
+    assert first.left_at <= second.bridged_at
+    assert m.status == "recorded" and m.recording is not None
+    info = wait_complete(Path(m.recording.path))
+    assert abs(info.duration - 16.0) < 0.7
+    assert any("Replaces=" in text for way, text in phone.messages
+               if way == ">" and text.startswith("REFER"))
 
 
 def wait_for_channel(endpoints: Endpoints, prefix: str, timeout: float = 20.0) -> str:
