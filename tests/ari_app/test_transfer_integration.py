@@ -24,6 +24,19 @@ pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
 
 
+def assert_transferred(m: CallManifest, transferer: str, held_s: float) -> None:
+    """One manifest and one recording for the whole customer conversation: the transferring
+    agent, then agent-answer, in order, with their bridge times."""
+    assert [a.endpoint for a in m.agents] == [transferer, "agent-answer"], m.agents
+    first, second = m.agents
+    assert first.bridged_at and first.left_at and second.bridged_at and second.answered_at
+    assert first.bridged_at < first.left_at <= second.bridged_at
+    assert m.status == "recorded" and m.outcome == "completed" and m.notice.completed
+    assert m.recording is not None
+    info = wait_complete(Path(m.recording.path))
+    assert abs(info.duration - held_s) < 0.7  # from the notice to the caller's hang-up
+
+
 def test_blind_transfer_one_recording_both_agents(
     bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
     unique_caller: Callable[[], str],
@@ -34,15 +47,8 @@ def test_blind_transfer_one_recording_both_agents(
     run = caller.call("9008", hold_s=14.0, caller_user=number, audio=bench.silence())
     [call] = run.calls
     assert call.final_status == 200 and call.hangup_by_us is True
-    [m] = manifests(number)  # one manifest for the whole customer conversation
-    assert [a.endpoint for a in m.agents] == ["agent-transfer", "agent-answer"], m.agents
-    first, second = m.agents
-    assert first.bridged_at and first.left_at and second.bridged_at and second.answered_at
-    assert first.bridged_at < first.left_at <= second.bridged_at
-    assert m.status == "recorded" and m.outcome == "completed" and m.notice.completed
-    assert m.recording is not None
-    info = wait_complete(Path(m.recording.path))
-    assert abs(info.duration - 14.0) < 0.7  # from the notice to the caller's hang-up
+    [m] = manifests(number)
+    assert_transferred(m, "agent-transfer", 14.0)
     refers = [msg for c in bench.agents["transfer"].calls() for msg in c.messages
               if msg.sent and msg.method == "REFER"]
     assert refers, "the agent phone never sent its REFER"
@@ -97,13 +103,7 @@ def test_attended_transfer_one_recording_both_agents(
         assert reply.get("Response") == "Success", reply
         assert placed.result().calls[0].final_status == 200
     [m] = manifests(number)
-    assert [a.endpoint for a in m.agents] == ["agent-consult", "agent-answer"], m.agents
-    first, second = m.agents
-    assert first.bridged_at and first.left_at and second.bridged_at
-    assert first.left_at <= second.bridged_at
-    assert m.status == "recorded" and m.recording is not None
-    info = wait_complete(Path(m.recording.path))
-    assert abs(info.duration - 20.0) < 0.7  # one recording of the whole customer call
+    assert_transferred(m, "agent-consult", 20.0)
 
 
 def test_attended_transfer_by_refer_one_recording_both_agents(
@@ -122,13 +122,7 @@ def test_attended_transfer_by_refer_one_recording_both_agents(
     assert not phone.error, phone.error
     assert run.calls[0].final_status == 200
     [m] = manifests(number)
-    assert [a.endpoint for a in m.agents] == ["agent-attended", "agent-answer"], m.agents
-    first, second = m.agents
-    assert first.bridged_at and first.left_at and second.bridged_at
-    assert first.left_at <= second.bridged_at
-    assert m.status == "recorded" and m.recording is not None
-    info = wait_complete(Path(m.recording.path))
-    assert abs(info.duration - 16.0) < 0.7
+    assert_transferred(m, "agent-attended", 16.0)
     assert any("Replaces=" in text for way, text in phone.messages
                if way == ">" and text.startswith("REFER"))
 
