@@ -69,7 +69,7 @@ class WebApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.errors, self.headers, self.authenticate],
+        app = web.Application(middlewares=[self.headers, self.errors, self.authenticate],
                               client_max_size=64 << 10)
         add_routes(app, self)
         return app
@@ -77,13 +77,18 @@ class WebApp:
     # -- middlewares -----------------------------------------------------------------------------
     @web.middleware
     async def headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        response.headers.update({
+        security = {
             "Content-Security-Policy": self.csp, "X-Content-Type-Options": "nosniff",
             # same-origin: S3 never sees our URLs; "no-referrer" would make Chromium send
             # "Origin: null" with our own forms, which the CSRF check must refuse.
             "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
-            "Cache-Control": "no-store"})
+            "Cache-Control": "no-store"}
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects and refusals carry them too
+            exc.headers.update(security)
+            raise
+        response.headers.update(security)
         return response
 
     @web.middleware
@@ -152,7 +157,10 @@ class WebApp:
     def throttled(self, key: str) -> bool:
         now = time.monotonic()
         recent = [t for t in self.failures.get(key, []) if now - t < FAILURE_WINDOW_S]
-        self.failures[key] = recent
+        if recent:
+            self.failures[key] = recent
+        else:
+            self.failures.pop(key, None)  # nothing kept for names tried once long ago
         return len(recent) >= FAILURES_ALLOWED
 
     async def login(self, request: web.Request, user: str, password: str) -> str | None:

@@ -93,6 +93,7 @@ async def test_nothing_is_visible_without_login_or_token(served: str,
                      f"/calls/{call}/download", "/audit"):
             async with anon.get(path, allow_redirects=False) as r:
                 assert (r.status, r.headers.get("Location")) == (303, "/login"), path
+                assert r.headers["X-Frame-Options"] == "DENY"
         for path in (f"/calls/{call}/outcome", f"/calls/{call}/hold", "/logout"):
             async with anon.post(path, data={"outcome": "x"}, allow_redirects=False) as r:
                 assert r.status == 303, path
