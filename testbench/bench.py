@@ -105,7 +105,7 @@ class Bench:
         for offset, kind in enumerate(AGENT_KINDS):
             phone = AgentPhone(kind, getattr(self.ports, f"agent_{kind}"),
                                self.ports.agent_media + 4 * offset, self.log_dir)
-            self._track(f"agent-{kind}", phone.start())
+            self._track(phone.name, phone.start())
             self.agents[kind] = phone
         self.asterisk.wait_ready(creds)
         self._timed("asterisk", started)
