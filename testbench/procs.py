@@ -43,11 +43,17 @@ class PidRecord:
         """True while the recorded process still runs and is the one we started."""
         if _start_ticks(self.pid) != self.start_ticks:
             return False
-        try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            return False
-        return self.marker.encode() in cmdline
+        for _ in range(50):
+            try:
+                cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                return False
+            # Empty while the child is inside execve(): Popen returns once the close-on-exec
+            # pipe closes, which the kernel does before the new program's arguments are mapped.
+            if cmdline:
+                return self.marker.encode() in cmdline
+            time.sleep(0.02)
+        return False
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__))

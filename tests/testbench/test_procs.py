@@ -17,7 +17,7 @@ def test_stop_recorded_stops_our_child(tmp_path: Path) -> None:
         child.record.save(tmp_path / "sleeper.pid")
         proc = Path(f"/proc/{child.pid}")
         seen = (child.record, (proc / "cmdline").read_bytes(), (proc / "stat").read_text())
-        assert child.record.is_ours(), seen  # diagnostics: once seen failing under full load
+        assert child.record.is_ours(), seen  # even right after start: the child may be in execve()
         assert stop_recorded(tmp_path / "sleeper.pid", "sleeper", timeout=5), seen
         child.proc.wait(5)
         assert not (tmp_path / "sleeper.pid").exists()
