@@ -55,6 +55,20 @@ class BridgeWatch:
         self.ledger = ledger
         self.bridges: dict[str, dict[str, Party]] = {}
         self.pending: dict[str, tuple[list[Party], str, Policy]] = {}
+        self.seen = 0  # bridge events received
+        self.warned = False
+
+    def check_sight(self, call: Call) -> None:
+        """A call of callrec's reached an agent, yet AMI never sent a bridge event: the AMI
+        user cannot read ``call`` events (manager.conf ``read=``) and the safety net is blind.
+        Said once, loudly, rather than leaving the ledger silently incomplete."""
+        if self.seen or self.warned or not any(leg.bridged_at for leg in call.agents):
+            return
+        self.warned = True
+        log.error("%s ALERT the safety net sees no bridges: AMI sent no BridgeEnter although "
+                  "this call was bridged; give the AMI user read=system,call in manager.conf "
+                  "(calls that bypass callrec are not in the ledger meanwhile)",
+                  call.log_prefix())
 
     def is_trunk(self, party: Party) -> bool:
         endpoint = endpoint_of(party.channel)
@@ -62,6 +76,7 @@ class BridgeWatch:
 
     def on_event(self, event: Any) -> None:
         kind, bridge = event.get("Event"), str(event.get("BridgeUniqueid") or "")
+        self.seen += 1
         if not bridge:
             return
         parties = self.bridges.setdefault(bridge, {})

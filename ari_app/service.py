@@ -374,6 +374,8 @@ class Service:
             call.recording = await self.recorder.describe_partial(active)
 
     def _write_manifest(self, call: Call) -> None:
+        if self.settings.bridges.watch and call.door != "none" and self.ami.connected:
+            self.bridges.check_sight(call)
         manifest = call.manifest()
         path = manifest.write_atomic(self.settings.spool.local)
         self.metrics.count(manifest)
