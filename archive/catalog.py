@@ -53,6 +53,8 @@ CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller_e164, entered_at);
 CREATE INDEX IF NOT EXISTS calls_outcome ON calls (outcome, entered_at);
 CREATE INDEX IF NOT EXISTS calls_did ON calls (did, entered_at);
 CREATE INDEX IF NOT EXISTS calls_hold ON calls (legal_hold, entered_at) WHERE legal_hold;
+-- sync compares each listed key's ETag: without this, every batch of keys scans every call
+CREATE INDEX IF NOT EXISTS calls_key ON calls (manifest_key, etag);
 CREATE TABLE IF NOT EXISTS call_agents (
     agent TEXT NOT NULL, entered_at INTEGER NOT NULL, call_id TEXT NOT NULL,
     PRIMARY KEY (agent, entered_at, call_id)

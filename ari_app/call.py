@@ -155,9 +155,6 @@ class Call:
 
     def leg(self, channel_name: str) -> AgentLeg:
         """The leg of the call on this channel (added if new)."""
-        return self._agent(channel_name)
-
-    def _agent(self, channel_name: str) -> AgentLeg:
         for leg in self.agents:
             if leg.channel == channel_name:
                 return leg
@@ -169,7 +166,7 @@ class Call:
         peer = (event.get("peer") or {}).get("name")
         if not peer:
             return False
-        leg = self._agent(peer)
+        leg = self.leg(peer)
         status = event.get("dialstatus") or ""
         if not status or status in ("RINGING", "PROGRESS"):
             return False
@@ -193,7 +190,7 @@ class Call:
             if not peer.startswith("Local/") and all(leg.channel != peer for leg in self.agents):
                 # Bridged without a Dial on this channel: brought in by a transfer (an attended
                 # transfer swaps the transferer's consultation call in).
-                leg = self._agent(peer)
+                leg = self.leg(peer)
                 leg.dial_status, leg.answered_at = "ANSWER", now
         for leg in self.agents:
             if leg.channel in peers and leg.bridged_at is None:
@@ -208,7 +205,7 @@ class Call:
         Times of what happened meanwhile are unknown and stay unset, except a bridge seen now."""
         peer = variables.get("DIALEDPEERNAME", "")
         if peer:
-            leg = self._agent(peer.split("&")[0])
+            leg = self.leg(peer.split("&")[0])
             status = variables.get("DIALSTATUS", "")
             if status and not leg.dial_status:
                 leg.dial_status = status

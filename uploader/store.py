@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoreError(UploaderError):
@@ -138,16 +139,20 @@ class Store:
             log.warning("aborted %d stale multipart upload(s) of %s", len(uploads), key)
         return len(uploads)
 
-    def head(self, key: str) -> dict[str, Any] | None:
+    def _unless_missing(self, what: str, call: Callable[[], T]) -> T | None:
+        """``call()``, or None if the object does not exist; other errors translated."""
         try:
-            return dict(self.client.head_object(Bucket=self.settings.bucket, Key=key,
-                                                ChecksumMode="ENABLED"))
+            return call()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise _translate(exc, f"head {key}") from exc
+            raise _translate(exc, what) from exc
         except BotoCoreError as exc:
-            raise _translate(exc, f"head {key}") from exc
+            raise _translate(exc, what) from exc
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        return self._unless_missing(f"head {key}", lambda: dict(self.client.head_object(
+            Bucket=self.settings.bucket, Key=key, ChecksumMode="ENABLED")))
 
     def verified(self, key: str, size: int, sha256_hex: str) -> bool:
         """The object exists with our size and whole-file SHA-256 (in its metadata)."""
@@ -164,15 +169,11 @@ class Store:
 
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """The object's body and ETag, or None if there is no such object."""
-        try:
+        def get() -> tuple[bytes, str]:
             reply = self.client.get_object(Bucket=self.settings.bucket, Key=key)
             return reply["Body"].read(), reply.get("ETag", "").strip('"')
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise _translate(exc, f"get {key}") from exc
-        except BotoCoreError as exc:
-            raise _translate(exc, f"get {key}") from exc
+
+        return self._unless_missing(f"get {key}", get)
 
     def download(self, key: str, out: BinaryIO,
                  progress: Callable[[int], None] = lambda n: None) -> str:

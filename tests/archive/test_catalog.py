@@ -55,6 +55,12 @@ def test_searches_use_an_index(catalog: Catalog) -> None:
             assert "TEMP B-TREE" not in text, (name, text)
 
 
+def test_sync_etag_lookup_uses_an_index(catalog: Catalog) -> None:
+    plan = catalog.db.execute("EXPLAIN QUERY PLAN SELECT manifest_key, etag FROM calls WHERE "
+                              "manifest_key IN (?, ?)", ("a.json", "b.json")).fetchall()
+    assert "calls_key" in " ".join(str(row[-1]) for row in plan), plan
+
+
 def test_upsert_keeps_daily_counts_right(catalog: Catalog) -> None:
     catalog.add(manifest(1), "k1.json", "e1", False)
     catalog.add(manifest(2, status="unrecorded", completed=False), "k2.json", "e2", False)
