@@ -146,8 +146,11 @@ class Flow:
         leg = host.leg(channel)
         leg.endpoint = number or leg.endpoint
         leg.dial_status, leg.answered_at = "ANSWER", leg.answered_at or datetime.now(UTC)
-        if plan.policy is Policy.NEVER or host.active is None:
-            # Nothing verified records this call now: the new party is not told it is.
+        active = host.active
+        if plan.policy is Policy.NEVER or active is None or \
+                host.status is not RecordingStatus.RECORDED or self.recorder.is_closed(active):
+            # Nothing verified records this call now (never recorded, or interrupted since):
+            # the new party is not told it is.
             await door.set_var("CALLREC_STATUS", "unrecorded")
             return
         await door.set_var("CALLREC_ID", host.call_id)
