@@ -110,10 +110,13 @@ class AmiClient:
             raise AmiError(f"AMI {fields.get('Action')} refused: {reply.get('Message')}")
         return reply
 
-    async def mixmonitor(self, channel: str, file: str, options: str) -> None:
+    async def mixmonitor(self, channel: str, file: str, options: str) -> str:
+        """Start MixMonitor; its ID when the options asked for one (``i()``): the reply carries
+        it (manager_mixmonitor, apps/app_mixmonitor.c), "" from versions that do not."""
         # No "Command": Asterisk would fork itself per call to run it (ari_app/closewatch.py).
-        await self.action({"Action": "MixMonitor", "Channel": channel, "File": file,
-                           "Options": options})
+        reply = await self.action({"Action": "MixMonitor", "Channel": channel, "File": file,
+                                   "Options": options})
+        return str(reply.get("MixMonitorID") or "")
 
     async def getvar(self, channel: str, variable: str) -> str:
         reply = await self.action({"Action": "Getvar", "Channel": channel,

@@ -55,10 +55,11 @@ def event_time(event: dict[str, Any]) -> datetime | None:
     """When Asterisk created the event (its ``timestamp``), or None."""
     raw = event.get("timestamp")
     if isinstance(raw, str):
-        try:
-            return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+        try:  # "2026-11-23T13:25:27.253+0000"; fromisoformat is ~10x cheaper than strptime
+            at = datetime.fromisoformat(raw)
         except ValueError:
             return None
+        return at.astimezone(UTC) if at.tzinfo else None
     return None
 
 
@@ -71,8 +72,6 @@ class Call:
 
     def __init__(self, channel: dict[str, Any], door: str, policy: Policy) -> None:
         self.entered_at = datetime.now(UTC)
-        self.received_at = self.entered_at  # when callrec saw the call
-        self.event_at: datetime | None = None  # when Asterisk created its StasisStart
         self.call_id = new_call_id(self.entered_at)
         self.channel_id: str = channel["id"]
         self.channel_name: str = channel.get("name", "")

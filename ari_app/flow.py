@@ -93,10 +93,6 @@ class Flow:
         # Answer first (the caller waits on it), then the bookkeeping, concurrently.
         await door.answer()
         call.answered_at = datetime.now(UTC)
-        if call.event_at is not None:  # where call-setup time goes (bench/ reads this line)
-            log.info("%s setup: event->received %.1f ms, received->answered %.1f ms", p,
-                     (call.received_at - call.event_at).total_seconds() * 1000,
-                     (call.answered_at - call.received_at).total_seconds() * 1000)
         await asyncio.gather(door.follow(), door.set_var("CALLREC_ID", call.call_id))
         if plan.policy is Policy.NEVER:
             await self._unrecorded(call, door, "policy_never")
@@ -126,7 +122,7 @@ class Flow:
 
     async def _notice(self, call: Call, door: Door, plan: Plan) -> None:
         call.notice = await self.announce(door, plan)
-        log.info("%s notice %s/%s %s", call.log_prefix(), plan.language,
+        log.debug("%s notice %s/%s %s", call.log_prefix(), plan.language,
                  self.settings.notice.prompt, "completed" if call.notice.completed
                  else "cut short")
 

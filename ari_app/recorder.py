@@ -96,22 +96,23 @@ class Recorder:
         self.watch.closed(local_path.name)  # watch before the file exists: no close is missed
         started_at = now()
         try:
-            await self.ami.mixmonitor(channel, asterisk_path, f"i({ID_VAR})")
-            mixmonitor_id = await self._verify(channel, asterisk_path, local_path)
+            mixmonitor_id = await self.ami.mixmonitor(channel, asterisk_path, f"i({ID_VAR})")
+            mixmonitor_id = await self._verify(channel, asterisk_path, local_path, mixmonitor_id)
         except AmiError as exc:
             self.watch.forget(local_path.name)
             raise RecordingFailed("mixmonitor_refused", str(exc)) from exc
         except RecordingFailed:
             self.watch.forget(local_path.name)
             raise
-        log.info("[%s] recording verified: MixMonitor %s -> %s", call_id, mixmonitor_id,
+        log.debug("[%s] recording verified: MixMonitor %s -> %s", call_id, mixmonitor_id,
                  local_path)
         return ActiveRecording(call_id, asterisk_path, local_path, mixmonitor_id, started_at,
                                now())
 
-    async def _verify(self, channel: str, asterisk_path: str, local_path: Path) -> str:
+    async def _verify(self, channel: str, asterisk_path: str, local_path: Path,
+                      mixmonitor_id: str) -> str:
         deadline = time.monotonic() + self.verify_timeout_s
-        mixmonitor_id, filename, last = "", "", "no MixMonitor ID"
+        filename, last = "", "no MixMonitor ID"
         while True:
             try:
                 if not mixmonitor_id:
@@ -186,11 +187,16 @@ class Recorder:
 
 
 def _has_wav_header(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            head = f.read(12)
+    try:  # os-level: no buffered file object (its isatty and seek calls) for 12 bytes
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        head = os.read(fd, 12)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
 
 

@@ -11,6 +11,7 @@ each call still ends with exactly one manifest, even after kill -9.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -26,11 +27,11 @@ from ari_app.call import Call
 from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
 from ari_app.flow import Flow
-from ari_app.journal import Journal
+from ari_app.journal import Journal, JournalError
 from ari_app.metrics import CallMetrics
 from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
 from ari_app.stasis import StasisApp, wanted
-from callrec.manifest import CallManifest, RecordingStatus
+from callrec.manifest import CallManifest, RecordingStatus, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Service:
         self.flow = Flow(settings, self.ami, self.recorder, self.languages)
         self.journal = Journal(settings.spool.local)
         self.app = StasisApp(self.ari, self.flow, self._start_call, self._journal)
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.adoptable: list[CallManifest] = []  # journal entries of an earlier run
         self.agi = AgiServer(settings.agi.host, settings.agi.port, self._agi_call)
         self.dirty: dict[str, Call] = {}  # calls whose journal entry is to be rewritten
         self.metrics = CallMetrics(lambda: len(self.app.calls))
@@ -81,6 +82,7 @@ class Service:
 
     async def startup(self) -> None:
         self.settings.spool.local.mkdir(parents=True, exist_ok=True)
+        self.adoptable = self.journal.open()
         self.watch.start()
         await self.ari.start()
         try:
@@ -89,9 +91,8 @@ class Service:
             # Keep running: calls meanwhile follow their policy (preflight: ami_unavailable),
             # and panoramisk keeps reconnecting in the background.
             log.error("AMI: %s; calls will not be recorded until it is back", exc)
-        self._track(self.ari.run_events(self.events, self._on_ari_connect,
+        self._track(self.ari.run_events(self._dispatch, self._on_ari_connect,
                                         self.stop_taking_calls, wanted=wanted), self.tasks)
-        self._track(self._dispatch(), self.tasks)
         self._track(self._flush_journal(), self.tasks)
         if self.settings.agi.enabled:
             await self.agi.start()
@@ -117,7 +118,8 @@ class Service:
         for task in self.tasks | self.call_tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.call_tasks, return_exceptions=True)
-        await self._write_journal()  # cancelled calls queued their latest state
+        self._write_journal()  # cancelled calls queued their latest state
+        self.journal.close()
         self.ami.close()
         await self.ari.close()
         self.watch.close()
@@ -137,11 +139,10 @@ class Service:
         await self.adopt_journal()
 
     async def adopt_journal(self) -> None:
-        """Follow again the calls an earlier run (or this one, before a reconnect) journaled."""
-        known = {c.call_id for c in self.app.calls.values()}
-        for entry in self.journal.entries():
-            if entry.call_id in known:
-                continue
+        """Follow again the calls an earlier run journaled (once: this run's own calls are in
+        ``app.calls`` until their manifest is written)."""
+        while self.adoptable:
+            entry = self.adoptable.pop(0)
             call = Call.restore(entry)
             call.journaled = True
             self.app.adopt(call)
@@ -169,41 +170,34 @@ class Service:
                                rec.started_at, rec.verified_at)
 
     def _journal(self, call: Call) -> None:
-        """Queue the call's journal entry; a background task builds the queued entries every
-        0.2 s (one build per call however many events changed it) and writes them in a worker
-        thread (file I/O never runs on the loop that answers calls)."""
+        """Queue the call's journal entry; a background task appends the queued entries every
+        0.2 s (one line per call however many events changed it). An append is a write(2) into
+        the page cache, cheaper on the loop than the hand-over to a thread would be."""
         self.dirty[call.call_id] = call
 
     async def _flush_journal(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            await self._write_journal()
+            self._write_journal()
 
-    async def _write_journal(self) -> None:
+    def _write_journal(self) -> None:
         batch, self.dirty = self.dirty, {}
-        if batch:
-            entries = [call.manifest() for call in batch.values()]
-            await asyncio.to_thread(self._save_entries, entries)
-
-    def _save_entries(self, entries: list[CallManifest]) -> None:
-        for entry in entries:
+        for call in batch.values():
             try:
-                self.journal.save(entry)
-            except OSError as exc:
-                log.error("[%s] journal not written: %s", entry.call_id, exc)
+                self.journal.save(call.manifest())
+            except (OSError, JournalError) as exc:
+                log.error("%s journal not written: %s", call.log_prefix(), exc)
 
     async def refresh_prompts(self) -> None:
         for prompt in (self.settings.notice.prompt, self.settings.notice.unavailable_prompt):
             self.languages[prompt] = await self.ari.sound_languages(prompt)
         log.info("prompts installed: %s", {k: sorted(v) for k, v in self.languages.items()})
 
-    async def _dispatch(self) -> None:
-        while True:
-            event = await self.events.get()
-            try:
-                self.app.dispatch(event)
-            except Exception:  # one bad event must not stop every call
-                log.exception("event %s not handled", event.get("type"))
+    def _dispatch(self, event: Event) -> None:
+        try:
+            self.app.dispatch(event)
+        except Exception:  # one bad event must not stop every call
+            log.exception("event %s not handled", event.get("type"))
 
     async def _agi_call(self, session: AgiSession) -> None:
         """One FastAGI request: the flow over AGI, then the call is followed over ARI."""
@@ -305,12 +299,26 @@ class Service:
         self.app.forget(call)
         if call.ended_at is None and call.recording and call.recording.closed_at:
             call.ended_at = call.recording.closed_at
+        if self.settings.bridges.watch and call.door != "none" and self.ami.connected:
+            self.bridges.check_sight(call)
+        manifest = call.manifest()
+        data, name = manifest.to_json(), f"{call.call_id}.json"
         delay = 0.5
         while True:
             try:
-                # fsync can take milliseconds: never on the event loop that answers calls.
-                await asyncio.shield(asyncio.to_thread(self._write_manifest, call))
-                return
+                # fsync can take milliseconds: never on the event loop that answers calls. The
+                # thread does system calls only (Python work there fights the loop for the GIL).
+                write = asyncio.ensure_future(asyncio.to_thread(
+                    write_atomic, self.settings.spool.local, name, data))
+                try:
+                    path = await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    # Shutting down mid-write: the thread finishes it anyway, so finish the
+                    # bookkeeping too (else the next run would adopt the call and write twice).
+                    with contextlib.suppress(OSError):
+                        self._written(call, manifest, await write)
+                    raise
+                break
             except OSError as exc:
                 # A full or failing disk: the call stays in the journal (a restart finishes
                 # it) and the write is retried; the manifest is never given up on. Shutting
@@ -324,6 +332,21 @@ class Service:
                           exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+        self._written(call, manifest, path)
+
+    def _written(self, call: Call, manifest: CallManifest, path: Path) -> None:
+        self.metrics.count(manifest)
+        self.dirty.pop(call.call_id, None)
+        try:
+            self.journal.remove(call.call_id)
+        except (OSError, JournalError) as exc:  # the manifest is written: a restart skips it
+            log.error("%s journal not updated: %s", call.log_prefix(), exc)
+        notice = manifest.notice
+        heard = "not played" if not notice.played else \
+            "heard in full" if notice.completed else "cut short"
+        log.info("%s manifest %s: %s%s, outcome %s, notice %s", call.log_prefix(), path.name,
+                 manifest.status.value, f" ({manifest.status_reason})"
+                 if manifest.status_reason else "", manifest.outcome, heard)
 
     async def _watch_recording(self, call: Call, active: ActiveRecording) -> None:
         """Until the channel is destroyed: the recording's file closed while the call is still
@@ -372,21 +395,6 @@ class Service:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.status, call.status_reason = RecordingStatus.INTERRUPTED, exc.reason
             call.recording = await self.recorder.describe_partial(active)
-
-    def _write_manifest(self, call: Call) -> None:
-        if self.settings.bridges.watch and call.door != "none" and self.ami.connected:
-            self.bridges.check_sight(call)
-        manifest = call.manifest()
-        path = manifest.write_atomic(self.settings.spool.local)
-        self.metrics.count(manifest)
-        self.dirty.pop(call.call_id, None)
-        self.journal.remove(call.call_id)
-        notice = manifest.notice
-        heard = "not played" if not notice.played else \
-            "heard in full" if notice.completed else "cut short"
-        log.info("%s manifest %s: %s%s, outcome %s, notice %s", call.log_prefix(), path.name,
-                 manifest.status.value, f" ({manifest.status_reason})"
-                 if manifest.status_reason else "", manifest.outcome, heard)
 
 
 def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ari_app.ari import AriClient, AriError, Event
-from ari_app.call import WATCHED_VARIABLES, Call, event_time
+from ari_app.call import WATCHED_VARIABLES, Call
 from ari_app.config import Route
 from ari_app.flow import Flow, PlayResult
 
@@ -111,7 +111,6 @@ class StasisApp:
         channel_id = str(channel.get("id", ""))
         if event.get("type") == "StasisStart" and channel_id and channel_id not in self.calls:
             call = Call(channel, "stasis", self.flow.settings.policy)
-            call.event_at = event_time(event)
             self.calls[channel_id] = call
             self._start_call(call, event)
             return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -79,19 +78,6 @@ def ratio_row(a: PathResult, b: PathResult, callrec_cpu_s: float) -> str:
             "during B")
 
 
-def setup_split(log_text: str) -> str:
-    """Where B's call-setup time went, from callrec's per-call "setup:" log lines."""
-    pairs = [(float(a), float(b)) for a, b in re.findall(
-        r"setup: event->received ([\d.]+) ms, received->answered ([\d.]+) ms", log_text)]
-    if not pairs:
-        return "no setup lines in callrec's log"
-    events, answers = [p[0] for p in pairs], [p[1] for p in pairs]
-    return (f"B split over {len(pairs)} calls (ms, p50/p90/p99): StasisStart created -> "
-            f"received by callrec {percentile(events, 50):.1f}/{percentile(events, 90):.1f}/"
-            f"{percentile(events, 99):.1f}; received -> answer done {percentile(answers, 50):.1f}"
-            f"/{percentile(answers, 90):.1f}/{percentile(answers, 99):.1f}")
-
-
 def measure_load(bench: Bench, app_pid: int, rate: float, calls: int, rounds: int,
                  hold: float) -> list[str]:
     """A and B alternate ``rounds`` times at one load; the table's lines."""
@@ -117,7 +103,6 @@ def calls_table(bench: Bench, args: argparse.Namespace) -> list[str]:
     app = bench.start_callrec()
     assert app.child is not None
     tables = measure_load(bench, app.child.pid, args.rate, args.calls, args.rounds, args.hold)
-    tables.append(setup_split(app.log_text()))
     if args.saturation_rate:
         tables += ["", "saturation:"] + measure_load(
             bench, app.child.pid, args.saturation_rate, args.calls * 2, 2, args.hold)

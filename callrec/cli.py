@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -108,7 +109,16 @@ def _progress_bar() -> Callable[[int, int], None]:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    """INFO by default: a line when a call enters and one with its manifest (per-step lines
+    are DEBUG). ``CALLREC_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) changes it."""
+    name = os.environ.get("CALLREC_LOG_LEVEL", "INFO").upper()
+    level = logging.getLevelNamesMapping().get(name)
+    if level is None:
+        print(f"callrec: CALLREC_LOG_LEVEL {name!r} is not a level; using INFO", file=sys.stderr)
+        level = logging.INFO
+    # The format uses none of these: skip gathering them for every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -144,9 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         text, ok = report(settings)
         print(text)
         return 0 if ok else 1
+    from ari_app import AriAppError
     from ari_app.service import Service
 
-    asyncio.run(Service(settings).serve())
+    try:
+        asyncio.run(Service(settings).serve())
+    except AriAppError as exc:  # cannot start (spool journal locked, inotify unavailable...)
+        print(f"callrec: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

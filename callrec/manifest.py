@@ -7,7 +7,6 @@ here only and import it everywhere. Bump ``SCHEMA_VERSION`` on any incompatible 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -129,29 +128,13 @@ class CallManifest(_Model):
     hangup_cause: int | None = None
     hangup_cause_text: str | None = None
 
+    def to_json(self) -> bytes:
+        """The manifest as written to the spool and uploaded (UTF-8, indented)."""
+        return self.model_dump_json(indent=2).encode()
+
     def write_atomic(self, directory: Path) -> Path:
         """Write ``<call_id>.json`` so a reader never sees half a manifest (tmp, fsync, rename)."""
-        final = directory / f"{self.call_id}.json"
-        tmp = directory / f".{self.call_id}.json.tmp"
-        data = json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            view = memoryview(data)
-            while view:  # write(2) may write less than asked (a disk filling up)
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)  # a full disk keeps no half manifest
-            raise
-        os.close(fd)
-        os.replace(tmp, final)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return final
+        return write_atomic(directory, f"{self.call_id}.json", self.to_json())
 
     def agent(self) -> str:
         """The agent who answered (else the first one tried; "" if none was)."""
@@ -169,6 +152,31 @@ class CallManifest(_Model):
     @classmethod
     def read(cls, path: Path) -> CallManifest:
         return cls.model_validate_json(path.read_bytes())
+
+
+def write_atomic(directory: Path, name: str, data: bytes) -> Path:
+    """``directory/name`` replaced atomically and durably by ``data`` (tmp, fsync, rename, fsync
+    of the directory): a reader never sees half of it, a crash leaves the old or the new one."""
+    final = directory / name
+    tmp = directory / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:  # write(2) may write less than asked (a disk filling up)
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)  # a full disk keeps no half manifest
+        raise
+    os.close(fd)
+    os.replace(tmp, final)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return final
 
 
 _NUMBER_KEEP = re.compile(r"[^0-9+*#]")

@@ -94,7 +94,8 @@ def start_callrec(bench: Bench) -> Iterator[StartApp]:
     started: list[CallrecApp] = []
 
     def start(**overrides: str) -> CallrecApp:
-        app = bench.start_callrec(**overrides)
+        # DEBUG: tests read the per-step lines (the notice played or not) from the app's log.
+        app = bench.start_callrec(**{"CALLREC_LOG_LEVEL": "DEBUG", **overrides})
         started.append(app)
         return app
 

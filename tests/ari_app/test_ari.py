@@ -65,7 +65,7 @@ async def test_requests_and_events_share_the_websocket(ari: AriClient) -> None:
             await ari.request("GET", "/hang")
         stopping.set()
 
-    await asyncio.wait_for(ari.run_events(queue, on_connect, stopping), 10)
+    await asyncio.wait_for(ari.run_events(queue.put_nowait, on_connect, stopping), 10)
     assert results["ping"] == {"ping": "pong", "query": {"variable": "X"},
                                "body": json.dumps({"a": 1})}
     assert results["status"] == 404
