@@ -3,15 +3,21 @@
 boto3's TransferManager would need a separate pass to hash the file first, because under Object
 Lock a completed object can never be removed: a recording that changed on disk after the call
 flow hashed it must not become the archived "evidence". Here each part is read once: it feeds the
-whole-file SHA-256 in order, and its own SHA-256 (x-amz-checksum-sha256, checked by the store) is
+whole-file SHA-256 in order, and its own CRC32 (x-amz-checksum-crc32, checked by the store) is
 computed in the worker that uploads it. CompleteMultipartUpload is sent only when the whole-file
 digest equals the expected one; otherwise the upload is aborted and nothing is archived.
+
+Why CRC32 for the parts, not SHA-256: a part checksum only proves the part arrived as sent (the
+object's checksum is then one of part checksums either way, never the file's SHA-256, which is
+verified here and kept in the metadata). SHA-256 per part made both sides hash every byte twice
+more: a fifth of the CPU of a 500 MiB upload on the bench, for no property the evidence needs.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,17 +39,17 @@ class ContentMismatch(UploaderError):
 
 def _upload_part(client: S3Client, bucket: str, key: str, upload_id: str, number: int,
                  data: bytes) -> CompletedPartTypeDef:
-    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
     reply = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                               Body=data, ChecksumSHA256=checksum)
-    return {"ETag": reply["ETag"], "PartNumber": number, "ChecksumSHA256": checksum}
+                               Body=data, ChecksumCRC32=checksum)
+    return {"ETag": reply["ETag"], "PartNumber": number, "ChecksumCRC32": checksum}
 
 
 def put_multipart(client: S3Client, bucket: str, key: str, path: Path, expected_sha256: str,
                   extra: dict[str, Any], part_size: int, in_flight: int) -> None:
     """Upload ``path`` to ``key``; raises ContentMismatch (upload aborted) or botocore errors."""
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
-                                               ChecksumAlgorithm="SHA256", **extra)["UploadId"]
+                                               ChecksumAlgorithm="CRC32", **extra)["UploadId"]
     whole = hashlib.sha256()
     pending: list[Future[CompletedPartTypeDef]] = []
     try:

@@ -1,7 +1,7 @@
 """The S3 seam: put, verify, tag. botocore errors become :class:`StoreError` here.
 
 A PUT with Object Lock parameters needs a checksum header: every upload carries the whole file's
-SHA-256 (single PUT) or per-part SHA-256 checksums (multipart, whose object checksum is then a
+SHA-256 (single PUT) or per-part CRC32 checksums (multipart, whose object checksum is then a
 checksum of checksums, so the whole-file SHA-256 also goes into the metadata and is what we verify).
 """
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -250,6 +251,27 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
     assert not [u for u in s3.list_multipart_uploads(Bucket=locked_bucket).get("Uploads", [])
                 if u["Key"] == key]  # the stale upload was aborted
     assert not (spool / f"{m.call_id}.wav").exists()
+
+
+def test_the_store_refuses_a_part_whose_crc32_does_not_match(
+    s3: S3Client, locked_bucket: str,
+) -> None:
+    """Multipart parts carry CRC32 (uploader/multipart.py): only worth it if the store checks."""
+    upload = s3.create_multipart_upload(Bucket=locked_bucket, Key="crc-check",
+                                        ChecksumAlgorithm="CRC32")["UploadId"]
+    try:
+        data = b"recording" * 1000
+        good = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        reply = s3.upload_part(Bucket=locked_bucket, Key="crc-check", UploadId=upload,
+                               PartNumber=1, Body=data, ChecksumCRC32=good)
+        assert reply["ChecksumCRC32"] == good
+        with pytest.raises(ClientError) as refused:
+            s3.upload_part(Bucket=locked_bucket, Key="crc-check", UploadId=upload, PartNumber=2,
+                           Body=data[:-1] + b"X", ChecksumCRC32=good)
+        assert refused.value.response["Error"]["Code"] in ("BadDigest", "InvalidRequest",
+                                                           "XAmzContentChecksumMismatch")
+    finally:
+        s3.abort_multipart_upload(Bucket=locked_bucket, Key="crc-check", UploadId=upload)
 
 
 def outcome_set(bench: Bench, bucket: str, spool: Path, *args: str
