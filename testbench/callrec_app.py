@@ -34,6 +34,9 @@ ROUTES: dict[str, dict[str, str]] = {
 }
 
 
+CALLREC_NICE = -5  # the shipped unit's Nice=
+
+
 def callrec_env(ep: Endpoints, chroot_home: str, recordings: Path,
                 **overrides: str) -> dict[str, str]:
     """Environment for ``callrec ari`` on this bench (secrets via env, never argv or URLs)."""
@@ -67,6 +70,10 @@ class CallrecApp:
 
     def start(self, timeout: float = 15.0) -> Child:
         argv = [sys.executable, "-m", "callrec.cli", "ari"]
+        if os.geteuid() == 0:
+            # As deployed (deploy/callrec-ari.service, Nice=-5): on a saturated box the call
+            # flow must not queue behind Asterisk's media threads.
+            argv = ["nice", "-n", str(CALLREC_NICE), *argv]
         # Asterisk keeps listing an app whose websocket dropped, so readiness is this process
         # saying it connected (and ARI listing the app), not the listing alone.
         connected_before = self._connections()
