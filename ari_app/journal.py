@@ -63,20 +63,23 @@ class Journal:
     def _read(self) -> list[CallManifest]:
         with open(self.path, "rb") as f:
             lines = f.read().splitlines()
+        entries: dict[str, CallManifest] = {}
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
                 if "done" in record:
                     self._live.pop(str(record["done"]), None)
+                    entries.pop(str(record["done"]), None)
                 else:
-                    self._live[CallManifest.model_validate(record).call_id] = line + b"\n"
+                    entry = CallManifest.model_validate(record)
+                    self._live[entry.call_id], entries[entry.call_id] = line + b"\n", entry
             except (ValueError, ValidationError) as exc:
                 # A torn last line after a crash, or damage: kept aside for a human, never lost.
                 log.error("journal line %d unreadable (%s): kept in journal.bad", number,
                           str(exc).splitlines()[0])
                 with open(self.directory / "journal.bad", "ab") as bad:
                     bad.write(line + b"\n")
-        return [CallManifest.model_validate_json(line) for line in self._live.values()]
+        return list(entries.values())
 
     def _legacy_entries(self) -> list[CallManifest]:
         """Per-call files of callrec versions before the single log: adopted, then folded in."""
@@ -142,7 +145,3 @@ class Journal:
             raise
         os.close(self._fd)
         self._fd, self._size = fd, len(data)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._live)
