@@ -112,7 +112,7 @@ class Recorder:
     async def _verify(self, channel: str, asterisk_path: str, local_path: Path,
                       mixmonitor_id: str) -> str:
         deadline = time.monotonic() + self.verify_timeout_s
-        filename, last = "", "no MixMonitor ID"
+        filename, last, pause = "", "no MixMonitor ID", 0.005
         while True:
             try:
                 if not mixmonitor_id:
@@ -131,7 +131,10 @@ class Recorder:
                 await self._stop_unverified(channel, mixmonitor_id)
                 raise RecordingFailed("mixmonitor_unverified",
                                       f"not proven within {self.verify_timeout_s:.1f} s: {last}")
-            await asyncio.sleep(0.005)  # a local header read: the caller waits on this
+            # A local header read; the caller waits on it. Quick at first (the header is there
+            # within ~10 ms on an idle PBX), slower while a loaded PBX takes its time.
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.025)
 
     async def _stop_unverified(self, channel: str, mixmonitor_id: str) -> None:
         """Never keep recording a call whose caller will not be told."""
