@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -52,6 +52,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class Party(_Model):
     """A caller as the network presented them. ``*_raw`` keep exactly what arrived (untrusted:
     render as text only); ``number`` is the normalised form used for search and tags."""
@@ -59,6 +62,13 @@ class Party(_Model):
     number_raw: str = ""
     name_raw: str = ""
     number: str = ""
+
+    @field_validator("number_raw", "name_raw")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        """A lone surrogate (a JSON ``\\udXXX`` escape) cannot be written as UTF-8: the manifest
+        would fail to serialise and the call would have none. It becomes U+FFFD."""
+        return _SURROGATE.sub("\ufffd", value)
 
 
 class Notice(_Model):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from ari_app.call import Call, endpoint_of
-from callrec.manifest import Policy
+from callrec.manifest import CallManifest, Policy
 
 CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "linkedid": "1.1",
            "caller": {"number": "0312", "name": "A"}, "dialplan": {"exten": "9001"}}
@@ -110,3 +112,14 @@ def test_restore_from_journal_keeps_what_was_known() -> None:
     c.notice.played = c.notice.completed = True
     restored = Call.restore(c.manifest())
     assert restored.manifest() == c.manifest()
+
+
+def test_a_lone_surrogate_in_the_caller_id_cannot_stop_the_manifest(tmp_path: Path) -> None:
+    """JSON may carry a lone ``\\udXXX`` escape: not encodable as UTF-8. The manifest is still
+    written, the character replaced by U+FFFD, the rest of the raw value kept."""
+    channel = {**CHANNEL, "caller": json.loads('{"number": "03\\ud800", "name": "A\\udfffB"}')}
+    m = Call(channel, "stasis", Policy.OPTIONAL).manifest()
+    path = m.write_atomic(tmp_path)
+    back = CallManifest.read(path)
+    assert (back.caller.number_raw, back.caller.name_raw) == ("03\ufffd", "A\ufffdB")
+    assert back.caller.number == "03"
