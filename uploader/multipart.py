@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +59,11 @@ def put_multipart(client: S3Client, bucket: str, key: str, path: Path, expected_
                 if not data:
                     break
                 whole.update(data)
-                if len([p for p in pending if not p.done()]) >= in_flight:
-                    next(p for p in pending if not p.done()).result()  # bound the memory
+                running = [p for p in pending if not p.done()]
+                if len(running) >= in_flight:  # bound the memory: wait for any part, not the
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)  # oldest (one slow
+                    for part in done:  # part would idle the others); a failed part stops it
+                        part.result()
                 pending.append(pool.submit(_upload_part, client, bucket, key, upload_id,
                                            number, data))
             parts = [p.result() for p in pending]
