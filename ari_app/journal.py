@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ari_app import AriAppError
-from callrec.manifest import CallManifest
+from callrec.manifest import CallManifest, write_all
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,7 @@ class Journal:
     def _append(self, line: bytes) -> None:
         if self._fd < 0:
             raise JournalError("journal not open")
-        view = memoryview(line)
-        while view:  # write(2) may write less than asked (a disk filling up)
-            view = view[os.write(self._fd, view):]
+        write_all(self._fd, line)
         self._size += len(line)
 
     def _rewrite(self) -> None:
@@ -135,9 +133,7 @@ class Journal:
                      0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.replace(tmp, self.path)
         except BaseException:
             os.close(fd)

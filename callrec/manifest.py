@@ -164,6 +164,13 @@ class CallManifest(_Model):
         return cls.model_validate_json(path.read_bytes())
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd``: write(2) may write less than asked (a disk filling up)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_atomic(directory: Path, name: str, data: bytes) -> Path:
     """``directory/name`` replaced atomically and durably by ``data`` (tmp, fsync, rename, fsync
     of the directory): a reader never sees half of it, a crash leaves the old or the new one."""
@@ -171,9 +178,7 @@ def write_atomic(directory: Path, name: str, data: bytes) -> Path:
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
     try:
-        view = memoryview(data)
-        while view:  # write(2) may write less than asked (a disk filling up)
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
