@@ -145,7 +145,7 @@ class Archive:
                 raise ActionFailed(f"SHA-256 of the download {digest} differs from the "
                                    f"manifest's {expected}; nothing kept")
             os.replace(tmp, target)
-            (directory / f"{call_id}.json").write_text(manifest.model_dump_json(indent=2))
+            (directory / f"{call_id}.json").write_bytes(manifest.to_json())
         except (OSError, StoreError, OutcomeError, ActionFailed) as exc:
             tmp.unlink(missing_ok=True)
             self._audit(actor, "download", call_id, error=str(exc))

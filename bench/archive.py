@@ -143,7 +143,7 @@ def _put_manifests(bench: Bench, bucket: str, count: int, threads: int) -> None:
                          outcome="completed", entered_at=at, caller=Party(
                              number_raw=f"03{i:08d}", number=f"03{i:08d}"))
         client.put_object(Bucket=bucket, Key=f"recordings/{at:%Y/%m/%d}/{m.call_id}.json",
-                          Body=m.model_dump_json(indent=2).encode(),
+                          Body=m.to_json(),
                           ContentType="application/json")
 
     with ThreadPoolExecutor(threads) as pool:

@@ -66,7 +66,7 @@ def _update_archive(settings: UploaderSettings, store: Store, call_id: str, outc
         base = settings.upload.key_base(updated)
         tags = tags_for(updated)
         lock = settings.retention.lock_for(updated)
-        raw = updated.model_dump_json(indent=2).encode()
+        raw = updated.to_json()
         digest = hashlib.sha256(raw).hexdigest()
         store.put_bytes(base + ".json", raw, digest, tagging_header(tags),
                         Uploader.metadata(updated, digest), lock, "application/json")
@@ -76,8 +76,7 @@ def _update_archive(settings: UploaderSettings, store: Store, call_id: str, outc
                 Bucket=bucket, Key=key,
                 Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
             if lock.legal_hold:
-                store.client.put_object_legal_hold(Bucket=bucket, Key=key,
-                                                   LegalHold={"Status": "ON"})
+                store.set_legal_hold(key, True)
             head = store.head(key) or {}
             until = head.get("ObjectLockRetainUntilDate")
             if lock.mode in ("COMPLIANCE", "GOVERNANCE") and lock.until and (
