@@ -48,10 +48,17 @@ class AgiSession:
                  headers: dict[str, str]) -> None:
         self.reader, self.writer, self.headers = reader, writer, headers
         self.hung_up = False
+        # One command at a time on the connection (AGI answers in order, one reply each): the
+        # flow issues some operations together, which the Stasis door runs concurrently.
+        self._turn = asyncio.Lock()
 
     async def command(self, text: str, timeout: float = 60.0) -> AgiReply:
         if "\n" in text or "\r" in text:
             raise AgiError("AGI command with a line break refused")
+        async with self._turn:
+            return await self._command(text, timeout)
+
+    async def _command(self, text: str, timeout: float) -> AgiReply:
         self.writer.write(text.encode() + b"\n")
         await self.writer.drain()
         while True:
