@@ -102,6 +102,7 @@ class Call:
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
         self.destroyed = asyncio.Event()
         self.playback_done: asyncio.Future[str] | None = None
+        self.playback_id = ""  # the playback playback_done waits for
 
     @classmethod
     def restore(cls, m: CallManifest) -> Call:
@@ -149,7 +150,11 @@ class Call:
             self.hung_up.set()
             self.destroyed.set()
         elif kind == "PlaybackFinished" and self.playback_done and not self.playback_done.done():
-            self.playback_done.set_result(event.get("playback", {}).get("state", "done"))
+            # Only ours: a channel taken on after a restart may still be finishing the earlier
+            # run's notice (StasisApp.rescue_orphans).
+            playback = event.get("playback") or {}
+            if playback.get("id") == self.playback_id:
+                self.playback_done.set_result(playback.get("state", "done"))
         return False
 
     def leg(self, channel_name: str) -> AgentLeg:

@@ -133,8 +133,8 @@ class Flow:
 
     async def _start_recording(self, call: Call, plan: Plan) -> None:
         """Start and verify the recording; raises RecordingFailed with the reason."""
-        if plan.policy is Policy.NEVER:
-            return
+        if plan.policy is Policy.NEVER or call.active is not None:
+            return  # (active: taken on after a restart, its recording verified again)
         problem = self.preflight(plan)
         if problem:
             raise RecordingFailed(*problem)

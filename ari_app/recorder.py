@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import shutil
 import struct
 import time
@@ -33,6 +34,7 @@ from callrec.manifest import Recording
 log = logging.getLogger(__name__)
 
 ID_VAR = "CALLREC_MIXMON_ID"
+CALL_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{12}$")  # call.new_call_id's names
 
 
 class RecordingFailed(AriAppError):
@@ -128,7 +130,7 @@ class Recorder:
             except AmiError as exc:
                 last = str(exc)
             if time.monotonic() >= deadline:
-                await self._stop_unverified(channel, mixmonitor_id)
+                await self.stop(channel, mixmonitor_id)
                 raise RecordingFailed("mixmonitor_unverified",
                                       f"not proven within {self.verify_timeout_s:.1f} s: {last}")
             # A local header read; the caller waits on it. Quick at first (the header is there
@@ -136,7 +138,33 @@ class Recorder:
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.025)
 
-    async def _stop_unverified(self, channel: str, mixmonitor_id: str) -> None:
+    async def resume(self, channel: str) -> ActiveRecording | None:
+        """The recording an earlier run of callrec started on ``channel`` and died before
+        handing over (kill -9 during the notice), if it is verifiably still ours and running:
+        its ID on the channel, its datastore naming a file of our spool, the file with its WAV
+        header and still open for writing. Otherwise that MixMonitor (if any) is stopped and
+        None returned: an unverified recording must not run on."""
+        try:
+            mixmonitor_id = await self.ami.getvar(channel, ID_VAR)
+            if not mixmonitor_id:
+                return None
+            filename = await self.ami.getvar(channel, f"MIXMONITOR({mixmonitor_id},filename)")
+        except AmiError as exc:
+            log.warning("earlier recording on %s not checked: %s", channel, exc)
+            return None
+        call_id = filename.rsplit("/", 1)[-1].removesuffix(".wav")
+        asterisk_path, local_path = self.paths(call_id)
+        ours = bool(CALL_ID.match(call_id)) and filename == asterisk_path
+        if not ours or not _has_wav_header(local_path) or writer_open(local_path) is False:
+            log.warning("earlier recording on %s (%s) not verifiable: stopped", channel,
+                        filename or "no file")
+            await self.stop(channel, mixmonitor_id)
+            return None
+        self.watch.closed(local_path.name)
+        at = now()
+        return ActiveRecording(call_id, asterisk_path, local_path, mixmonitor_id, at, at)
+
+    async def stop(self, channel: str, mixmonitor_id: str) -> None:
         """Never keep recording a call whose caller will not be told."""
         fields = {"Action": "StopMixMonitor", "Channel": channel}
         if mixmonitor_id:

@@ -137,6 +137,7 @@ class Service:
         await self.refresh_prompts()
         await self.app.resync()
         await self.adopt_journal()
+        await self.app.rescue_orphans()
 
     async def adopt_journal(self) -> None:
         """Follow again the calls an earlier run journaled (once: this run's own calls are in

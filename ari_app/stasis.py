@@ -18,6 +18,7 @@ from ari_app.ari import AriClient, AriError, Event
 from ari_app.call import WATCHED_VARIABLES, Call
 from ari_app.config import Route
 from ari_app.flow import Flow, PlayResult
+from callrec.manifest import RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class StasisDoor:
         call = self.call
         call.playback_done = asyncio.get_running_loop().create_future()
         started = datetime.now(UTC)
-        playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}"
+        playback_id = call.playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}"
         await self.ari.play(call.channel_id, f"sound:{prompt}", language, playback_id)
         done = call.playback_done
         hangup: asyncio.Future[bool] = asyncio.ensure_future(call.hung_up.wait())
@@ -137,10 +138,41 @@ class StasisApp:
                 await self.ari.continue_in_dialplan(call.channel_id, "callrec-app-down",
                                                     call.did or "s", 1)
                 return
+            if event.get("rescued"):
+                await self._resume_recording(call)
             await self.flow.run(call, StasisDoor(self.ari, call), plan)
         except AriError as exc:
             # Typically the caller hung up while we were working on the channel.
             log.info("%s ARI: %s", p, exc)
+
+    async def rescue_orphans(self) -> None:
+        """Channels still in this app's Stasis that no callrec knows: an earlier run died in
+        their flow (kill -9 before the hand-off). Asterisk keeps them in Stasis, silent, until
+        the caller gives up, and no manifest would ever describe them. Each is taken on as a
+        call entering now: its running recording is kept if it still verifies (else stopped
+        and a new one started), and the notice is played again, in full, before the hand-off.
+        Run after the journal is adopted: only calls in their flow are still in Stasis."""
+        for channel in await self.ari.request("GET", "/channels"):
+            dialplan = channel.get("dialplan") or {}
+            app, _, args = str(dialplan.get("app_data") or "").partition(",")
+            if dialplan.get("app_name") != "Stasis" or app.strip() != self.ari.settings.app \
+                    or channel.get("id") in self.calls:
+                continue
+            log.warning("channel %s %s was left in Stasis by an earlier run: taking it on",
+                        channel.get("id"), channel.get("name"))
+            self.dispatch({"type": "StasisStart", "channel": channel, "rescued": True,
+                           "args": args.split(",") if args else []})
+
+    async def _resume_recording(self, call: Call) -> None:
+        active = await self.flow.recorder.resume(call.channel_name)
+        if active is None:
+            return  # the flow starts a new one
+        at = datetime.strptime(active.call_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        call.call_id, call.entered_at = active.call_id, min(at, call.entered_at)
+        call.active, call.status, call.recording = active, RecordingStatus.RECORDED, \
+            active.record()
+        log.warning("%s taken on after a restart: its recording %s still runs",
+                    call.log_prefix(), active.local_path.name)
 
     async def resync(self) -> None:
         """After a reconnect: events were lost meanwhile; calls whose channel is gone ended."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,19 @@ def test_a_lone_surrogate_in_the_caller_id_cannot_stop_the_manifest(tmp_path: Pa
     back = CallManifest.read(path)
     assert (back.caller.number_raw, back.caller.name_raw) == ("03\ufffd", "A\ufffdB")
     assert back.caller.number == "03"
+
+
+async def test_only_our_playback_finishing_ends_the_notice() -> None:
+    """A channel taken on after a restart may still be finishing the earlier run's notice:
+    that playback's end must not count as the new notice heard in full."""
+    c = call()
+    c.playback_id = f"{c.call_id}-notice"
+    c.playback_done = asyncio.get_running_loop().create_future()
+    def finished(playback_id: str) -> dict[str, Any]:
+        return {"type": "PlaybackFinished", "playback": {
+            "id": playback_id, "state": "done", "target_uri": "channel:1.1"}}
+
+    c.on_event(finished("20261123T000000Z-000000000000-notice"))
+    assert not c.playback_done.done()
+    c.on_event(finished(c.playback_id))
+    assert c.playback_done.done() and c.playback_done.result() == "done"

@@ -81,6 +81,38 @@ def test_call_in_its_notice_when_callrec_stops(
     assert m.notice.completed and m.outcome == "completed"
 
 
+def test_call_in_its_notice_when_callrec_is_killed(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """kill -9 in the notice: Asterisk keeps the channel in Stasis, silent, and nothing was
+    journaled yet. The next run takes it on: its recording still verifies, so it is kept, the
+    notice plays again in full, the agent gets the call, and one manifest describes the one
+    recording. (Before: the caller sat in silence until they hung up, and no manifest.)"""
+    assert bench.asterisk is not None
+    spool = bench.asterisk.recordings
+    before = set(spool.glob("*.wav"))
+    app = start_callrec()
+    assert app.child is not None
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "9001", hold_s=14.0, caller_user=number)
+        time.sleep(1.5)  # in the notice (4.7 s)
+        app.child.proc.kill()
+        app.child.proc.wait()
+        start_callrec()
+        run = ongoing.result(timeout=60)
+    assert run.calls[0].final_status == 200
+    assert any(number in c.from_header and c.final_status == 200
+               for c in bench.agents["answer"].calls())
+    [m] = manifests(number)
+    assert m.status == "recorded" and m.outcome == "completed"
+    assert m.notice.completed and m.notice.started_at is not None
+    assert m.recording is not None and m.recording.sha256 and m.recording.duration_s
+    assert m.recording.duration_s > 12  # from the first answer: the same recording, kept
+    assert set(spool.glob("*.wav")) - before == {spool / f"{m.call_id}.wav"}
+
+
 async def test_recording_stopped_mid_call_is_reported_interrupted(
     bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
