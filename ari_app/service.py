@@ -204,7 +204,7 @@ class Service:
         """One FastAGI request: the flow over AGI, then the call is followed over ARI."""
         channel = call_from_headers(session.headers)
         if not channel["id"] or self.app.stopping:
-            return  # AGISTATUS then sends the dialplan to its fallback, without a notice
+            return  # no CALLREC_DONE: the dialplan takes its app-down path, without a notice
         args = agi_args(session.headers)
         outbound = args.get("direction") == "outbound"
         host = self._call_on(args.get("agent", "")) if outbound else None
@@ -223,6 +223,7 @@ class Service:
                  call.channel_name, call.direction.value, call.did)
         try:
             await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
+            await _done(session)
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI: %s", call.log_prefix(), exc)
         self._hand_off(call)
@@ -241,6 +242,7 @@ class Service:
         try:
             await self.flow.announce_to_party(host, AgiDoor(session, self.ari, host), plan,
                                               name, args.get("customer", ""))
+            await _done(session)
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI (transfer to %s): %s", host.log_prefix(), name, exc)
         self._journal(host)
@@ -396,6 +398,12 @@ class Service:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.status, call.status_reason = RecordingStatus.INTERRUPTED, exc.reason
             call.recording = await self.recorder.describe_partial(active)
+
+
+async def _done(session: AgiSession) -> None:
+    """Tell the dialplan callrec finished its part of this AGI (dialplan/callrec.conf): a
+    FastAGI connection that just closes also leaves AGISTATUS=SUCCESS."""
+    await session.command("SET VARIABLE CALLREC_DONE 1")
 
 
 def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from ari_app.closewatch import writer_open
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
@@ -111,6 +112,30 @@ def test_call_in_its_notice_when_callrec_is_killed(
     assert m.recording is not None and m.recording.sha256 and m.recording.duration_s
     assert m.recording.duration_s > 12  # from the first answer: the same recording, kept
     assert set(spool.glob("*.wav")) - before == {spool / f"{m.call_id}.wav"}
+
+
+def test_agi_call_whose_callrec_dies_in_the_notice_is_not_recorded_on(
+    bench: Bench, caller: Caller, start_callrec: StartApp, unique_caller: Callable[[], str],
+) -> None:
+    """The FastAGI door: callrec killed in the notice ends the AGI, and the shipped dialplan
+    sends the call down callrec-app-down (unrecorded) to the agents; the MixMonitor callrec had
+    started is stopped there, not left recording a call nobody will describe."""
+    assert bench.asterisk is not None
+    spool = bench.asterisk.recordings
+    before = set(spool.glob("*.wav"))
+    app = start_callrec()
+    assert app.child is not None
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "8001", hold_s=8.0, caller_user=number)
+        time.sleep(1.5)  # in the notice (4.7 s)
+        app.child.proc.kill()
+        app.child.proc.wait()
+        wait_bridged(bench, number)
+        [recording] = set(spool.glob("*.wav")) - before
+        assert writer_open(recording) is False  # closed while the call goes on
+        run = ongoing.result(timeout=60)
+    assert run.calls[0].final_status == 200
 
 
 async def test_recording_stopped_mid_call_is_reported_interrupted(
