@@ -58,6 +58,11 @@ class AgiSession:
         async with self._turn:
             return await self._command(text, timeout)
 
+    async def done(self) -> None:
+        """Tell the dialplan callrec finished its part of this AGI (dialplan/callrec.conf): a
+        FastAGI connection that just closes also leaves AGISTATUS=SUCCESS."""
+        await self.command("SET VARIABLE CALLREC_DONE 1")
+
     async def _command(self, text: str, timeout: float) -> AgiReply:
         self.writer.write(text.encode() + b"\n")
         await self.writer.drain()

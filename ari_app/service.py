@@ -223,7 +223,7 @@ class Service:
                  call.channel_name, call.direction.value, call.did)
         try:
             await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
-            await _done(session)
+            await session.done()
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI: %s", call.log_prefix(), exc)
         self._hand_off(call)
@@ -242,7 +242,7 @@ class Service:
         try:
             await self.flow.announce_to_party(host, AgiDoor(session, self.ari, host), plan,
                                               name, args.get("customer", ""))
-            await _done(session)
+            await session.done()
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI (transfer to %s): %s", host.log_prefix(), name, exc)
         self._journal(host)
@@ -398,12 +398,6 @@ class Service:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.status, call.status_reason = RecordingStatus.INTERRUPTED, exc.reason
             call.recording = await self.recorder.describe_partial(active)
-
-
-async def _done(session: AgiSession) -> None:
-    """Tell the dialplan callrec finished its part of this AGI (dialplan/callrec.conf): a
-    FastAGI connection that just closes also leaves AGISTATUS=SUCCESS."""
-    await session.command("SET VARIABLE CALLREC_DONE 1")
 
 
 def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:
