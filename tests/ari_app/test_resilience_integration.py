@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
 from ari_app.closewatch import writer_open
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
-from testbench.sipp import Caller
+from testbench.sipp import Caller, CallerRun
 from tests.conftest import StartApp, free_port, metric, scrape
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,21 @@ def wait_bridged(bench: Bench, number: str, timeout: float = 15) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the agent never answered")
+
+
+@contextmanager
+def killed_in_its_notice(caller: Caller, start_callrec: StartApp, did: str, hold_s: float,
+                         number: str) -> Iterator[Future[CallerRun]]:
+    """A call to ``did`` whose callrec is killed (-9) 1.5 s into the notice (4.7 s); the
+    caller's run goes on in the background while the block runs."""
+    app = start_callrec()
+    assert app.child is not None
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, did, hold_s=hold_s, caller_user=number)
+        time.sleep(1.5)
+        app.child.proc.kill()
+        app.child.proc.wait()
+        yield ongoing
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -93,14 +109,8 @@ def test_call_in_its_notice_when_callrec_is_killed(
     assert bench.asterisk is not None
     spool = bench.asterisk.recordings
     before = set(spool.glob("*.wav"))
-    app = start_callrec()
-    assert app.child is not None
     number = unique_caller()
-    with ThreadPoolExecutor(1) as pool:
-        ongoing = pool.submit(caller.call, "9001", hold_s=14.0, caller_user=number)
-        time.sleep(1.5)  # in the notice (4.7 s)
-        app.child.proc.kill()
-        app.child.proc.wait()
+    with killed_in_its_notice(caller, start_callrec, "9001", 14.0, number) as ongoing:
         start_callrec()
         run = ongoing.result(timeout=60)
     assert run.calls[0].final_status == 200
@@ -123,14 +133,8 @@ def test_agi_call_whose_callrec_dies_in_the_notice_is_not_recorded_on(
     assert bench.asterisk is not None
     spool = bench.asterisk.recordings
     before = set(spool.glob("*.wav"))
-    app = start_callrec()
-    assert app.child is not None
     number = unique_caller()
-    with ThreadPoolExecutor(1) as pool:
-        ongoing = pool.submit(caller.call, "8001", hold_s=8.0, caller_user=number)
-        time.sleep(1.5)  # in the notice (4.7 s)
-        app.child.proc.kill()
-        app.child.proc.wait()
+    with killed_in_its_notice(caller, start_callrec, "8001", 8.0, number) as ongoing:
         wait_bridged(bench, number)
         [recording] = set(spool.glob("*.wav")) - before
         assert writer_open(recording) is False  # closed while the call goes on
