@@ -40,9 +40,17 @@ OUTCOME_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME")
 
 
+CALL_ID_TIME = "%Y%m%dT%H%M%SZ"  # the first 16 characters of a call id
+
+
 def new_call_id(at: datetime) -> str:
     """Sortable and unique across hosts sharing a bucket; never derived from caller input."""
-    return f"{at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+    return f"{at.strftime(CALL_ID_TIME)}-{secrets.token_hex(6)}"
+
+
+def call_id_time(call_id: str) -> datetime:
+    """When the call with this id entered callrec (to the second)."""
+    return datetime.strptime(call_id[:16], CALL_ID_TIME).replace(tzinfo=UTC)
 
 
 def endpoint_of(channel_name: str) -> str:

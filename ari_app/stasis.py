@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ari_app.ari import AriClient, AriError, Event
-from ari_app.call import WATCHED_VARIABLES, Call
+from ari_app.call import WATCHED_VARIABLES, Call, call_id_time
 from ari_app.config import Route
 from ari_app.flow import Flow, PlayResult
 from callrec.manifest import RecordingStatus
@@ -167,8 +167,8 @@ class StasisApp:
         active = await self.flow.recorder.resume(call.channel_name)
         if active is None:
             return  # the flow starts a new one
-        at = datetime.strptime(active.call_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        call.call_id, call.entered_at = active.call_id, min(at, call.entered_at)
+        call.call_id = active.call_id
+        call.entered_at = min(call_id_time(active.call_id), call.entered_at)
         call.active, call.status, call.recording = active, RecordingStatus.RECORDED, \
             active.record()
         log.warning("%s taken on after a restart: its recording %s still runs",
