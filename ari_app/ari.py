@@ -17,6 +17,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -175,6 +176,17 @@ class AriClient:
         for Asterisk to build and for us to parse, per call."""
         await self.request("PUT", f"/applications/{quote(self.settings.app)}/eventFilter",
                            body={"allowed": [{"type": t} for t in types]})
+
+    async def startup_time(self) -> datetime | None:
+        """When this Asterisk started: a call that entered before it lost its channel with an
+        earlier Asterisk (a crash or restart while the call was up)."""
+        info = await self.request("GET", "/asterisk/info", only="status")
+        raw = ((info or {}).get("status") or {}).get("startup_time")
+        try:  # "2026-11-23T18:03:44.000+0000"
+            return datetime.fromisoformat(raw).astimezone(UTC) if isinstance(raw, str) else None
+        except ValueError:
+            log.warning("Asterisk startup time %r not understood", raw)
+            return None
 
     async def sound_languages(self, sound: str) -> set[str]:
         try:

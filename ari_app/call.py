@@ -109,6 +109,7 @@ class Call:
         self.active: ActiveRecording | None = None
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
         self.destroyed = asyncio.Event()
+        self.pbx_restarted = False  # its channel went with an Asterisk that has restarted since
         self.playback_done: asyncio.Future[str] | None = None
         self.playback_id = ""  # the playback playback_done waits for
 
@@ -164,6 +165,21 @@ class Call:
             if playback.get("id") == self.playback_id:
                 self.playback_done.set_result(playback.get("state", "done"))
         return False
+
+    def ended_unseen(self, pbx_started: datetime | None) -> None:
+        """Its channel ended while callrec could not see it (ARI away, callrec down): when is
+        told by its recording's close, if any. An Asterisk started after the call entered took
+        the channel down with it."""
+        self.pbx_restarted = pbx_started is not None and self.entered_at < pbx_started
+        self.hung_up.set()
+        self.destroyed.set()
+
+    def writer_died(self) -> None:
+        """Its recording's writer died before finishing the file (ari_app/recorder.py
+        repair_header): the call's last seconds are missing from it, whatever else was seen."""
+        self.status = RecordingStatus.INTERRUPTED
+        self.status_reason = "asterisk_restarted" if self.pbx_restarted \
+            else "recording_writer_died"
 
     def leg(self, channel_name: str) -> AgentLeg:
         """The leg of the call on this channel (added if new)."""

@@ -23,6 +23,7 @@ import asyncio
 import errno
 import fcntl
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ari_app import AriAppError
@@ -58,6 +59,9 @@ class CloseWatch:
 
     def __init__(self, directory: Path) -> None:
         self._closed: dict[str, asyncio.Event] = {}
+        # When each close was seen: the end of a recording whose call ended out of sight (the
+        # PBX restarted, ARI was away) is known from it, not from when callrec caught up.
+        self._seen_at: dict[str, datetime] = {}
         # A lost event (queue overflow) is caught by the waiters' periodic re-probe; without
         # lease rights it ends in recording_not_closed, never in a guess.
         self._watch = DirWatch(directory, IN_CLOSE_WRITE, self._on_close)
@@ -75,10 +79,21 @@ class CloseWatch:
         """The event for ``name`` (created on first use; watch before you probe)."""
         return self._closed.setdefault(name, asyncio.Event())
 
+    def closed_at(self, name: str) -> datetime | None:
+        """When the close of ``name`` was seen (None: not seen, or not trusted)."""
+        return self._seen_at.get(name) if self.closed(name).is_set() else None
+
+    def distrust(self, name: str) -> None:
+        """A close seen while a writer still has the file open (an inherited descriptor)."""
+        self.closed(name).clear()
+        self._seen_at.pop(name, None)
+
     def forget(self, name: str) -> None:
         self._closed.pop(name, None)
+        self._seen_at.pop(name, None)
 
     def _on_close(self, name: str) -> None:
         event = self._closed.get(name)
         if event is not None:
+            self._seen_at.setdefault(name, datetime.now(UTC))
             event.set()

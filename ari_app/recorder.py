@@ -181,7 +181,7 @@ class Recorder:
         closed = self.watch.closed(active.local_path.name)
         state = writer_open(active.local_path)
         if state is True:
-            closed.clear()
+            self.watch.distrust(active.local_path.name)
             return False
         return state is False or closed.is_set()
 
@@ -201,18 +201,26 @@ class Recorder:
                     await asyncio.wait_for(closed.wait(), min(remaining, 1.0))
                 except TimeoutError:
                     pass
+            # The close as the kernel reported it; callrec may only look later (a call that
+            # ended while ARI was away), and the lease probe alone cannot tell when.
+            record.closed_at = self.watch.closed_at(active.local_path.name) or now()
         finally:
             self.watch.forget(active.local_path.name)
-        record.closed_at = now()
-        size, duration, digest = await asyncio.to_thread(_describe, active.local_path)
+        size, duration, digest, repaired = await asyncio.to_thread(
+            _describe, active.local_path, repair=True)
         record.size, record.duration_s, record.sha256 = size, duration, digest
+        if repaired:
+            record.header_repaired = True
+            log.warning("[%s] %s: its writer died before finishing the WAV header (Asterisk "
+                        "killed?); sizes set from the file", active.call_id,
+                        active.local_path.name)
         return record
 
     async def describe_partial(self, active: ActiveRecording) -> Recording:
         """What is on disk of a recording that was not proven closed (kept, never deleted)."""
         record = active.record()
         if active.local_path.exists():
-            size, duration, digest = await asyncio.to_thread(_describe, active.local_path)
+            size, duration, digest, _ = await asyncio.to_thread(_describe, active.local_path)
             record.size, record.duration_s, record.sha256 = size, duration, digest
         return record
 
@@ -231,7 +239,44 @@ def _has_wav_header(path: Path) -> bool:
     return len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
 
 
-def _describe(path: Path) -> tuple[int, float, str]:
+_RIFF_SIZE, _DATA_SIZE, _HEADER = 4, 40, 44
+
+
+def repair_header(path: Path) -> bool:
+    """Finish the WAV header of a recording whose writer died: True if it did.
+
+    Asterisk writes the header with both sizes 0 when it opens the file and fills them in only
+    when it closes it (``update_header`` from ``wav_close``, formats/format_wav.c). If Asterisk
+    is killed or the host loses power, they stay 0 and players see an empty recording although
+    the audio is on disk. Call it only on a file proven closed (no writer left). Only these 8
+    bytes change, set as ``update_header`` would have set them, and the manifest says so
+    (``header_repaired``): zeroing them again gives back the bytes Asterisk left."""
+    with path.open("rb") as f:  # read-only first: opening for writing is itself a close event
+        head, size = f.read(_HEADER), os.fstat(f.fileno()).st_size
+    if len(head) < _HEADER or head[:4] != b"RIFF" or head[8:12] != b"WAVE" \
+            or head[36:40] != b"data" or size <= _HEADER:
+        return False
+    if struct.unpack_from("<I", head, _RIFF_SIZE)[0] or struct.unpack_from("<I", head,
+                                                                          _DATA_SIZE)[0]:
+        return False  # finished by its writer
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:  # not ours to write (production: files owned by Asterisk)
+        log.warning("%s: unfinished WAV header left as it is: %s", path.name, exc)
+        return False
+    try:
+        os.pwrite(fd, struct.pack("<I", min(size - 8, 0xFFFFFFFF)), _RIFF_SIZE)
+        os.pwrite(fd, struct.pack("<I", min(size - _HEADER, 0xFFFFFFFF)), _DATA_SIZE)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _describe(path: Path, repair: bool = False) -> tuple[int, float, str, bool]:
+    """(size, duration, SHA-256, header repaired) of a recording; ``repair`` only when its
+    file is proven closed."""
+    repaired = repair and repair_header(path)
     digest = hashlib.sha256()
     with path.open("rb") as f:
         header = f.read(44)
@@ -241,4 +286,5 @@ def _describe(path: Path) -> tuple[int, float, str]:
     size = path.stat().st_size
     rate = struct.unpack_from("<I", header, 24)[0] if len(header) >= 44 else 8000
     block = struct.unpack_from("<H", header, 32)[0] if len(header) >= 44 else 2
-    return size, round((size - 44) / ((rate or 8000) * (block or 2)), 3), digest.hexdigest()
+    return (size, round((size - 44) / ((rate or 8000) * (block or 2)), 3), digest.hexdigest(),
+            repaired)

@@ -50,6 +50,7 @@ class Service:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.call_tasks: set[asyncio.Task[Any]] = set()
         self.ari = AriClient(settings.ari)
+        self.in_sight = asyncio.Event()  # ARI connected and calls resynced: events tell all
         self.bridges = BridgeWatch(settings.bridges, self._followed, self._ledger)
         self.ami = AmiClient(settings.ami,
                              self.bridges.on_event if settings.bridges.watch else None)
@@ -92,7 +93,8 @@ class Service:
             # and panoramisk keeps reconnecting in the background.
             log.error("AMI: %s; calls will not be recorded until it is back", exc)
         self._track(self.ari.run_events(self._dispatch, self._on_ari_connect,
-                                        self.stop_taking_calls, wanted=wanted), self.tasks)
+                                        self.stop_taking_calls, on_state=self._on_ari_state,
+                                        wanted=wanted), self.tasks)
         self._track(self._flush_journal(), self.tasks)
         if self.settings.agi.enabled:
             await self.agi.start()
@@ -134,10 +136,16 @@ class Service:
     # -- events -------------------------------------------------------------------------------
     async def _on_ari_connect(self) -> None:
         await self.ari.filter_events(EVENTS)
+        self.app.pbx_started = await self.ari.startup_time()
         await self.refresh_prompts()
         await self.app.resync()
         await self.adopt_journal()
         await self.app.rescue_orphans()
+        self.in_sight.set()
+
+    def _on_ari_state(self, up: bool) -> None:
+        if not up:
+            self.in_sight.clear()
 
     async def adopt_journal(self) -> None:
         """Follow again the calls an earlier run journaled (once: this run's own calls are in
@@ -153,10 +161,11 @@ class Service:
                 await self.app.catch_up(call)
                 log.info("%s adopted from the journal: channel still up", call.log_prefix())
             except AriError:
-                log.info("%s adopted from the journal: channel ended meanwhile",
-                         call.log_prefix())
+                call.ended_unseen(self.app.pbx_started)
+                log.info("%s adopted from the journal: channel ended meanwhile%s",
+                         call.log_prefix(), " (Asterisk restarted)" if call.pbx_restarted
+                         else "")
                 call.ended_at = None  # set from the recording's close time when known
-                call.destroyed.set()
             call.active = self._recording_of(entry)
             self._track(self._finish(call), self.call_tasks)
 
@@ -378,16 +387,16 @@ class Service:
                 await asyncio.sleep(0.5)  # a plain hang-up also closes the file: let it land
                 if call.destroyed.is_set() or call.hung_up.is_set():
                     return
+                if not self.in_sight.is_set():
+                    # ARI is away (Asterisk restarting?): whether the call is still up is
+                    # unknown until the resync; look again then.
+                    await _first(self.in_sight.wait(), call.destroyed.wait())
+                    continue
                 self._interrupted(call, active, reason)
                 return
-            waits = [asyncio.ensure_future(closed.wait()),
-                     asyncio.ensure_future(call.destroyed.wait())]
-            try:  # the timeout re-probes: a close may have happened while callrec was down
-                await asyncio.wait(waits, timeout=min(5.0, stall_s / 2 or 5.0),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiting in waits:
-                    waiting.cancel()
+            # The timeout re-probes: a close may have happened while callrec was down.
+            await _first(closed.wait(), call.destroyed.wait(),
+                         timeout=min(5.0, stall_s / 2 or 5.0))
 
     def _interrupted(self, call: Call, active: ActiveRecording, reason: str) -> None:
         call.status, call.status_reason = RecordingStatus.INTERRUPTED, reason
@@ -399,12 +408,24 @@ class Service:
         try:
             call.recording = await self.recorder.wait_closed(
                 active, self.settings.notice.close_timeout_s)
-            if call.status is RecordingStatus.INTERRUPTED:
-                return  # closed, but early: keep the interruption on record
+            if call.recording.header_repaired:
+                call.writer_died()
+                log.error("%s ALERT recording cut off: %s; the caller was told the call is "
+                          "recorded", call.log_prefix(), call.status_reason)
         except RecordingFailed as exc:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.status, call.status_reason = RecordingStatus.INTERRUPTED, exc.reason
             call.recording = await self.recorder.describe_partial(active)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any], timeout: float | None = None) -> None:
+    """Until the first of ``waits`` is done (or ``timeout``); the others are cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:

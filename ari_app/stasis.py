@@ -102,6 +102,7 @@ class StasisApp:
         self.flow = flow
         self.calls: dict[str, Call] = {}
         self.stopping = False
+        self.pbx_started: datetime | None = None  # this Asterisk's start (set at each connect)
         self._start_call = start_call
         self._on_change = on_change
 
@@ -180,10 +181,11 @@ class StasisApp:
         alive = {c["id"] for c in channels}
         for channel_id, call in list(self.calls.items()):
             if channel_id not in alive and not call.destroyed.is_set():
-                log.info("%s channel gone while ARI was away", call.log_prefix())
-                call.ended_at = datetime.now(UTC)
-                call.hung_up.set()
-                call.destroyed.set()
+                call.ended_unseen(self.pbx_started)
+                log.info("%s channel gone while ARI was away%s", call.log_prefix(),
+                         " (Asterisk restarted)" if call.pbx_restarted else "")
+                if call.active is None:  # else its recording's close tells when it ended
+                    call.ended_at = datetime.now(UTC)
             elif channel_id in alive:
                 await self.ari.subscribe(f"channel:{channel_id}")
                 await self.catch_up(call)

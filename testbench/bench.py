@@ -155,6 +155,17 @@ class Bench:
         self._track("s3", self.s3.start(self.log_dir))
         self.s3.wait_ready()
 
+    def crash_asterisk(self, down_s: float = 1.0) -> None:
+        """kill -9 Asterisk (a PBX crash), then start it again on the same configuration and
+        credentials, as systemd's Restart= would."""
+        assert self.asterisk is not None and self.asterisk.child is not None
+        assert self.endpoints is not None
+        self.asterisk.child.proc.kill()
+        self.asterisk.child.proc.wait()
+        time.sleep(down_s)
+        self._track("asterisk", self.asterisk.start())
+        self.asterisk.wait_ready(self.endpoints.asterisk)
+
     def silence(self) -> Path:
         """Caller audio that is silent: what is heard in a recording is then the PBX's side."""
         path = self.state / "caller-silence.wav"

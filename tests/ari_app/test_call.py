@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ari_app.call import Call, endpoint_of
-from callrec.manifest import CallManifest, Policy
+from callrec.manifest import CallManifest, Policy, RecordingStatus
 
 CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "linkedid": "1.1",
            "caller": {"number": "0312", "name": "A"}, "dialplan": {"exten": "9001"}}
@@ -84,6 +85,27 @@ def test_hangup_and_destroy_events() -> None:
     m = c.manifest()
     assert (m.hangup_cause, m.hangup_cause_text) == (17, "User busy")
     assert m.ended_at is not None and m.ended_at.year == 2026
+
+
+def test_a_call_whose_asterisk_restarted_is_told_apart() -> None:
+    """Its channel ended out of sight: only an Asterisk started after the call entered took it
+    down, and only a recording whose writer died is cut off."""
+    gone = call()
+    gone.status = RecordingStatus.RECORDED
+    gone.ended_unseen(gone.entered_at + timedelta(seconds=5))
+    assert gone.destroyed.is_set() and gone.hung_up.is_set() and gone.pbx_restarted
+    assert gone.status is RecordingStatus.RECORDED  # its file may have been closed in time
+    gone.writer_died()
+    assert (gone.status, gone.status_reason) == (RecordingStatus.INTERRUPTED,
+                                                 "asterisk_restarted")
+    blip = call()
+    blip.ended_unseen(blip.entered_at - timedelta(hours=1))
+    assert blip.destroyed.is_set() and not blip.pbx_restarted
+    blip.writer_died()
+    assert blip.status_reason == "recording_writer_died"
+    unknown = call()
+    unknown.ended_unseen(None)
+    assert not unknown.pbx_restarted
 
 
 def test_call_ids_are_unique_and_safe() -> None:

@@ -4,7 +4,9 @@ probe, including a descriptor inherited by a forked child (the file is still ope
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -114,3 +116,37 @@ async def test_inherited_descriptor_keeps_the_file_open(watched: Watched) -> Non
     os.close(dup)
     await asyncio.wait_for(watch.closed(active.local_path.name).wait(), 2)
     assert rec.is_closed(active)
+
+
+def asterisk_wav(data_size: int | None) -> bytes:
+    """A header as formats/format_wav.c writes it: sizes 0 at open, set at close (``None``)."""
+    riff, data = (0, 0) if data_size is None else (data_size + 36, data_size)
+    return (b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " +
+            struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16) + b"data" +
+            struct.pack("<I", data))
+
+
+async def test_a_header_its_dead_writer_never_finished_is_repaired(watched: Watched) -> None:
+    """Asterisk killed mid-call: the audio is there, the sizes are still 0. The close time is
+    when the kernel reported it, not when callrec got round to describing the file."""
+    watch, rec, active = watched
+    watch.closed(active.local_path.name)  # as Recorder.start: watched before the file exists
+    with active.local_path.open("wb") as f:
+        f.write(asterisk_wav(None) + bytes(range(256)) * 64)
+    await asyncio.sleep(0.3)
+    looked = now()
+    record = await rec.wait_closed(active, 2)
+    data = active.local_path.read_bytes()
+    assert record.header_repaired and data[:44] == asterisk_wav(len(data) - 44)
+    assert data[44:] == bytes(range(256)) * 64  # only the 8 size bytes changed
+    assert record.sha256 == hashlib.sha256(data).hexdigest()
+    assert record.size == 44 + 16384 and record.duration_s == 1.024
+    assert record.closed_at is not None and record.closed_at < looked
+
+
+async def test_a_finished_header_is_left_alone(watched: Watched) -> None:
+    _, rec, active = watched
+    original = asterisk_wav(1600) + bytes(1600)
+    active.local_path.write_bytes(original)
+    record = await rec.wait_closed(active, 2)
+    assert not record.header_repaired and active.local_path.read_bytes() == original

@@ -1,14 +1,19 @@
-"""Resilience: a callrec restart mid-call (graceful or kill -9) still ends the call with exactly
-one manifest and new calls work after it; a recording stopped mid-call is reported."""
+"""Resilience: a callrec restart mid-call (graceful or kill -9) or an Asterisk crash still ends the
+call with exactly one manifest and new calls work after it; a recording stopped mid-call is
+reported."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +145,44 @@ def test_agi_call_whose_callrec_dies_in_the_notice_is_not_recorded_on(
         assert writer_open(recording) is False  # closed while the call goes on
         run = ongoing.result(timeout=60)
     assert run.calls[0].final_status == 200
+
+
+def test_asterisk_crash_mid_call_still_one_manifest_and_a_playable_recording(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """The PBX dies (kill -9) with an agent on the call and comes back. The call still ends with
+    one manifest, which says the recording was cut off with Asterisk; the WAV header Asterisk
+    never finished is finished, so the recording plays; new calls work once Asterisk is back."""
+    app = start_callrec()
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "9001", hold_s=12.0, caller_user=number)
+        wait_bridged(bench, number)
+        time.sleep(1.0)
+        crashed = datetime.now(UTC)
+        bench.crash_asterisk()
+        ongoing.result(timeout=60)
+    [m] = manifests(number, timeout=30)
+    assert m.status == "interrupted" and m.status_reason == "asterisk_restarted"
+    assert m.notice.completed and [a.endpoint for a in m.agents] == ["agent-answer"]
+    rec = m.recording
+    assert rec is not None and rec.header_repaired and rec.closed_at is not None
+    data = Path(rec.path).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == rec.sha256 and len(data) == rec.size
+    assert struct.unpack_from("<I", data, 4)[0] == len(data) - 8
+    assert struct.unpack_from("<I", data, 40)[0] == len(data) - 44
+    assert rec.duration_s is not None and rec.duration_s > 3  # notice and talk, up to the crash
+    # It ended when Asterisk died, not when callrec saw Asterisk again.
+    assert m.ended_at == rec.closed_at and abs((rec.closed_at - crashed).total_seconds()) < 1
+    assert any(m.call_id in line and "ALERT recording cut off: asterisk_restarted" in line
+               for line in app.log_text().splitlines())
+
+    again = unique_caller()
+    caller.call("9001", hold_s=7.0, caller_user=again)
+    [m2] = manifests(again)
+    assert m2.status == "recorded" and m2.outcome == "completed" and m2.notice.completed
+    assert m2.recording is not None and not m2.recording.header_repaired
 
 
 async def test_recording_stopped_mid_call_is_reported_interrupted(
