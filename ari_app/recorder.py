@@ -201,9 +201,11 @@ class Recorder:
                     await asyncio.wait_for(closed.wait(), min(remaining, 1.0))
                 except TimeoutError:
                     pass
-            # The close as the kernel reported it; callrec may only look later (a call that
-            # ended while ARI was away), and the lease probe alone cannot tell when.
-            record.closed_at = self.watch.closed_at(active.local_path.name) or now()
+            # The close as the kernel reported it: callrec may only look later (a call that
+            # ended while ARI was away). Not seen (callrec was down): the last write, which is
+            # the close itself when Asterisk finished the header (update_header).
+            record.closed_at = self.watch.closed_at(active.local_path.name) \
+                or _modified_at(active.local_path)
         finally:
             self.watch.forget(active.local_path.name)
         size, duration, digest, repaired = await asyncio.to_thread(
@@ -223,6 +225,13 @@ class Recorder:
             size, duration, digest, _ = await asyncio.to_thread(_describe, active.local_path)
             record.size, record.duration_s, record.sha256 = size, duration, digest
         return record
+
+
+def _modified_at(path: Path) -> datetime:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return now()
 
 
 def _has_wav_header(path: Path) -> bool:

@@ -150,3 +150,13 @@ async def test_a_finished_header_is_left_alone(watched: Watched) -> None:
     active.local_path.write_bytes(original)
     record = await rec.wait_closed(active, 2)
     assert not record.header_repaired and active.local_path.read_bytes() == original
+
+
+async def test_a_close_nobody_saw_is_dated_by_the_last_write(watched: Watched) -> None:
+    """Closed while callrec was down: the file's last write (the header update at close), not
+    the moment callrec looked, is when the recording ended."""
+    _, rec, active = watched
+    active.local_path.write_bytes(asterisk_wav(1600) + bytes(1600))
+    os.utime(active.local_path, (1_790_000_000, 1_790_000_000))
+    record = await rec.wait_closed(active, 2)
+    assert record.closed_at is not None and record.closed_at.timestamp() == 1_790_000_000

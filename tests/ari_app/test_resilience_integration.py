@@ -185,6 +185,35 @@ def test_asterisk_crash_mid_call_still_one_manifest_and_a_playable_recording(
     assert m2.recording is not None and not m2.recording.header_repaired
 
 
+def test_callrec_and_asterisk_both_killed_mid_call(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """Both die at once (a host losing power) and come back: the next run adopts the call from
+    the journal, and its manifest tells the same story as when callrec saw the crash."""
+    first = start_callrec()
+    assert first.child is not None
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "9001", hold_s=12.0, caller_user=number)
+        wait_bridged(bench, number)
+        time.sleep(1.0)
+        first.child.proc.kill()
+        first.child.proc.wait()
+        crashed = datetime.now(UTC)
+        bench.crash_asterisk()
+        start_callrec()
+        ongoing.result(timeout=60)
+    [m] = manifests(number, timeout=30)
+    assert m.status == "interrupted" and m.status_reason == "asterisk_restarted"
+    assert m.notice.completed and [a.endpoint for a in m.agents] == ["agent-answer"]
+    rec = m.recording
+    assert rec is not None and rec.header_repaired and rec.closed_at is not None
+    assert hashlib.sha256(Path(rec.path).read_bytes()).hexdigest() == rec.sha256
+    # Nobody saw the close: the last write dates it (Asterisk's last flush, before the crash).
+    assert m.ended_at == rec.closed_at and -6 < (rec.closed_at - crashed).total_seconds() < 0.1
+
+
 async def test_recording_stopped_mid_call_is_reported_interrupted(
     bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
