@@ -23,6 +23,7 @@ import struct
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from ari_app import AriAppError
@@ -62,6 +63,12 @@ def spool_problem(spool: SpoolSettings) -> tuple[str, str] | None:
     return None
 
 
+class Header(StrEnum):
+    FINISHED = "finished"  # by its writer (or not a header this code knows)
+    UNFINISHED = "unfinished"  # its writer died; callrec may not write the file
+    REPAIRED = "repaired"  # its writer died; callrec finished it
+
+
 @dataclass
 class ActiveRecording:
     call_id: str
@@ -70,6 +77,7 @@ class ActiveRecording:
     mixmonitor_id: str
     started_at: datetime
     verified_at: datetime
+    header: Header = Header.FINISHED  # of its file once closed (repair_header)
 
     def record(self) -> Recording:
         """The manifest's view of this recording, before its file is described."""
@@ -208,14 +216,14 @@ class Recorder:
                 or _modified_at(active.local_path)
         finally:
             self.watch.forget(active.local_path.name)
-        size, duration, digest, repaired = await asyncio.to_thread(
+        size, duration, digest, active.header = await asyncio.to_thread(
             _describe, active.local_path, repair=True)
         record.size, record.duration_s, record.sha256 = size, duration, digest
-        if repaired:
-            record.header_repaired = True
+        record.header_repaired = active.header is Header.REPAIRED
+        if active.header is not Header.FINISHED:
             log.warning("[%s] %s: its writer died before finishing the WAV header (Asterisk "
-                        "killed?); sizes set from the file", active.call_id,
-                        active.local_path.name)
+                        "killed?): %s", active.call_id, active.local_path.name,
+                        "sizes set from the file" if record.header_repaired else "left as is")
         return record
 
     async def describe_partial(self, active: ActiveRecording) -> Recording:
@@ -251,8 +259,8 @@ def _has_wav_header(path: Path) -> bool:
 _RIFF_SIZE, _DATA_SIZE, _HEADER = 4, 40, 44
 
 
-def repair_header(path: Path) -> bool:
-    """Finish the WAV header of a recording whose writer died: True if it did.
+def repair_header(path: Path) -> Header:
+    """Finish the WAV header of a recording whose writer died, if it can.
 
     Asterisk writes the header with both sizes 0 when it opens the file and fills them in only
     when it closes it (``update_header`` from ``wav_close``, formats/format_wav.c). If Asterisk
@@ -264,28 +272,28 @@ def repair_header(path: Path) -> bool:
         head, size = f.read(_HEADER), os.fstat(f.fileno()).st_size
     if len(head) < _HEADER or head[:4] != b"RIFF" or head[8:12] != b"WAVE" \
             or head[36:40] != b"data" or size <= _HEADER:
-        return False
+        return Header.FINISHED
     if struct.unpack_from("<I", head, _RIFF_SIZE)[0] or struct.unpack_from("<I", head,
                                                                           _DATA_SIZE)[0]:
-        return False  # finished by its writer
+        return Header.FINISHED
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:  # not ours to write (production: files owned by Asterisk)
-        log.warning("%s: unfinished WAV header left as it is: %s", path.name, exc)
-        return False
+    except OSError as exc:  # not ours to write (Asterisk's umask: README, Spool)
+        log.warning("%s: unfinished WAV header not repaired: %s", path.name, exc)
+        return Header.UNFINISHED
     try:
         os.pwrite(fd, struct.pack("<I", min(size - 8, 0xFFFFFFFF)), _RIFF_SIZE)
         os.pwrite(fd, struct.pack("<I", min(size - _HEADER, 0xFFFFFFFF)), _DATA_SIZE)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return True
+    return Header.REPAIRED
 
 
-def _describe(path: Path, repair: bool = False) -> tuple[int, float, str, bool]:
-    """(size, duration, SHA-256, header repaired) of a recording; ``repair`` only when its
+def _describe(path: Path, repair: bool = False) -> tuple[int, float, str, Header]:
+    """(size, duration, SHA-256, header state) of a recording; ``repair`` only when its
     file is proven closed."""
-    repaired = repair and repair_header(path)
+    header_state = repair_header(path) if repair else Header.FINISHED
     digest = hashlib.sha256()
     with path.open("rb") as f:
         header = f.read(44)
@@ -296,4 +304,4 @@ def _describe(path: Path, repair: bool = False) -> tuple[int, float, str, bool]:
     rate = struct.unpack_from("<I", header, 24)[0] if len(header) >= 44 else 8000
     block = struct.unpack_from("<H", header, 32)[0] if len(header) >= 44 else 2
     return (size, round((size - 44) / ((rate or 8000) * (block or 2)), 3), digest.hexdigest(),
-            repaired)
+            header_state)

@@ -29,7 +29,7 @@ from ari_app.config import AriAppSettings
 from ari_app.flow import Flow
 from ari_app.journal import Journal, JournalError
 from ari_app.metrics import CallMetrics
-from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed
+from ari_app.recorder import ActiveRecording, Header, Recorder, RecordingFailed
 from ari_app.stasis import StasisApp, wanted
 from callrec.manifest import CallManifest, RecordingStatus, write_atomic
 
@@ -408,7 +408,7 @@ class Service:
         try:
             call.recording = await self.recorder.wait_closed(
                 active, self.settings.notice.close_timeout_s)
-            if call.recording.header_repaired:
+            if active.header is not Header.FINISHED:
                 call.writer_died()
                 log.error("%s ALERT recording cut off: %s; the caller was told the call is "
                           "recorded", call.log_prefix(), call.status_reason)

@@ -11,13 +11,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ari_app.ami import AmiClient
 from ari_app.closewatch import CloseWatch, CloseWatchError, writer_open
 from ari_app.config import AmiSettings, SpoolSettings
-from ari_app.recorder import ActiveRecording, Recorder, RecordingFailed, now
+from ari_app.recorder import ActiveRecording, Header, Recorder, RecordingFailed, now
 
 WAV_HEADER = b"RIFF\0\0\0\0WAVEfmt " + bytes(28)  # 44 bytes
 
@@ -142,6 +143,29 @@ async def test_a_header_its_dead_writer_never_finished_is_repaired(watched: Watc
     assert record.sha256 == hashlib.sha256(data).hexdigest()
     assert record.size == 44 + 16384 and record.duration_s == 1.024
     assert record.closed_at is not None and record.closed_at < looked
+    assert active.header is Header.REPAIRED
+
+
+async def test_an_unfinished_header_callrec_may_not_write_still_tells_the_writer_died(
+    watched: Watched, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asterisk's files not group-writable: the header stays as it is, the file unchanged,
+    but the recording is still known to be cut off."""
+    _, rec, active = watched
+    original = asterisk_wav(None) + bytes(1600)
+    active.local_path.write_bytes(original)
+    real_open = os.open
+
+    def refuse_writes(path: Any, flags: int, *args: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr("ari_app.recorder.os.open", refuse_writes)
+    record = await rec.wait_closed(active, 2)
+    assert active.header is Header.UNFINISHED and not record.header_repaired
+    assert active.local_path.read_bytes() == original
+    assert record.sha256 == hashlib.sha256(original).hexdigest()
 
 
 async def test_a_finished_header_is_left_alone(watched: Watched) -> None:
@@ -150,6 +174,7 @@ async def test_a_finished_header_is_left_alone(watched: Watched) -> None:
     active.local_path.write_bytes(original)
     record = await rec.wait_closed(active, 2)
     assert not record.header_repaired and active.local_path.read_bytes() == original
+    assert active.header is Header.FINISHED
 
 
 async def test_a_close_nobody_saw_is_dated_by_the_last_write(watched: Watched) -> None:
