@@ -27,6 +27,7 @@ async def run_checks(settings: AriAppSettings) -> list[Finding]:
                             f"{settings.spool.local} writable, free space above "
                             f"{settings.spool.min_free_mb} MB"))
     findings.append(_check_close_proof())
+    findings.append(check_header_repair(settings.spool.local))
     findings += await _check_ari(settings)
     findings += await _check_ami(settings)
     return findings
@@ -49,6 +50,23 @@ def _check_close_proof() -> Finding:
     why = "fs.leases-enable is 0" if not enabled else "no CAP_LEASE"
     return Finding(True, "recording close proof",
                    f"inotify only ({why}); see AmbientCapabilities in deploy/callrec-ari.service")
+
+
+def check_header_repair(spool: Path) -> Finding:
+    """Whether callrec may finish the WAV header of a recording Asterisk died writing
+    (ari_app/recorder.py repair_header), judged on the newest recording in the spool.
+    Informational: without it such a recording is archived as Asterisk left it."""
+    what = "crash header repair"
+    try:
+        newest = max(spool.glob("*.wav"), key=lambda p: p.stat().st_mtime, default=None)
+    except OSError as exc:
+        return Finding(True, what, f"not checked: {exc}")
+    if newest is None:
+        return Finding(True, what, "no recording in the spool yet to judge by")
+    if os.access(newest, os.W_OK):
+        return Finding(True, what, f"possible ({newest.name} is writable by callrec)")
+    return Finding(True, what, f"not possible: {newest.name} is not writable by callrec; give "
+                               "Asterisk UMask=0007 (README, Spool)")
 
 
 async def _check_ari(settings: AriAppSettings) -> list[Finding]:

@@ -23,7 +23,7 @@ def test_check_passes_on_the_bench(bench: Bench) -> None:
     result = run_check(bench)
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ("module app_mixmonitor", "module res_stasis", "prompt callrec/notice",
-                 "spool", "AMI", "ARI"):
+                 "spool", "AMI", "ARI", "crash header repair"):
         assert any(row.startswith("ok ") and line in row for row in result.stdout.splitlines())
 
 

@@ -1,0 +1,25 @@
+"""``callrec check`` findings that need no PBX."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ari_app.check import check_header_repair
+
+
+def test_header_repair_is_judged_on_the_newest_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert "no recording" in check_header_repair(tmp_path).detail
+    old, new = tmp_path / "a.wav", tmp_path / "b.wav"
+    old.write_bytes(b"RIFF")
+    new.write_bytes(b"RIFF")
+    os.utime(old, (1_790_000_000, 1_790_000_000))
+    found = check_header_repair(tmp_path)
+    assert found.ok and "possible (b.wav" in found.detail
+    monkeypatch.setattr("ari_app.check.os.access", lambda path, mode: Path(path) != new)
+    found = check_header_repair(tmp_path)
+    assert found.ok and "not possible: b.wav" in found.detail and "UMask=0007" in found.detail
