@@ -147,23 +147,26 @@ def test_agi_call_whose_callrec_dies_in_the_notice_is_not_recorded_on(
     assert run.calls[0].final_status == 200
 
 
+@pytest.mark.parametrize(("did", "door"), [("9001", "stasis"), ("8001", "agi")])
 def test_asterisk_crash_mid_call_still_one_manifest_and_a_playable_recording(
-    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
-    unique_caller: Callable[[], str],
+    did: str, door: str, bench: Bench, caller: Caller, start_callrec: StartApp,
+    manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     """The PBX dies (kill -9) with an agent on the call and comes back. The call still ends with
     one manifest, which says the recording was cut off with Asterisk; the WAV header Asterisk
-    never finished is finished, so the recording plays; new calls work once Asterisk is back."""
+    never finished is finished, so the recording plays; new calls work once Asterisk is back.
+    Both doors: an AGI call is followed over ARI once its AGI has returned."""
     app = start_callrec()
     number = unique_caller()
     with ThreadPoolExecutor(1) as pool:
-        ongoing = pool.submit(caller.call, "9001", hold_s=12.0, caller_user=number)
+        ongoing = pool.submit(caller.call, did, hold_s=12.0, caller_user=number)
         wait_bridged(bench, number)
         time.sleep(1.0)
         crashed = datetime.now(UTC)
         bench.crash_asterisk()
         ongoing.result(timeout=60)
     [m] = manifests(number, timeout=30)
+    assert m.door == door
     assert m.status == "interrupted" and m.status_reason == "asterisk_restarted"
     assert m.notice.completed and [a.endpoint for a in m.agents] == ["agent-answer"]
     rec = m.recording
@@ -179,7 +182,7 @@ def test_asterisk_crash_mid_call_still_one_manifest_and_a_playable_recording(
                for line in app.log_text().splitlines())
 
     again = unique_caller()
-    caller.call("9001", hold_s=7.0, caller_user=again)
+    caller.call(did, hold_s=7.0, caller_user=again)
     [m2] = manifests(again)
     assert m2.status == "recorded" and m2.outcome == "completed" and m2.notice.completed
     assert m2.recording is not None and not m2.recording.header_repaired
