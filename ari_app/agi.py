@@ -36,6 +36,10 @@ class AgiError(AriAppError):
     """The AGI connection broke, timed out or Asterisk refused a command."""
 
 
+class AgiConnectionLost(AgiError):
+    """The connection closed after the command was sent, before its reply: Asterisk had it."""
+
+
 @dataclass
 class AgiReply:
     code: int
@@ -64,15 +68,18 @@ class AgiSession:
         await self.command("SET VARIABLE CALLREC_DONE 1")
 
     async def _command(self, text: str, timeout: float) -> AgiReply:
-        self.writer.write(text.encode() + b"\n")
-        await self.writer.drain()
+        try:
+            self.writer.write(text.encode() + b"\n")
+            await self.writer.drain()
+        except ConnectionError as exc:
+            raise AgiError(f"AGI connection lost before {text.split()[0]}: {exc!r}") from exc
         while True:
             try:
                 raw = await asyncio.wait_for(self.reader.readline(), timeout)
             except TimeoutError as exc:
                 raise AgiError(f"AGI {text.split()[0]}: no reply in {timeout:.0f} s") from exc
             if not raw:
-                raise AgiError(f"AGI connection closed during {text.split()[0]}")
+                raise AgiConnectionLost(f"AGI connection closed during {text.split()[0]}")
             line = raw.decode(errors="replace").strip()
             if line == "HANGUP":  # Asterisk tells FastAGI the channel hung up (AGISIGHUP)
                 self.hung_up = True
@@ -140,8 +147,12 @@ class AgiDoor:
         if language != self.session.headers.get("agi_language"):
             await self.set_var("CHANNEL(language)", language)
         started = datetime.now(UTC)
-        # No escape digits: DTMF cannot cut the notice short.
-        reply = await self.session.command(f'STREAM FILE {prompt} ""')
+        try:  # No escape digits: DTMF cannot cut the notice short.
+            reply = await self.session.command(f'STREAM FILE {prompt} ""')
+        except AgiConnectionLost:
+            # Asterisk had the command and the connection went (Asterisk died, or callrec's
+            # side was cut) while it played: the notice started, and was not heard in full.
+            return PlayResult(started, datetime.now(UTC), False)
         completed = reply.code == 200 and reply.result == 0 and not self.session.hung_up \
             and not self.call.hung_up.is_set()
         return PlayResult(started, datetime.now(UTC), completed)

@@ -253,6 +253,8 @@ class Call:
             return Outcome.FAILED
         if any(leg.answered_at or leg.dial_status == "ANSWER" for leg in self.agents):
             return Outcome.COMPLETED
+        if self.pbx_restarted:  # the caller neither left nor was turned away: Asterisk died
+            return Outcome.FAILED
         if self.notice.played and not self.notice.completed:
             return Outcome.ABANDONED_IN_NOTICE
         if self.agents and all(leg.dial_status in NOT_ANSWERED - {"CANCEL"}

@@ -271,8 +271,10 @@ def repair_header(path: Path) -> Header:
     with path.open("rb") as f:  # read-only first: opening for writing is itself a close event
         head, size = f.read(_HEADER), os.fstat(f.fileno()).st_size
     if len(head) < _HEADER or head[:4] != b"RIFF" or head[8:12] != b"WAVE" \
-            or head[36:40] != b"data" or size <= _HEADER:
+            or head[36:40] != b"data":
         return Header.FINISHED
+    # A finished header's RIFF size is at least 36, even with no audio: 0 means never finished
+    # (a writer that died before its first flush leaves the header alone on disk).
     if struct.unpack_from("<I", head, _RIFF_SIZE)[0] or struct.unpack_from("<I", head,
                                                                           _DATA_SIZE)[0]:
         return Header.FINISHED

@@ -39,7 +39,7 @@ class Outcome(StrEnum):
     ABANDONED_IN_NOTICE = "abandoned_in_notice"  # caller hung up while the notice played
     ABANDONED = "abandoned"  # caller hung up while waiting for an agent
     NO_AGENT = "no_agent"  # agents refused, did not answer or were unavailable
-    FAILED = "failed"  # callrec could not take the call (policy force, errors)
+    FAILED = "failed"  # callrec could not take it (policy force, errors), or the PBX lost it
 
 
 class Policy(StrEnum):

@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 
-from ari_app.agi import AgiError, AgiSession, call_from_headers, read_headers
+from ari_app.agi import (
+    AgiConnectionLost,
+    AgiDoor,
+    AgiError,
+    AgiSession,
+    call_from_headers,
+    read_headers,
+)
+from ari_app.call import Call
+from callrec.manifest import Policy
 
 
 def reader_with(data: bytes) -> asyncio.StreamReader:
@@ -59,3 +68,23 @@ async def test_replies_hangup_lines_and_usage_blocks() -> None:
         await session.command("ANSWER")
     with pytest.raises(AgiError, match="line break"):
         await session.command("SET VARIABLE X \"a\nHANGUP\"")
+
+
+class BrokenWriter(FakeWriter):
+    async def drain(self) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+async def test_a_notice_cut_by_the_connection_started_and_was_not_heard_in_full() -> None:
+    """Asterisk had STREAM FILE when the connection went (it died mid-notice): the notice is on
+    record as started, not completed. A command that never left is no notice at all."""
+    call = Call({"id": "1.2", "name": "PJSIP/trunk-1"}, "agi", Policy.OPTIONAL)
+    headers = {"agi_language": "ja"}
+    cut = AgiSession(reader_with(b""), FakeWriter(), headers)  # type: ignore[arg-type]
+    result = await AgiDoor(cut, None, call).play("callrec/notice", "ja")  # type: ignore[arg-type]
+    assert not result.completed and result.started_at <= result.ended_at
+    never_sent = AgiSession(reader_with(b""), BrokenWriter(), headers)  # type: ignore[arg-type]
+    with pytest.raises(AgiError, match="lost before STREAM") as raised:
+        await AgiDoor(never_sent, None, call).play(  # type: ignore[arg-type]
+            "callrec/notice", "ja")
+    assert not isinstance(raised.value, AgiConnectionLost)

@@ -108,6 +108,19 @@ def test_a_call_whose_asterisk_restarted_is_told_apart() -> None:
     assert not unknown.pbx_restarted
 
 
+def test_a_call_asterisk_lost_before_an_agent_answered_failed() -> None:
+    """Nobody abandoned it: not abandoned_in_notice, not abandoned. A call an agent answered
+    was still completed."""
+    in_notice = call()
+    in_notice.notice.played = True
+    in_notice.ended_unseen(in_notice.entered_at + timedelta(seconds=5))
+    assert in_notice.manifest().outcome == "failed"
+    talking = call()
+    talking.on_event(dial("PJSIP/agent-answer-00000009", "ANSWER"))
+    talking.ended_unseen(talking.entered_at + timedelta(seconds=5))
+    assert talking.manifest().outcome == "completed"
+
+
 def test_call_ids_are_unique_and_safe() -> None:
     ids = {call().call_id for _ in range(200)}
     assert len(ids) == 200

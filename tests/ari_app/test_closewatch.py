@@ -168,13 +168,24 @@ async def test_an_unfinished_header_callrec_may_not_write_still_tells_the_writer
     assert record.sha256 == hashlib.sha256(original).hexdigest()
 
 
+async def test_a_writer_that_died_before_its_first_flush_left_an_unfinished_header(
+    watched: Watched,
+) -> None:
+    """Asterisk killed a moment after the recording started: only the header is on disk."""
+    _, rec, active = watched
+    active.local_path.write_bytes(asterisk_wav(None))
+    record = await rec.wait_closed(active, 2)
+    assert active.header is Header.REPAIRED and record.header_repaired
+    assert active.local_path.read_bytes() == asterisk_wav(0) and record.duration_s == 0
+
+
 async def test_a_finished_header_is_left_alone(watched: Watched) -> None:
     _, rec, active = watched
-    original = asterisk_wav(1600) + bytes(1600)
-    active.local_path.write_bytes(original)
-    record = await rec.wait_closed(active, 2)
-    assert not record.header_repaired and active.local_path.read_bytes() == original
-    assert active.header is Header.FINISHED
+    for original in (asterisk_wav(1600) + bytes(1600), asterisk_wav(0)):  # with and without audio
+        active.local_path.write_bytes(original)
+        record = await rec.wait_closed(active, 2)
+        assert not record.header_repaired and active.local_path.read_bytes() == original
+        assert active.header is Header.FINISHED
 
 
 async def test_a_close_nobody_saw_is_dated_by_the_last_write(watched: Watched) -> None:

@@ -188,6 +188,28 @@ def test_asterisk_crash_mid_call_still_one_manifest_and_a_playable_recording(
     assert m2.recording is not None and not m2.recording.header_repaired
 
 
+@pytest.mark.parametrize("did", ["9001", "8001"])
+def test_asterisk_crash_in_the_notice_is_a_failed_call_not_an_abandoned_one(
+    did: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """Asterisk dies while the caller hears the notice: nobody abandoned the call, so its
+    outcome is failed; the recording (perhaps nothing but its header yet) is cut off."""
+    start_callrec()
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, did, hold_s=8.0, caller_user=number)
+        time.sleep(2.0)  # in the notice (4.7 s)
+        bench.crash_asterisk()
+        ongoing.result(timeout=60)
+    [m] = manifests(number, timeout=30)
+    assert m.status == "interrupted" and m.status_reason == "asterisk_restarted"
+    assert m.outcome == "failed" and m.agents == []
+    assert m.notice.played and not m.notice.completed
+    assert m.recording is not None and m.recording.header_repaired
+    assert hashlib.sha256(Path(m.recording.path).read_bytes()).hexdigest() == m.recording.sha256
+
+
 def test_callrec_and_asterisk_both_killed_mid_call(
     bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
