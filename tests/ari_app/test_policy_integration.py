@@ -14,7 +14,7 @@ from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import Caller
-from tests.conftest import StartApp
+from tests.conftest import StartApp, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +69,24 @@ def test_unverifiable_recording_force_policy_rejects_the_call(
     assert bench.asterisk.played(m.asterisk_channel, "callrec/unavailable")
     assert_no_notice(m, app, bench)
     assert not any(number in c.from_header for c in bench.agents["answer"].calls())
+
+
+@pytest.mark.parametrize("did", ["9001", "8001"], ids=["stasis", "agi"])
+def test_ami_unreachable_calls_go_on_unrecorded_and_unannounced(
+    did: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """callrec starts although AMI is unreachable (it keeps retrying): with no way to start a
+    recording, calls follow their policy from the preflight, and no notice is played."""
+    app = start_callrec(CALLREC_AMI__PORT=str(free_port()))
+    number = unique_caller()
+    run = caller.call(did, hold_s=4.0, caller_user=number)
+    assert run.calls[0].final_status == 200
+    [m] = manifests(number)
+    assert m.status == "unrecorded" and m.status_reason == "ami_unavailable"
+    assert m.recording is None and m.outcome == "completed"
+    assert_no_notice(m, app, bench)
+    assert "calls will not be recorded until it is back" in app.log_text()
 
 
 def test_spool_full_is_refused_before_recording(
