@@ -27,6 +27,14 @@ class AmiError(AriAppError):
     """AMI unreachable, an action timed out, or Asterisk refused it."""
 
 
+class AmiRefused(AmiError):
+    """Asterisk answered the action with an error (it did not do it)."""
+
+
+class AmiNotConnected(AmiError):
+    """The action was not sent: AMI is not connected (panoramisk is reconnecting)."""
+
+
 # Asterisk sends this session only the events callrec reads (the Filter action, per session:
 # set again at every login); without it every VarSet and Newexten of every call would arrive.
 EVENT_FILTERS = ("Event: BridgeEnter", "Event: BridgeLeave")
@@ -98,7 +106,7 @@ class AmiClient:
 
     async def action(self, fields: dict[str, str], timeout: float | None = None) -> Any:
         if self._manager is None or not self.connected:
-            raise AmiError(f"AMI not connected; {fields.get('Action')} not sent")
+            raise AmiNotConnected(f"AMI not connected; {fields.get('Action')} not sent")
         limit = timeout or self.settings.action_timeout_s
         try:
             reply = await asyncio.wait_for(self._manager.send_action(fields), limit)
@@ -107,7 +115,7 @@ class AmiClient:
         if isinstance(reply, list):
             reply = reply[0]
         if str(reply.get("Response", "")).lower() != "success":
-            raise AmiError(f"AMI {fields.get('Action')} refused: {reply.get('Message')}")
+            raise AmiRefused(f"AMI {fields.get('Action')} refused: {reply.get('Message')}")
         return reply
 
     async def mixmonitor(self, channel: str, file: str, options: str) -> str:

@@ -27,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ari_app import AriAppError
-from ari_app.ami import AmiClient, AmiError
+from ari_app.ami import AmiClient, AmiError, AmiNotConnected, AmiRefused
 from ari_app.closewatch import CloseWatch, writer_open
 from ari_app.config import SpoolSettings
 from callrec.manifest import Recording
@@ -110,6 +110,9 @@ class Recorder:
             mixmonitor_id = await self._verify(channel, asterisk_path, local_path, mixmonitor_id)
         except AmiError as exc:
             self.watch.forget(local_path.name)
+            if not isinstance(exc, AmiRefused | AmiNotConnected):
+                # Sent, no answer (a timeout, AMI lost meanwhile): Asterisk may have started it.
+                await self.stop(channel, mixmonitor_id="")
             raise RecordingFailed("mixmonitor_refused", str(exc)) from exc
         except RecordingFailed:
             self.watch.forget(local_path.name)
@@ -172,15 +175,33 @@ class Recorder:
         at = now()
         return ActiveRecording(call_id, asterisk_path, local_path, mixmonitor_id, at, at)
 
-    async def stop(self, channel: str, mixmonitor_id: str) -> None:
-        """Never keep recording a call whose caller will not be told."""
-        fields = {"Action": "StopMixMonitor", "Channel": channel}
-        if mixmonitor_id:
-            fields["MixMonitorID"] = mixmonitor_id
-        try:
-            await self.ami.action(fields)
-        except AmiError as exc:
-            log.warning("StopMixMonitor on %s after failed verification: %s", channel, exc)
+    async def stop(self, channel: str, mixmonitor_id: str, patience_s: float = 3.0) -> bool:
+        """Never keep recording a call whose caller will not be told. Without its ID (the
+        MixMonitor reply never came) the ID is read from the channel: ``i()`` sets it as
+        MixMonitor starts, so none there means none started. Never a StopMixMonitor without an
+        ID: that stops whichever MixMonitor comes first, perhaps the PBX's own. AMI may be what
+        failed: tried again while it reconnects, up to ``patience_s``. False if not stopped."""
+        deadline, pause = time.monotonic() + patience_s, 0.1
+        while True:
+            try:
+                if not mixmonitor_id:
+                    mixmonitor_id = await self.ami.getvar(channel, ID_VAR)
+                if mixmonitor_id:
+                    await self.ami.action({"Action": "StopMixMonitor", "Channel": channel,
+                                           "MixMonitorID": mixmonitor_id})
+                    log.warning("MixMonitor %s on %s stopped: not verified, no notice",
+                                mixmonitor_id, channel)
+                return True
+            except AmiRefused:
+                return True  # no such channel or MixMonitor: nothing records
+            except AmiError as exc:
+                if time.monotonic() + pause > deadline:
+                    log.error("ALERT MixMonitor %s on %s not stopped (%s): it may record a call "
+                              "whose caller was not told", mixmonitor_id or "(ID unknown)",
+                              channel, exc)
+                    return False
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def is_closed(self, active: ActiveRecording) -> bool:
         """Whether the recording's writer has closed it: the lease probe when this process may

@@ -1,5 +1,6 @@
 """Taking on a recording an earlier run started (Recorder.resume): kept only while it verifies,
-stopped otherwise. The kill -9 integration test covers the kept case against the real PBX."""
+stopped otherwise. The kill -9 integration test covers the kept case against the real PBX. And a
+MixMonitor that was asked for but not verified is stopped, even when AMI was what failed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 
-from ari_app.ami import AmiClient
+from ari_app.ami import AmiClient, AmiError, AmiNotConnected, AmiRefused
 from ari_app.closewatch import CloseWatch
 from ari_app.config import SpoolSettings
-from ari_app.recorder import ID_VAR, Recorder
+from ari_app.recorder import ID_VAR, Recorder, RecordingFailed
 
 CALL_ID = "20261123T164052Z-c1005ac3d30b"
 CHANNEL = "PJSIP/trunk-00000001"
@@ -32,8 +33,32 @@ class FakeAmi:
         return {"Response": "Success"}
 
 
-def recorder(tmp_path: Path, variables: dict[str, str]) -> tuple[Recorder, FakeAmi]:
-    ami = FakeAmi(variables)
+class FlakyAmi(FakeAmi):
+    """Its next calls fail with these errors, one each; MixMonitor's reply never comes."""
+
+    def __init__(self, variables: dict[str, str], failures: list[AmiError]) -> None:
+        super().__init__(variables)
+        self.failures = failures
+
+    def _next(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def getvar(self, channel: str, variable: str) -> str:
+        self._next()
+        return await super().getvar(channel, variable)
+
+    async def action(self, fields: dict[str, str], timeout: float | None = None) -> Any:
+        self._next()
+        return await super().action(fields, timeout)
+
+    async def mixmonitor(self, channel: str, file: str, options: str) -> str:
+        raise AmiError("AMI MixMonitor timed out after 2.0 s")
+
+
+def recorder(tmp_path: Path, variables: dict[str, str],
+             ami: FakeAmi | None = None) -> tuple[Recorder, FakeAmi]:
+    ami = ami or FakeAmi(variables)
     spool = SpoolSettings(local_dir=tmp_path, asterisk_dir=Path("/var/spool/asterisk/callrec"))
     return Recorder(cast(AmiClient, ami), spool, 1.0, CloseWatch(tmp_path)), ami
 
@@ -78,3 +103,31 @@ async def test_a_closed_recording_is_not_taken_on(tmp_path: Path) -> None:
     rec, ami = recorder(tmp_path, mixmonitor(f"/var/spool/asterisk/callrec/{CALL_ID}.wav"))
     assert await rec.resume(CHANNEL) is None
     assert [a["Action"] for a in ami.actions] == ["StopMixMonitor"]
+
+
+STOP_77 = {"Action": "StopMixMonitor", "Channel": CHANNEL, "MixMonitorID": "0x77"}
+
+
+async def test_a_mixmonitor_whose_reply_never_came_is_stopped_by_its_id(tmp_path: Path) -> None:
+    """The action may have reached Asterisk: the ID i() set on the channel names what to stop."""
+    rec, ami = recorder(tmp_path, {}, FlakyAmi({ID_VAR: "0x77"}, []))
+    with pytest.raises(RecordingFailed, match="mixmonitor_refused"):
+        await rec.start(CALL_ID, CHANNEL)
+    assert ami.actions == [STOP_77]
+    none_started = FlakyAmi({}, [])
+    rec, _ = recorder(tmp_path, {}, none_started)
+    with pytest.raises(RecordingFailed):
+        await rec.start(CALL_ID, CHANNEL)
+    assert none_started.actions == []  # never a StopMixMonitor without an ID
+
+
+async def test_stopping_waits_for_ami_to_come_back_but_not_forever(tmp_path: Path) -> None:
+    away = FlakyAmi({ID_VAR: "0x77"}, [AmiNotConnected("down"), AmiError("timed out")])
+    rec, _ = recorder(tmp_path, {}, away)
+    assert await rec.stop(CHANNEL, "") and away.actions == [STOP_77]
+    gone = FlakyAmi({ID_VAR: "0x77"}, [AmiRefused("No such channel")])
+    rec, _ = recorder(tmp_path, {}, gone)
+    assert await rec.stop(CHANNEL, "") and gone.actions == []  # nothing left to record
+    never = FlakyAmi({ID_VAR: "0x77"}, [AmiNotConnected("down")] * 100)
+    rec, _ = recorder(tmp_path, {}, never)
+    assert not await rec.stop(CHANNEL, "", patience_s=0.3)
