@@ -137,6 +137,16 @@ class AriClient:
             lang=lang)
         return result
 
+    async def playback_exists(self, playback_id: str) -> bool:
+        """Asterisk forgets a playback once it has finished."""
+        try:
+            await self.request("GET", f"/playbacks/{quote(playback_id)}")
+        except AriHttpError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{quote(playback_id)}")
 

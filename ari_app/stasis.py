@@ -23,6 +23,9 @@ from callrec.manifest import RecordingStatus
 log = logging.getLogger(__name__)
 
 
+UNSEEN = "unseen"  # a playback state of ours: it ended while ARI could not tell how
+
+
 class StasisDoor:
     """The flow's operations on a channel that is in Stasis, done over ARI."""
 
@@ -44,22 +47,31 @@ class StasisDoor:
         await self.ari.hangup(self.call.channel_id)
 
     async def play(self, prompt: str, language: str) -> PlayResult:
-        """Play to the end. ARI playbacks cannot be skipped with DTMF; a hang-up ends them."""
+        """Play to the end. ARI playbacks cannot be skipped with DTMF; a hang-up ends them.
+        A playback whose end ARI could not report (the websocket was away: StasisApp.resync
+        finds it gone) is played again, in full: the caller may hear part of it twice, and the
+        notice on record is one known to have finished."""
         call = self.call
-        call.playback_done = asyncio.get_running_loop().create_future()
-        started = datetime.now(UTC)
-        playback_id = call.playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}"
-        await self.ari.play(call.channel_id, f"sound:{prompt}", language, playback_id)
-        done = call.playback_done
-        hangup: asyncio.Future[bool] = asyncio.ensure_future(call.hung_up.wait())
-        try:
-            waiting: list[asyncio.Future[Any]] = [done, hangup]
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hangup.cancel()
+        for attempt in range(3):
+            call.playback_done = asyncio.get_running_loop().create_future()
+            started = datetime.now(UTC)
+            playback_id = call.playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}" + \
+                (f"-{attempt}" if attempt else "")
+            await self.ari.play(call.channel_id, f"sound:{prompt}", language, playback_id)
+            done = call.playback_done
+            hangup: asyncio.Future[bool] = asyncio.ensure_future(call.hung_up.wait())
+            try:
+                waiting: list[asyncio.Future[Any]] = [done, hangup]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hangup.cancel()
+            if not (done.done() and done.result() == UNSEEN) or call.hung_up.is_set():
+                break
+            log.warning("%s %s ended while ARI was away: playing it again in full",
+                        call.log_prefix(), prompt)
         # A hang-up also ends the playback with state "done" (res_stasis_playback.c), so the
         # notice counts as heard in full only if the caller was still there when it finished.
-        completed = done.done() and not call.hung_up.is_set()
+        completed = done.done() and done.result() != UNSEEN and not call.hung_up.is_set()
         return PlayResult(started, datetime.now(UTC), completed)
 
     async def proceed(self, route: Route | None) -> None:
@@ -189,6 +201,16 @@ class StasisApp:
             elif channel_id in alive:
                 await self.ari.subscribe(f"channel:{channel_id}")
                 await self.catch_up(call)
+                await self._check_playback(call)
+
+    async def _check_playback(self, call: Call) -> None:
+        """A playback that finished while ARI was away sent its PlaybackFinished to nobody:
+        without this the flow would wait for it, the caller in silence, until they hung up."""
+        waiting = call.playback_done
+        if waiting is None or waiting.done() or not call.playback_id:
+            return
+        if not await self.ari.playback_exists(call.playback_id) and not waiting.done():
+            waiting.set_result(UNSEEN)
 
     SNAPSHOT = ("DIALEDPEERNAME", "DIALSTATUS", "BRIDGEPEER", "CALLREC_OUTCOME")
 

@@ -3,9 +3,7 @@ says why. And when callrec is down, the shipped dialplan never plays a notice ei
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +15,7 @@ from ari_app.closewatch import writer_open
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.proxy import CuttingProxy
 from testbench.sipp import Caller
 from tests.ari_app.test_resilience_integration import wait_bridged
 from tests.conftest import StartApp, free_port
@@ -94,56 +93,6 @@ def test_ami_unreachable_calls_go_on_unrecorded_and_unannounced(
     assert "calls will not be recorded until it is back" in app.log_text()
 
 
-class AmiCutter:
-    """A loopback proxy in front of AMI that cuts the first connection right after passing on a
-    MixMonitor action, before Asterisk's reply can come back; later connections pass."""
-
-    def __init__(self, target: int) -> None:
-        self.target, self.port, self.cut = target, free_port(), False
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                    both: tuple[asyncio.StreamWriter, ...], watch: bool) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-                if watch and b"Action: MixMonitor" in data and not self.cut:
-                    self.cut = True
-                    break
-        except ConnectionError:
-            pass
-        finally:
-            for writer in both:
-                writer.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        both = (writer, up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer, both, True),
-                             self._pipe(up_reader, writer, both, False))
-
-    def __enter__(self) -> AmiCutter:
-        self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._client, "127.0.0.1", self.port), self.loop).result(5)
-        return self
-
-    async def _shutdown(self) -> None:
-        self.server.close()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
 def test_a_mixmonitor_whose_reply_was_lost_does_not_record_on_unannounced(
     bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
@@ -154,13 +103,13 @@ def test_a_mixmonitor_whose_reply_was_lost_does_not_record_on_unannounced(
     assert bench.endpoints is not None and bench.asterisk is not None
     spool = bench.asterisk.recordings
     number = unique_caller()
-    with AmiCutter(bench.endpoints.ami_port) as cutter:
+    with CuttingProxy(bench.endpoints.ami_port, cut_after=b"Action: MixMonitor") as cutter:
         app = start_callrec(CALLREC_AMI__PORT=str(cutter.port))
         before = set(spool.glob("*.wav"))
         with ThreadPoolExecutor(1) as pool:
             ongoing = pool.submit(caller.call, "9001", hold_s=9.0, caller_user=number)
             wait_bridged(bench, number)
-            assert cutter.cut
+            assert cutter.pattern_cut
             [fragment] = set(spool.glob("*.wav")) - before  # Asterisk did start it
             assert writer_open(fragment) is False  # stopped while the call goes on
             ongoing.result(timeout=60)

@@ -20,6 +20,7 @@ import pytest
 from ari_app.closewatch import writer_open
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
+from testbench.proxy import CuttingProxy
 from testbench.sipp import Caller, CallerRun
 from tests.conftest import StartApp, free_port, metric, scrape
 
@@ -237,6 +238,29 @@ def test_callrec_and_asterisk_both_killed_mid_call(
     assert hashlib.sha256(Path(rec.path).read_bytes()).hexdigest() == rec.sha256
     # Nobody saw the close: the last write dates it (Asterisk's last flush, before the crash).
     assert m.ended_at == rec.closed_at and -6 < (rec.closed_at - crashed).total_seconds() < 0.1
+
+
+def test_a_notice_that_ends_while_ari_is_away_is_played_again_in_full(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """callrec's connection to ARI breaks in the notice and cannot come back for 6 s: the
+    notice's PlaybackFinished goes to nobody. The caller used to wait in silence until they gave
+    up; now the reconnect finds the playback gone and plays the notice again, in full."""
+    assert bench.endpoints is not None
+    with CuttingProxy(int(bench.endpoints.ari_url.rsplit(":", 1)[1])) as ari:
+        app = start_callrec(CALLREC_ARI__URL=f"http://127.0.0.1:{ari.port}")
+        number = unique_caller()
+        with ThreadPoolExecutor(1) as pool:
+            ongoing = pool.submit(caller.call, "9001", hold_s=24.0, caller_user=number)
+            time.sleep(2.5)  # in the notice (4.7 s)
+            ari.cut(block_s=6.0)
+            wait_bridged(bench, number, timeout=30)
+            ongoing.result(timeout=60)
+    [m] = manifests(number)
+    assert m.status == "recorded" and m.outcome == "completed" and m.notice.completed
+    assert any(m.call_id in line and "ended while ARI was away: playing it again in full" in line
+               for line in app.log_text().splitlines())
 
 
 async def test_recording_stopped_mid_call_is_reported_interrupted(
