@@ -280,51 +280,53 @@ def _has_wav_header(path: Path) -> bool:
 _RIFF_SIZE, _DATA_SIZE, _HEADER = 4, 40, 44
 
 
-def repair_header(path: Path) -> Header:
-    """Finish the WAV header of a recording whose writer died, if it can.
+def _unfinished(head: bytes) -> bool:
+    """Asterisk writes the header with both sizes 0 when it opens the file and fills them in
+    only when it closes it (``update_header`` from ``wav_close``, formats/format_wav.c). A
+    finished header's RIFF size is at least 36, even with no audio: 0 means never finished (a
+    writer that died, perhaps before its first flush left anything but the header)."""
+    return len(head) >= _HEADER and head[:4] == b"RIFF" and head[8:12] == b"WAVE" \
+        and head[36:40] == b"data" and struct.unpack_from("<I", head, _RIFF_SIZE)[0] == 0 \
+        and struct.unpack_from("<I", head, _DATA_SIZE)[0] == 0
 
-    Asterisk writes the header with both sizes 0 when it opens the file and fills them in only
-    when it closes it (``update_header`` from ``wav_close``, formats/format_wav.c). If Asterisk
-    is killed or the host loses power, they stay 0 and players see an empty recording although
-    the audio is on disk. Call it only on a file proven closed (no writer left). Only these 8
-    bytes change, set as ``update_header`` would have set them, and the manifest says so
-    (``header_repaired``): zeroing them again gives back the bytes Asterisk left."""
-    with path.open("rb") as f:  # read-only first: opening for writing is itself a close event
-        head, size = f.read(_HEADER), os.fstat(f.fileno()).st_size
-    if len(head) < _HEADER or head[:4] != b"RIFF" or head[8:12] != b"WAVE" \
-            or head[36:40] != b"data":
-        return Header.FINISHED
-    # A finished header's RIFF size is at least 36, even with no audio: 0 means never finished
-    # (a writer that died before its first flush leaves the header alone on disk).
-    if struct.unpack_from("<I", head, _RIFF_SIZE)[0] or struct.unpack_from("<I", head,
-                                                                          _DATA_SIZE)[0]:
-        return Header.FINISHED
+
+def repair_header(path: Path, size: int) -> bool:
+    """Finish the unfinished WAV header of a recording whose writer died; False if callrec may
+    not write the file. If Asterisk is killed or the host loses power, the sizes stay 0 and
+    players see an empty recording although the audio is on disk. Call it only on a file
+    proven closed (no writer left). Only these 8 bytes change, set as ``update_header`` would
+    have set them, and the manifest says so (``header_repaired``): zeroing them again gives
+    back the bytes Asterisk left."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:  # not ours to write (Asterisk's umask: README, Spool)
         log.warning("%s: unfinished WAV header not repaired: %s", path.name, exc)
-        return Header.UNFINISHED
+        return False
     try:
         os.pwrite(fd, struct.pack("<I", min(size - 8, 0xFFFFFFFF)), _RIFF_SIZE)
         os.pwrite(fd, struct.pack("<I", min(size - _HEADER, 0xFFFFFFFF)), _DATA_SIZE)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return Header.REPAIRED
+    return True
 
 
 def _describe(path: Path, repair: bool = False) -> tuple[int, float, str, Header]:
-    """(size, duration, SHA-256, header state) of a recording; ``repair`` only when its
-    file is proven closed."""
-    header_state = repair_header(path) if repair else Header.FINISHED
-    digest = hashlib.sha256()
+    """(size, duration, SHA-256, header state) of a recording, in one read of the file;
+    ``repair`` (an unfinished header) only when the file is proven closed. The file is opened
+    read-only: opening it for writing is itself a close event, so only a repair does."""
+    digest, state = hashlib.sha256(), Header.FINISHED
     with path.open("rb") as f:
-        header = f.read(44)
+        header, size = f.read(_HEADER), os.fstat(f.fileno()).st_size
+        if repair and _unfinished(header):
+            state = Header.REPAIRED if repair_header(path, size) else Header.UNFINISHED
+            if state is Header.REPAIRED:
+                # Hash the bytes now on disk, read past the reader's buffer (a seek reuses it).
+                header = os.pread(f.fileno(), _HEADER, 0)
         digest.update(header)
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    size = path.stat().st_size
-    rate = struct.unpack_from("<I", header, 24)[0] if len(header) >= 44 else 8000
-    block = struct.unpack_from("<H", header, 32)[0] if len(header) >= 44 else 2
-    return (size, round((size - 44) / ((rate or 8000) * (block or 2)), 3), digest.hexdigest(),
-            header_state)
+    rate = struct.unpack_from("<I", header, 24)[0] if len(header) >= _HEADER else 8000
+    block = struct.unpack_from("<H", header, 32)[0] if len(header) >= _HEADER else 2
+    return (size, round((size - _HEADER) / ((rate or 8000) * (block or 2)), 3),
+            digest.hexdigest(), state)
