@@ -31,6 +31,7 @@ from ari_app.journal import Journal, JournalError
 from ari_app.metrics import CallMetrics
 from ari_app.recorder import ActiveRecording, Header, Recorder, RecordingFailed
 from ari_app.stasis import StasisApp, wanted
+from callrec.aio import first_of
 from callrec.manifest import CallManifest, RecordingStatus, write_atomic
 
 log = logging.getLogger(__name__)
@@ -390,12 +391,12 @@ class Service:
                 if not self.in_sight.is_set():
                     # ARI is away (Asterisk restarting?): whether the call is still up is
                     # unknown until the resync; look again then.
-                    await _first(self.in_sight.wait(), call.destroyed.wait())
+                    await first_of(self.in_sight.wait(), call.destroyed.wait())
                     continue
                 self._interrupted(call, active, reason)
                 return
             # The timeout re-probes: a close may have happened while callrec was down.
-            await _first(closed.wait(), call.destroyed.wait(),
+            await first_of(closed.wait(), call.destroyed.wait(),
                          timeout=min(5.0, stall_s / 2 or 5.0))
 
     def _interrupted(self, call: Call, active: ActiveRecording, reason: str) -> None:
@@ -416,16 +417,6 @@ class Service:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.status, call.status_reason = RecordingStatus.INTERRUPTED, exc.reason
             call.recording = await self.recorder.describe_partial(active)
-
-
-async def _first(*waits: Coroutine[Any, Any, Any], timeout: float | None = None) -> None:
-    """Until the first of ``waits`` is done (or ``timeout``); the others are cancelled."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:

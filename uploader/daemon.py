@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from callrec.aio import first_of
 from callrec.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, DirWatch
 from uploader.service import Summary, Uploader
 
@@ -75,13 +76,7 @@ class Daemon:
                 delay = self.settings.sweep_interval_s
             self.failed = 0
             self.wake.clear()
-            waits = [asyncio.ensure_future(self.should_exit.wait()),
-                     asyncio.ensure_future(self.wake.wait())]
-            try:
-                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiting in waits:
-                    waiting.cancel()
+            await first_of(self.should_exit.wait(), self.wake.wait(), timeout=delay)
 
     async def shutdown(self) -> None:
         """Finish the calls being shipped (each ends verified or untouched), then stop."""
