@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ari_app import AriAppError
+from ari_app.announce import PlayResult
 from ari_app.ari import AriClient
 from ari_app.call import Call
 from ari_app.config import Route
-from ari_app.flow import PlayResult
 
 log = logging.getLogger(__name__)
 

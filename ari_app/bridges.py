@@ -23,13 +23,14 @@ from typing import Any
 
 from ari_app.call import Call, endpoint_of
 from ari_app.config import BridgeSettings
-from callrec.manifest import AgentLeg, Policy, RecordingStatus
+from callrec.manifest import AgentLeg, Policy
+from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Party:
+class BridgeParty:
     uniqueid: str
     linkedid: str
     channel: str
@@ -38,7 +39,7 @@ class Party:
     entered_at: datetime
 
     @classmethod
-    def from_event(cls, event: Any) -> Party:
+    def from_event(cls, event: Any) -> BridgeParty:
         def get(key: str) -> str:
             value = str(event.get(key) or "")
             return "" if value in ("<unknown>", "(null)") else value
@@ -48,13 +49,13 @@ class Party:
 
 
 class BridgeWatch:
-    def __init__(self, settings: BridgeSettings, followed: Callable[[Party], bool],
+    def __init__(self, settings: BridgeSettings, followed: Callable[[BridgeParty], bool],
                  ledger: Callable[[Call], None]) -> None:
         self.settings = settings
         self.followed = followed
         self.ledger = ledger
-        self.bridges: dict[str, dict[str, Party]] = {}
-        self.pending: dict[str, tuple[list[Party], str, Policy]] = {}
+        self.bridges: dict[str, dict[str, BridgeParty]] = {}
+        self.pending: dict[str, tuple[list[BridgeParty], StatusReason, Policy]] = {}
         self.seen = 0  # bridge events received
         self.warned = False
 
@@ -70,7 +71,7 @@ class BridgeWatch:
                   "(calls that bypass callrec are not in the ledger meanwhile)",
                   call.log_prefix())
 
-    def is_trunk(self, party: Party) -> bool:
+    def is_trunk(self, party: BridgeParty) -> bool:
         endpoint = endpoint_of(party.channel)
         return any(fnmatch.fnmatchcase(endpoint, p) for p in self.settings.trunks)
 
@@ -80,7 +81,7 @@ class BridgeWatch:
         if not bridge:
             return
         parties = self.bridges.setdefault(bridge, {})
-        party = Party.from_event(event)
+        party = BridgeParty.from_event(event)
         if kind == "BridgeEnter":
             parties[party.uniqueid] = party
             if len(parties) == 2 and bridge not in self.pending:
@@ -94,7 +95,7 @@ class BridgeWatch:
             if not parties:
                 del self.bridges[bridge]
 
-    def assess(self, parties: list[Party]) -> tuple[str, Policy] | None:
+    def assess(self, parties: list[BridgeParty]) -> tuple[StatusReason, Policy] | None:
         """(reason, policy) when this pair needs a ledger entry of its own."""
         if any(p.channel.startswith("Local/") for p in parties):
             return None
@@ -102,8 +103,8 @@ class BridgeWatch:
             return None
         internal = not any(self.is_trunk(p) for p in parties)
         if internal and self.settings.internal_policy is Policy.NEVER:
-            return "internal_call", Policy.NEVER
-        return "not_routed_through_callrec", (self.settings.internal_policy if internal
+            return StatusReason.INTERNAL_CALL, Policy.NEVER
+        return StatusReason.NOT_ROUTED_THROUGH_CALLREC, (self.settings.internal_policy if internal
                                               else self.settings.external_policy)
 
     def flush(self) -> None:
@@ -111,7 +112,7 @@ class BridgeWatch:
         for bridge in list(self.pending):
             self._write(*self.pending.pop(bridge), ended=False)
 
-    def _write(self, parties: list[Party], reason: str, policy: Policy,
+    def _write(self, parties: list[BridgeParty], reason: StatusReason, policy: Policy,
                ended: bool = True) -> None:
         # The customer is the trunk party; in an internal call, the caller: the channel that
         # started the call (its unique id is the call's linked id), not the one it dialled.
@@ -121,13 +122,13 @@ class BridgeWatch:
         call = Call({"id": first.uniqueid, "linkedid": first.linkedid, "name": first.channel,
                      "caller": {"number": first.number, "name": first.name}}, "none", policy)
         call.entered_at = call.answered_at = first.entered_at
-        call.status, call.status_reason = RecordingStatus.UNRECORDED, reason
+        call.mark_unrecorded(reason)
         call.ended_at = datetime.now(UTC) if ended else None
         bridged = max(p.entered_at for p in parties)
         call.agents = [AgentLeg(endpoint=endpoint_of(p.channel), channel=p.channel,
                                 dial_status="ANSWER", answered_at=bridged, bridged_at=bridged,
                                 left_at=call.ended_at) for p in others]
-        level = logging.INFO if reason == "internal_call" else logging.WARNING
+        level = logging.INFO if reason is StatusReason.INTERNAL_CALL else logging.WARNING
         log.log(level, "%s bridge %s <-> %s without callrec: %s (policy %s)",
                 call.log_prefix(), first.channel, ", ".join(p.channel for p in others), reason,
                 policy.value)

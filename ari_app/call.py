@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from ari_app.recorder import ActiveRecording
+from ari_app.recorder import RecordingFile, VerifiedRecording
+from callrec.ids import is_outcome, new_call_id
 from callrec.manifest import (
     AgentLeg,
     CallManifest,
@@ -28,29 +28,16 @@ from callrec.manifest import (
     RecordingStatus,
     normalise_number,
 )
+from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
 
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
 NOT_ANSWERED = {"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE",
                 "INVALIDARGS"}
-OUTCOME_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 # The channel variables whose changes matter to a call (_on_varset). A bridged call sets some 35
 # others (DIAL*, *TIME, BRIDGEPVTCALLID, RTPAUDIOQOS*...): stasis.wanted() drops those unparsed.
 WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME")
-
-
-CALL_ID_TIME = "%Y%m%dT%H%M%SZ"  # the first 16 characters of a call id
-
-
-def new_call_id(at: datetime) -> str:
-    """Sortable and unique across hosts sharing a bucket; never derived from caller input."""
-    return f"{at.strftime(CALL_ID_TIME)}-{secrets.token_hex(6)}"
-
-
-def call_id_time(call_id: str) -> datetime:
-    """When the call with this id entered callrec (to the second)."""
-    return datetime.strptime(call_id[:16], CALL_ID_TIME).replace(tzinfo=UTC)
 
 
 def endpoint_of(channel_name: str) -> str:
@@ -94,9 +81,13 @@ class Call:
         self.linkedid: str | None = channel.get("linkedid") or channel.get("id")
         self.direction = Direction.INBOUND
         self.notice = Notice()
-        self.status = RecordingStatus.UNRECORDED
-        self.status_reason: str | None = None
-        self.recording: Recording | None = None
+        # Whether the call is recorded changes only through mark_recorded (which demands the
+        # proof), mark_unrecorded and mark_interrupted: never by assignment from outside.
+        self._status = RecordingStatus.UNRECORDED
+        self.status_reason: StatusReason | None = None
+        self._proof: VerifiedRecording | None = None
+        self._file: RecordingFile | None = None  # the recording to finish, proven or adopted
+        self._recording: Recording | None = None
         self.answered_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.hangup_cause: int | None = None
@@ -105,24 +96,77 @@ class Call:
         self.dialplan_outcome: str | None = None
         self.failed = False
         self.journaled = False  # handed off: a restart adopts it from the journal
-        # Set the moment the recording is verified, whatever happens to the call afterwards.
-        self.active: ActiveRecording | None = None
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
         self.destroyed = asyncio.Event()
         self.pbx_restarted = False  # its channel went with an Asterisk that has restarted since
         self.playback_done: asyncio.Future[str] | None = None
         self.playback_id = ""  # the playback playback_done waits for
 
+    # -- whether it is recorded ---------------------------------------------------------------
+    @property
+    def status(self) -> RecordingStatus:
+        return self._status
+
+    @property
+    def proof(self) -> VerifiedRecording | None:
+        """The proof its recording was verified; None once it is known to have stopped."""
+        return self._proof
+
+    @property
+    def file(self) -> RecordingFile | None:
+        """Its recording's file (set the moment the recording is verified, whatever happens to
+        the call afterwards): the end of the call finishes and describes it."""
+        return self._file
+
+    @property
+    def recording(self) -> Recording | None:
+        return self._recording
+
+    def mark_recorded(self, proof: VerifiedRecording) -> None:
+        """The one way a call becomes recorded: with the proof of Recorder's rule."""
+        if not isinstance(proof, VerifiedRecording):
+            raise TypeError("a call is recorded only with a VerifiedRecording")
+        self._status, self.status_reason = RecordingStatus.RECORDED, None
+        self._proof, self._file, self._recording = proof, proof.file, proof.record()
+
+    def reproven(self, proof: VerifiedRecording) -> None:
+        """A recorded call adopted from the journal whose recording was proven again: prompts
+        may say so again (its manifest's recording stays as the earlier run recorded it)."""
+        if not isinstance(proof, VerifiedRecording) or proof.file != self._file \
+                or self._status is not RecordingStatus.RECORDED:
+            raise ValueError(f"{self.call_id}: not a proof of this call's recording")
+        self._proof = proof
+
+    def mark_unrecorded(self, reason: StatusReason) -> None:
+        """Not recorded: a recording proven but closed before anything was said of it is
+        dropped (its fragment, like an unverified one's, is not archived). Once a party was
+        told, the call can only be interrupted."""
+        if self.notice.played:
+            raise ValueError(f"{self.call_id} was announced: interrupted, not unrecorded")
+        self._status, self.status_reason = RecordingStatus.UNRECORDED, reason
+        self._proof = self._file = self._recording = None
+
+    def mark_interrupted(self, reason: StatusReason) -> None:
+        """Its recording stopped or broke: the proof is withdrawn, so no prompt tells anyone
+        any more that the call is recorded."""
+        self._status, self.status_reason, self._proof = RecordingStatus.INTERRUPTED, reason, None
+
+    def recording_closed(self, record: Recording) -> None:
+        """Its recording's file, proven closed (or given up on) and described."""
+        self._recording = record
+
     @classmethod
-    def restore(cls, m: CallManifest) -> Call:
-        """A call adopted from the journal after a restart."""
+    def restore(cls, m: CallManifest, file: RecordingFile | None) -> Call:
+        """A call adopted from the journal after a restart, with the recording file the journal
+        names (not a proof: whether it still runs is proven again, ari_app/service.py)."""
         call = cls({"id": m.asterisk_uniqueid, "linkedid": m.asterisk_linkedid,
                     "name": m.asterisk_channel or "", "dialplan": {"exten": m.did}}, m.door,
                    m.policy)
         call.call_id, call.entered_at, call.caller = m.call_id, m.entered_at, m.caller
         call.direction = m.direction
-        call.notice, call.status, call.status_reason = m.notice, m.status, m.status_reason
-        call.answered_at, call.agents, call.recording = m.answered_at, m.agents, m.recording
+        call.notice, call._status, call.status_reason = m.notice, m.status, m.status_reason
+        call.answered_at, call.agents, call._recording = m.answered_at, m.agents, m.recording
+        call._file = file
         call.failed = m.outcome == "failed"
         if m.outcome_source == "dialplan":
             call.dialplan_outcome = m.outcome
@@ -177,9 +221,8 @@ class Call:
     def writer_died(self) -> None:
         """Its recording's writer died before finishing the file (ari_app/recorder.py
         repair_header): the call's last seconds are missing from it, whatever else was seen."""
-        self.status = RecordingStatus.INTERRUPTED
-        self.status_reason = "asterisk_restarted" if self.pbx_restarted \
-            else "recording_writer_died"
+        self.mark_interrupted(StatusReason.ASTERISK_RESTARTED if self.pbx_restarted
+                              else StatusReason.RECORDING_WRITER_DIED)
 
     def leg(self, channel_name: str) -> AgentLeg:
         """The leg of the call on this channel (added if new)."""
@@ -265,7 +308,7 @@ class Call:
     def manifest(self) -> CallManifest:
         outcome, source = self.derived_outcome().value, "derived"
         if self.dialplan_outcome:
-            if OUTCOME_PATTERN.match(self.dialplan_outcome):
+            if is_outcome(self.dialplan_outcome):
                 outcome, source = self.dialplan_outcome, "dialplan"
             else:
                 log.warning("%s CALLREC_OUTCOME %r is not [a-z0-9_]{1,32}; using %s",

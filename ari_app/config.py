@@ -9,14 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
 
 from callrec.manifest import Policy
+from callrec.settings import CallrecSettings, load
 
 
 class AriSettings(BaseModel):
@@ -96,10 +91,7 @@ class BridgeSettings(BaseModel):
     external_policy: Policy = Policy.FORCE
 
 
-class AriAppSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CALLREC_", env_nested_delimiter="__",
-                                      extra="forbid")
-
+class AriAppSettings(CallrecSettings):
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -119,31 +111,11 @@ class AriAppSettings(BaseSettings):
                 raise ValueError(f"route key {did!r} is not a DID")
         return routes
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings,
-                TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()))
-
-
-_TOML: list[Path] = []
-
-
-def _toml_path() -> Path | None:
-    return _TOML[-1] if _TOML else None
+    # Seconds a stop waits for calls in their notice to reach the hand-off: below the unit's
+    # TimeoutStopSec (deploy/callrec-ari.service: 60). A second signal stops at once.
+    shutdown_grace_s: float = Field(45.0, ge=0)
 
 
 def load_settings(toml_file: Path | None = None) -> AriAppSettings:
     """Environment wins over the TOML file, which wins over defaults."""
-    _TOML.clear()
-    if toml_file is not None:
-        if not toml_file.is_file():
-            raise FileNotFoundError(f"config file {toml_file} not found")
-        _TOML.append(toml_file)
-    return AriAppSettings()
+    return load(AriAppSettings, toml_file)

@@ -14,39 +14,17 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ari_app.ami import AmiClient
+from ari_app.announce import Announcer, Door, NotRecording
 from ari_app.call import Call
 from ari_app.config import AriAppSettings, Route
-from ari_app.recorder import Recorder, RecordingFailed
-from callrec.manifest import Direction, Notice, Policy, RecordingStatus
+from ari_app.recorder import Recorder, RecordingFailed, VerifiedRecording
+from callrec.manifest import Direction, Notice, Policy
+from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PlayResult:
-    started_at: datetime
-    ended_at: datetime
-    completed: bool  # the prompt ran to its end with the caller still there
-
-
-class Door(Protocol):
-    """What the flow needs from the door a call came through."""
-
-    async def answer(self) -> None: ...
-
-    async def follow(self) -> None:
-        """Arrange to keep receiving the channel's events until it is destroyed."""
-
-    async def play(self, prompt: str, language: str) -> PlayResult: ...
-
-    async def set_var(self, name: str, value: str) -> None: ...
-
-    async def hangup(self) -> None: ...
-
-    async def proceed(self, route: Route | None) -> None: ...
 
 
 @dataclass
@@ -76,6 +54,7 @@ class Flow:
         self.settings = settings
         self.ami = ami
         self.recorder = recorder
+        self.announcer = Announcer(recorder)
         # prompt -> languages Asterisk has it in (ARI /sounds), refreshed by the service
         self.languages = languages
 
@@ -90,72 +69,77 @@ class Flow:
                     or channel_language or self.settings.notice.default_language)
         return Plan(policy, language, route)
 
-    def preflight(self, plan: Plan) -> tuple[str, str] | None:
+    def preflight(self, plan: Plan) -> tuple[StatusReason, str] | None:
         """(reason, detail) when this call cannot be recorded and announced honestly."""
         if not self.ami.connected:
-            return "ami_unavailable", "AMI is not connected"
+            return StatusReason.AMI_UNAVAILABLE, "AMI is not connected"
         if plan.language not in self.languages.get(self.settings.notice.prompt, set()):
-            return "prompt_missing", (f"{self.settings.notice.prompt} not installed for "
-                                      f"language {plan.language!r}")
+            return StatusReason.PROMPT_MISSING, (f"{self.settings.notice.prompt} not installed "
+                                                 f"for language {plan.language!r}")
         return None
 
     async def run(self, call: Call, door: Door, plan: Plan) -> None:
-        """Drive the call up to the hand-off. A verified recording is kept in ``call.active``
-        before anything else happens, so a hang-up or ARI error later still finishes it.
+        """Drive the call up to the hand-off. A verified recording is kept on the call before
+        anything else happens, so a hang-up or ARI error later still finishes it.
 
         Each step is a round trip to Asterisk, and on a loaded PBX each waits in Asterisk's
         queues. The answer goes first and alone (the caller's 200 OK, and the answer sent
         together with MixMonitor was slower on the bench); then what does not depend on another
         step goes together: the bookkeeping and starting the recording; then the notice and
         CALLREC_STATUS. The notice still waits for the verified recording."""
-        p = call.log_prefix()
         await door.answer()
         call.answered_at = datetime.now(UTC)
+        if plan.route is None and call.door == "stasis":
+            await self._no_route(call, door, plan)
+            return
         started = await together(door.follow(), door.set_var("CALLREC_ID", call.call_id),
                                  self._start_recording(call, plan), keep=RecordingFailed)
-        recorded = started[2]
+        proof = started[2]
         if plan.policy is Policy.NEVER:
-            await self._unrecorded(call, door, "policy_never")
+            await self._unrecorded(call, door, StatusReason.POLICY_NEVER)
             await door.proceed(plan.route)
             return
-        if isinstance(recorded, RecordingFailed):
-            log.warning("%s not recorded (%s): policy %s", p, recorded, plan.policy.value)
-            await self._unrecorded(call, door, recorded.reason)
-            if plan.policy is Policy.FORCE:
-                await self._reject(call, door, plan)
-            else:
-                await door.proceed(plan.route)
+        if isinstance(proof, RecordingFailed):
+            log.warning("%s not recorded (%s): policy %s", call.log_prefix(), proof,
+                        plan.policy.value)
+            await self._not_recorded(call, door, plan, proof.reason)
             return
-        # Only now, with the recording proven, may the caller be told it is recorded.
-        await together(door.set_var("CALLREC_STATUS", "recorded"), self._notice(call, door, plan))
+        try:
+            await self._notice(call, door, plan, proof)
+        except NotRecording as exc:
+            log.warning("%s not recorded (%s): policy %s", call.log_prefix(), exc,
+                        plan.policy.value)
+            await self.recorder.abandon(proof, call.channel_name)
+            await self._not_recorded(call, door, plan,
+                                     StatusReason.RECORDING_STOPPED_BEFORE_NOTICE)
+            return
         if not call.hung_up.is_set():
             await door.proceed(plan.route)
 
-    async def _start_recording(self, call: Call, plan: Plan) -> None:
+    async def _start_recording(self, call: Call, plan: Plan) -> VerifiedRecording | None:
         """Start and verify the recording; raises RecordingFailed with the reason."""
-        if plan.policy is Policy.NEVER or call.active is not None:
-            return  # (active: taken on after a restart, its recording verified again)
+        if plan.policy is Policy.NEVER:
+            return None
+        if call.proof is not None:
+            return call.proof  # taken on after a restart, its recording verified again
         problem = self.preflight(plan)
         if problem:
             raise RecordingFailed(*problem)
-        active = await self.recorder.start(call.call_id, call.channel_name)
-        call.active = active
-        call.status = RecordingStatus.RECORDED
-        call.recording = active.record()
+        proof = await self.recorder.start(call.call_id, call.channel_name)
+        call.mark_recorded(proof)
+        return proof
 
-    async def _notice(self, call: Call, door: Door, plan: Plan) -> None:
-        call.notice = await self.announce(door, plan)
+    async def _notice(self, call: Call, door: Door, plan: Plan, proof: VerifiedRecording,
+                      ) -> None:
+        """The notice, through the one gate; CALLREC_STATUS goes with it, once the gate let
+        it through (NotRecording is raised before anything is sent)."""
+        playing = self.announcer.announce(door, proof, self.settings.notice.prompt,
+                                          plan.language)
+        notice: Notice = (await together(playing,
+                                         door.set_var("CALLREC_STATUS", "recorded")))[0]
+        call.notice = notice
         log.debug("%s notice %s/%s %s", call.log_prefix(), plan.language,
-                 self.settings.notice.prompt, "completed" if call.notice.completed
-                 else "cut short")
-
-    async def announce(self, door: Door, plan: Plan) -> Notice:
-        prompt = self.settings.notice.prompt
-        result = await door.play(prompt, plan.language)
-        # Only after the playback ran: a refused play request (caller already gone) is no notice.
-        return Notice(prompt=prompt, language=plan.language, played=True,
-                      started_at=result.started_at, ended_at=result.ended_at,
-                      completed=result.completed)
+                  self.settings.notice.prompt, "completed" if notice.completed else "cut short")
 
     async def announce_to_party(self, host: Call, door: Door, plan: Plan, channel: str,
                                 number: str) -> None:
@@ -165,22 +149,44 @@ class Flow:
         leg = host.leg(channel)
         leg.endpoint = number or leg.endpoint
         leg.dial_status, leg.answered_at = "ANSWER", leg.answered_at or datetime.now(UTC)
-        active = host.active
-        if plan.policy is Policy.NEVER or active is None or \
-                host.status is not RecordingStatus.RECORDED or self.recorder.is_closed(active):
-            # Nothing verified records this call now (never recorded, or interrupted since):
-            # the new party is not told it is.
+        proof = host.proof
+        try:
+            if plan.policy is Policy.NEVER or proof is None:
+                raise NotRecording("no verified recording on this call")
+            playing = self.announcer.announce(door, proof, self.settings.notice.prompt,
+                                              plan.language)
+        except NotRecording as exc:
+            # Nothing verified records this call now (never recorded, or stopped since): the
+            # new party is not told it is.
+            log.info("%s %s joins unannounced: %s", host.log_prefix(), channel, exc)
             await door.set_var("CALLREC_STATUS", "unrecorded")
             return
         await door.set_var("CALLREC_ID", host.call_id)
         await door.set_var("CALLREC_STATUS", "recorded")
-        leg.notice = await self.announce(door, plan)
+        leg.notice = await playing
         log.info("%s notice %s/%s to %s, brought in by a transfer: %s", host.log_prefix(),
                  plan.language, self.settings.notice.prompt, channel,
                  "completed" if leg.notice.completed else "cut short")
 
-    async def _unrecorded(self, call: Call, door: Door, reason: str) -> None:
-        call.status, call.status_reason = RecordingStatus.UNRECORDED, reason
+    async def _not_recorded(self, call: Call, door: Door, plan: Plan,
+                            reason: StatusReason) -> None:
+        await self._unrecorded(call, door, reason)
+        if plan.policy is Policy.FORCE:
+            await self._reject(call, door, plan)
+        else:
+            await door.proceed(plan.route)
+
+    async def _no_route(self, call: Call, door: Door, plan: Plan) -> None:
+        """A DID callrec has no route for: a misconfiguration, not a caller who gave up. No
+        recording and no notice; the caller hears the unavailable prompt."""
+        log.error("%s no route for DID %r: add it to CALLREC_ROUTES or set "
+                  "CALLREC_DEFAULT_ROUTE; the caller is turned away", call.log_prefix(),
+                  call.did)
+        await self._unrecorded(call, door, StatusReason.NO_ROUTE)
+        await self._reject(call, door, plan)
+
+    async def _unrecorded(self, call: Call, door: Door, reason: StatusReason) -> None:
+        call.mark_unrecorded(reason)
         await together(door.set_var("CALLREC_STATUS", "unrecorded"),
                        door.set_var("CALLREC_REASON", reason))
 

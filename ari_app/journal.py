@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 COMPACT_BYTES = 8 << 20
 
 
-class JournalError(AriAppError):
+class InflightJournalError(AriAppError):
     """The journal cannot be opened (another callrec owns this spool, or it is unwritable)."""
 
 
@@ -54,7 +54,8 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
-            raise JournalError(f"{self.path} is locked: another callrec uses this spool") from exc
+            raise InflightJournalError(
+                f"{self.path} is locked: another callrec uses this spool") from exc
         self._fd = fd
         entries = self._read() + self._legacy_entries()
         self._rewrite()  # drop finished calls and torn lines now
@@ -119,7 +120,7 @@ class Journal:
 
     def _append(self, line: bytes) -> None:
         if self._fd < 0:
-            raise JournalError("journal not open")
+            raise InflightJournalError("journal not open")
         write_all(self._fd, line)
         self._size += len(line)
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ari_app.announce import PlayResult
 from ari_app.ari import AriClient, AriError, Event
-from ari_app.call import WATCHED_VARIABLES, Call, call_id_time
+from ari_app.call import WATCHED_VARIABLES, Call
 from ari_app.config import Route
-from ari_app.flow import Flow, PlayResult
-from callrec.manifest import RecordingStatus
+from ari_app.ending import Ending
+from ari_app.flow import Flow
+from callrec.ids import call_id_time
+from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,7 @@ class StasisDoor:
         return PlayResult(started, datetime.now(UTC), completed)
 
     async def proceed(self, route: Route | None) -> None:
-        if route is None:
-            log.warning("%s no route for DID %r: hanging up after the notice",
-                        self.call.log_prefix(), self.call.did)
+        if route is None:  # (the flow turns such calls away before: Flow._no_route)
             await self.hangup()
             return
         await self.ari.continue_in_dialplan(self.call.channel_id, route.context,
@@ -107,16 +107,14 @@ def parse_args(args: list[str]) -> dict[str, str]:
 
 
 class StasisApp:
-    def __init__(self, ari: AriClient, flow: Flow,
-                 start_call: Callable[[Call, Event], None],
-                 on_change: Callable[[Call], None]) -> None:
+    def __init__(self, ari: AriClient, flow: Flow, ending: Ending,
+                 calls: dict[str, Call] | None = None) -> None:
         self.ari = ari
         self.flow = flow
-        self.calls: dict[str, Call] = {}
+        self.ending = ending
+        self.calls: dict[str, Call] = {} if calls is None else calls  # by channel id
         self.stopping = False
         self.pbx_started: datetime | None = None  # this Asterisk's start (set at each connect)
-        self._start_call = start_call
-        self._on_change = on_change
 
     def dispatch(self, event: Event) -> None:
         """Route one event; never awaits (runs between websocket reads)."""
@@ -126,14 +124,28 @@ class StasisApp:
         if event.get("type") == "StasisStart" and channel_id and channel_id not in self.calls:
             call = Call(channel, "stasis", self.flow.settings.policy)
             self.calls[channel_id] = call
-            self._start_call(call, event)
+            self.ending.tasks.spawn(self._call(call, event))
             return
         found = self.calls.get(channel_id)
         if found is None and str(event.get("type", "")).startswith("Playback"):
             target = str((event.get("playback") or {}).get("target_uri", ""))
             found = self.calls.get(target.removeprefix("channel:"))
         if found is not None and found.on_event(event) and found.journaled:
-            self._on_change(found)
+            self.ending.journal.queue(found)
+
+    async def _call(self, call: Call, event: Event) -> None:
+        """One call entering Stasis: the flow, the hand-off, then following it to its end."""
+        try:
+            await self.handle(call, event)
+        except asyncio.CancelledError:
+            call.status_reason = call.status_reason or StatusReason.CALLREC_SHUTDOWN
+            await self.ending.final(call)
+            raise
+        except Exception:
+            log.exception("%s call handling failed", call.log_prefix())
+            call.status_reason = call.status_reason or StatusReason.CALLREC_ERROR
+        self.ending.hand_off(call)
+        await self.ending.finish(call)
 
     async def handle(self, call: Call, event: Event) -> None:
         """The flow for one call entering Stasis, up to its hand-off."""
@@ -146,7 +158,7 @@ class StasisApp:
         try:
             if self.stopping:
                 # Shutting down: take the app-down path of the shipped dialplan (no notice).
-                call.status_reason = "callrec_stopping"
+                call.mark_unrecorded(StatusReason.CALLREC_STOPPING)
                 await self.ari.subscribe(f"channel:{call.channel_id}")
                 await self.ari.continue_in_dialplan(call.channel_id, "callrec-app-down",
                                                     call.did or "s", 1)
@@ -177,15 +189,14 @@ class StasisApp:
                            "args": args.split(",") if args else []})
 
     async def _resume_recording(self, call: Call) -> None:
-        active = await self.flow.recorder.resume(call.channel_name)
-        if active is None:
+        proof = await self.flow.recorder.resume(call.channel_name)
+        if proof is None:
             return  # the flow starts a new one
-        call.call_id = active.call_id
-        call.entered_at = min(call_id_time(active.call_id), call.entered_at)
-        call.active, call.status, call.recording = active, RecordingStatus.RECORDED, \
-            active.record()
+        call.call_id = proof.file.call_id
+        call.entered_at = min(call_id_time(proof.file.call_id), call.entered_at)
+        call.mark_recorded(proof)
         log.warning("%s taken on after a restart: its recording %s still runs",
-                    call.log_prefix(), active.local_path.name)
+                    call.log_prefix(), proof.file.local_path.name)
 
     async def resync(self) -> None:
         """After a reconnect: events were lost meanwhile; calls whose channel is gone ended."""
@@ -196,7 +207,7 @@ class StasisApp:
                 call.ended_unseen(self.pbx_started)
                 log.info("%s channel gone while ARI was away%s", call.log_prefix(),
                          " (Asterisk restarted)" if call.pbx_restarted else "")
-                if call.active is None:  # else its recording's close tells when it ended
+                if call.file is None:  # else its recording's close tells when it ended
                     call.ended_at = datetime.now(UTC)
             elif channel_id in alive:
                 await self.ari.subscribe(f"channel:{channel_id}")

@@ -156,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
     from ari_app import AriAppError
     from ari_app.service import Service
+    from ari_app.wiring import build
+    from callrec.lifecycle import serve
 
     try:
-        asyncio.run(Service(settings).serve())
+        asyncio.run(serve(Service(build(settings)), settings.shutdown_grace_s))
     except AriAppError as exc:  # cannot start (spool journal locked, inotify unavailable...)
         print(f"callrec: {exc}", file=sys.stderr)
         return 1

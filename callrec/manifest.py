@@ -17,6 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callrec.ids import OUTCOME_RE
+from callrec.reasons import StatusReason
+
 SCHEMA_VERSION = 1
 
 
@@ -97,7 +100,7 @@ class OutcomeChange(_Model):
 
     at: datetime
     previous: str
-    outcome: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    outcome: str = Field(pattern=OUTCOME_RE)
     by: str = ""
 
 
@@ -128,8 +131,8 @@ class CallManifest(_Model):
     caller: Party = Field(default_factory=Party)
     policy: Policy
     status: RecordingStatus
-    status_reason: str | None = None
-    outcome: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    status_reason: StatusReason | None = None
+    outcome: str = Field(pattern=OUTCOME_RE)
     outcome_source: Literal["dialplan", "derived", "ops"] = "derived"
     outcome_changes: list[OutcomeChange] = Field(default_factory=list)
     agents: list[AgentLeg] = Field(default_factory=list)

@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ari_app.call import new_call_id
+from callrec.ids import new_call_id
 from callrec.manifest import (
     AgentLeg,
     CallManifest,

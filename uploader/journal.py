@@ -43,7 +43,7 @@ class State(StrEnum):
     QUARANTINED = "quarantined"
 
 
-class JournalError(UploaderError):
+class UploadJournalError(UploaderError):
     """The journal cannot be written (full disk, read-only spool, corrupt file). Shipping goes on
     without it: S3 verification, not the journal, decides when a local file may go - and on a
     full disk, shipping is what frees space."""
@@ -83,7 +83,7 @@ class Journal:
                     self._db = self._connect()
                 return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise JournalError(f"uploader journal {self.path}: {exc}") from exc
+            raise UploadJournalError(f"uploader journal {self.path}: {exc}") from exc
 
     def start(self, call_id: str, size: int, key: str) -> State | None:
         """An attempt begins; returns the state the previous attempt left (None: none known)."""

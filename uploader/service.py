@@ -29,7 +29,7 @@ from archive.catalog import Catalog, CatalogError
 from callrec.manifest import CallManifest, RecordingStatus
 from uploader import UploaderError
 from uploader.config import Lock, UploaderSettings
-from uploader.journal import Journal, JournalError, State
+from uploader.journal import Journal, State, UploadJournalError
 from uploader.metrics import Metrics
 from uploader.multipart import ContentMismatch
 from uploader.store import Store, StoreError
@@ -125,14 +125,14 @@ class Uploader:
             self.journal_safely(self.journal.mark, path.stem, State.FAILED, str(exc)[:500])
 
     def journal_safely(self, write: Callable[..., T], *args: Any) -> T | None:
-        """A journal write that must not stop shipping (see JournalError)."""
+        """A journal write that must not stop shipping (see UploadJournalError)."""
         try:
             return write(*args)
-        except JournalError as exc:
+        except UploadJournalError as exc:
             self._journal_failed(exc)
             return None
 
-    def _journal_failed(self, exc: JournalError) -> None:
+    def _journal_failed(self, exc: UploadJournalError) -> None:
         self.metrics.journal_errors.inc()
         log.error("%s; shipping goes on (S3 verification decides what may leave the spool)", exc)
 
@@ -168,7 +168,7 @@ class Uploader:
             # Never attempted, says a journal that has seen every attempt: no object can exist
             # yet, so the HEADs that make a retry idempotent are skipped.
             known_new = before is None and self.journal.inherited
-        except JournalError as exc:
+        except UploadJournalError as exc:
             self._journal_failed(exc)
             before, known_new = None, False
         if before is State.UPLOADING:

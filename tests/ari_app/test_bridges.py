@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ari_app.bridges import BridgeWatch, Party
+from ari_app.bridges import BridgeParty, BridgeWatch
 from ari_app.call import Call
 from ari_app.config import BridgeSettings
 from callrec.manifest import Policy
@@ -75,7 +75,7 @@ def test_a_bridge_still_up_at_shutdown_is_written_without_an_end() -> None:
 
 
 def test_party_from_event_cleans_unknowns() -> None:
-    p = Party.from_event({"Uniqueid": "1", "Linkedid": "(null)", "Channel": "X",
+    p = BridgeParty.from_event({"Uniqueid": "1", "Linkedid": "(null)", "Channel": "X",
                           "CallerIDNum": "<unknown>"})
     assert (p.linkedid, p.number, p.name) == ("", "", "")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ari_app.call import Call, endpoint_of
 from callrec.manifest import CallManifest, Policy, RecordingStatus
+from tests.fakes import CALL_ID, proven, recorder, writing
 
 CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "linkedid": "1.1",
            "caller": {"number": "0312", "name": "A"}, "dialplan": {"exten": "9001"}}
@@ -87,11 +88,13 @@ def test_hangup_and_destroy_events() -> None:
     assert m.ended_at is not None and m.ended_at.year == 2026
 
 
-def test_a_call_whose_asterisk_restarted_is_told_apart() -> None:
+async def test_a_call_whose_asterisk_restarted_is_told_apart(tmp_path: Path) -> None:
     """Its channel ended out of sight: only an Asterisk started after the call entered took it
     down, and only a recording whose writer died is cut off."""
     gone = call()
-    gone.status = RecordingStatus.RECORDED
+    rec, ami = recorder(tmp_path)
+    with writing(rec.paths(CALL_ID)[1]):
+        gone.mark_recorded(await proven(rec, ami))
     gone.ended_unseen(gone.entered_at + timedelta(seconds=5))
     assert gone.destroyed.is_set() and gone.hung_up.is_set() and gone.pbx_restarted
     assert gone.status is RecordingStatus.RECORDED  # its file may have been closed in time
@@ -146,7 +149,7 @@ def test_restore_from_journal_keeps_what_was_known() -> None:
     c.on_event(dial("PJSIP/agent-answer-00000009", "ANSWER"))
     c.on_event(varset("CALLREC_OUTCOME", "complaint"))
     c.notice.played = c.notice.completed = True
-    restored = Call.restore(c.manifest())
+    restored = Call.restore(c.manifest(), None)
     assert restored.manifest() == c.manifest()
 
 

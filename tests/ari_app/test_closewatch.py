@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,7 +17,10 @@ import pytest
 from ari_app.ami import AmiClient
 from ari_app.closewatch import CloseWatch, CloseWatchError, writer_open
 from ari_app.config import AmiSettings, SpoolSettings
-from ari_app.recorder import ActiveRecording, Header, Recorder, RecordingFailed, now
+from ari_app.recorder import Recorder, RecordingFailed, RecordingFile, now
+from ari_app.wavfile import Header
+from callrec.manifest import Recording
+from tests.fakes import asterisk_wav
 
 WAV_HEADER = b"RIFF\0\0\0\0WAVEfmt " + bytes(28)  # 44 bytes
 
@@ -72,30 +74,35 @@ def test_watching_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def watched(tmp_path: Path) -> AsyncIterator[tuple[CloseWatch, Recorder, ActiveRecording]]:
+async def watched(tmp_path: Path) -> AsyncIterator[tuple[CloseWatch, Recorder, RecordingFile]]:
     """A started watch on tmp_path, a recorder using it and a recording ``c1`` in it."""
     watch = CloseWatch(tmp_path)
     watch.start()
     spool = SpoolSettings(local=tmp_path, asterisk_dir=str(tmp_path))
     rec = Recorder(AmiClient(AmiSettings()), spool, 1.0, watch)
     asterisk, local = rec.paths("c1")
-    yield watch, rec, ActiveRecording("c1", asterisk, local, "mm1", now(), now())
+    yield watch, rec, RecordingFile("c1", asterisk, local, "mm1", now())
     watch.close()
 
 
-Watched = tuple[CloseWatch, Recorder, ActiveRecording]
+Watched = tuple[CloseWatch, Recorder, RecordingFile]
+
+
+def record(active: RecordingFile) -> Recording:
+    return Recording(path=str(active.local_path))
 
 
 async def test_wait_closed_waits_for_the_writer_then_describes(watched: Watched) -> None:
     _, rec, active = watched
     f = active.local_path.open("wb")
     f.write(WAV_HEADER + bytes(1600))
-    waiting = asyncio.ensure_future(rec.wait_closed(active, 5))
+    described = record(active)
+    waiting = asyncio.ensure_future(rec.wait_closed(active, described, 5))
     await asyncio.sleep(0.3)
     assert not waiting.done() and not rec.is_closed(active)
     f.close()
-    record = await asyncio.wait_for(waiting, 2)
-    assert record.size == 44 + 1600 and record.sha256 and record.closed_at
+    await asyncio.wait_for(waiting, 2)
+    assert described.size == 44 + 1600 and described.sha256 and described.closed_at
 
 
 async def test_wait_closed_gives_up_without_guessing(watched: Watched) -> None:
@@ -103,7 +110,7 @@ async def test_wait_closed_gives_up_without_guessing(watched: Watched) -> None:
     with active.local_path.open("wb") as f:
         f.write(WAV_HEADER)
         with pytest.raises(RecordingFailed, match="still open"):
-            await rec.wait_closed(active, 0.3)
+            await rec.wait_closed(active, record(active), 0.3)
 
 
 async def test_inherited_descriptor_keeps_the_file_open(watched: Watched) -> None:
@@ -119,14 +126,6 @@ async def test_inherited_descriptor_keeps_the_file_open(watched: Watched) -> Non
     assert rec.is_closed(active)
 
 
-def asterisk_wav(data_size: int | None) -> bytes:
-    """A header as formats/format_wav.c writes it: sizes 0 at open, set at close (``None``)."""
-    riff, data = (0, 0) if data_size is None else (data_size + 36, data_size)
-    return (b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " +
-            struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16) + b"data" +
-            struct.pack("<I", data))
-
-
 async def test_a_header_its_dead_writer_never_finished_is_repaired(watched: Watched) -> None:
     """Asterisk killed mid-call: the audio is there, the sizes are still 0. The close time is
     when the kernel reported it, not when callrec got round to describing the file."""
@@ -136,14 +135,15 @@ async def test_a_header_its_dead_writer_never_finished_is_repaired(watched: Watc
         f.write(asterisk_wav(None) + bytes(range(256)) * 64)
     await asyncio.sleep(0.3)
     looked = now()
-    record = await rec.wait_closed(active, 2)
+    described = record(active)
+    header = await rec.wait_closed(active, described, 2)
     data = active.local_path.read_bytes()
-    assert record.header_repaired and data[:44] == asterisk_wav(len(data) - 44)
+    assert described.header_repaired and data[:44] == asterisk_wav(len(data) - 44)
     assert data[44:] == bytes(range(256)) * 64  # only the 8 size bytes changed
-    assert record.sha256 == hashlib.sha256(data).hexdigest()
-    assert record.size == 44 + 16384 and record.duration_s == 1.024
-    assert record.closed_at is not None and record.closed_at < looked
-    assert active.header is Header.REPAIRED
+    assert described.sha256 == hashlib.sha256(data).hexdigest()
+    assert described.size == 44 + 16384 and described.duration_s == 1.024
+    assert described.closed_at is not None and described.closed_at < looked
+    assert header is Header.REPAIRED
 
 
 async def test_an_unfinished_header_callrec_may_not_write_still_tells_the_writer_died(
@@ -161,11 +161,12 @@ async def test_an_unfinished_header_callrec_may_not_write_still_tells_the_writer
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr("ari_app.recorder.os.open", refuse_writes)
-    record = await rec.wait_closed(active, 2)
-    assert active.header is Header.UNFINISHED and not record.header_repaired
+    monkeypatch.setattr("ari_app.wavfile.os.open", refuse_writes)
+    described = record(active)
+    header = await rec.wait_closed(active, described, 2)
+    assert header is Header.UNFINISHED and not described.header_repaired
     assert active.local_path.read_bytes() == original
-    assert record.sha256 == hashlib.sha256(original).hexdigest()
+    assert described.sha256 == hashlib.sha256(original).hexdigest()
 
 
 async def test_a_writer_that_died_before_its_first_flush_left_an_unfinished_header(
@@ -174,18 +175,20 @@ async def test_a_writer_that_died_before_its_first_flush_left_an_unfinished_head
     """Asterisk killed a moment after the recording started: only the header is on disk."""
     _, rec, active = watched
     active.local_path.write_bytes(asterisk_wav(None))
-    record = await rec.wait_closed(active, 2)
-    assert active.header is Header.REPAIRED and record.header_repaired
-    assert active.local_path.read_bytes() == asterisk_wav(0) and record.duration_s == 0
+    described = record(active)
+    header = await rec.wait_closed(active, described, 2)
+    assert header is Header.REPAIRED and described.header_repaired
+    assert active.local_path.read_bytes() == asterisk_wav(0) and described.duration_s == 0
 
 
 async def test_a_finished_header_is_left_alone(watched: Watched) -> None:
     _, rec, active = watched
     for original in (asterisk_wav(1600) + bytes(1600), asterisk_wav(0)):  # with and without audio
         active.local_path.write_bytes(original)
-        record = await rec.wait_closed(active, 2)
-        assert not record.header_repaired and active.local_path.read_bytes() == original
-        assert active.header is Header.FINISHED
+        described = record(active)
+        header = await rec.wait_closed(active, described, 2)
+        assert not described.header_repaired and active.local_path.read_bytes() == original
+        assert header is Header.FINISHED
 
 
 async def test_a_close_nobody_saw_is_dated_by_the_last_write(watched: Watched) -> None:
@@ -194,5 +197,6 @@ async def test_a_close_nobody_saw_is_dated_by_the_last_write(watched: Watched) -
     _, rec, active = watched
     active.local_path.write_bytes(asterisk_wav(1600) + bytes(1600))
     os.utime(active.local_path, (1_790_000_000, 1_790_000_000))
-    record = await rec.wait_closed(active, 2)
-    assert record.closed_at is not None and record.closed_at.timestamp() == 1_790_000_000
+    described = record(active)
+    await rec.wait_closed(active, described, 2)
+    assert described.closed_at is not None and described.closed_at.timestamp() == 1_790_000_000

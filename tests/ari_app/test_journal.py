@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ari_app.call import Call
-from ari_app.journal import Journal, JournalError
+from ari_app.journal import InflightJournalError, Journal
 from callrec.manifest import CallManifest, Policy
 
 CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "caller": {"number": "0312"},
@@ -74,11 +74,11 @@ def test_the_log_starts_afresh_when_no_call_is_in_flight(tmp_path: Path) -> None
 def test_a_second_callrec_on_the_same_spool_is_refused(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.open()
-    with pytest.raises(JournalError, match="another callrec"):
+    with pytest.raises(InflightJournalError, match="another callrec"):
         Journal(tmp_path).open()
     journal.save(entry())
     journal._rewrite()  # the lock moves with the rewritten file
-    with pytest.raises(JournalError, match="another callrec"):
+    with pytest.raises(InflightJournalError, match="another callrec"):
         Journal(tmp_path).open()
     journal.close()
     assert len(Journal(tmp_path).open()) == 1

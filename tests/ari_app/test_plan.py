@@ -8,24 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ari_app.ami import AmiClient
-from ari_app.closewatch import CloseWatch
-from ari_app.config import AmiSettings, AriAppSettings, Route, load_settings
-from ari_app.flow import Flow
-from ari_app.recorder import Recorder
+from ari_app.config import AriAppSettings, Route, load_settings
 from ari_app.stasis import parse_args, wanted
 from callrec.manifest import Policy
-
-
-def flow(**settings: object) -> Flow:
-    s = AriAppSettings.model_validate({
-        "policy": "optional",
-        "routes": {"9001": {"context": "agents", "extension": "q", "policy": "force",
-                            "language": "en"}},
-        **settings})
-    ami = AmiClient(AmiSettings())
-    recorder = Recorder(ami, s.spool, 1.0, CloseWatch(s.spool.local))
-    return Flow(s, ami, recorder, {"callrec/notice": {"ja", "en"}})
+from callrec.settings import ConfigFileMissing
+from tests.fakes import flow
 
 
 def test_route_policy_and_language_per_did() -> None:
@@ -75,7 +62,7 @@ def test_malformed_settings_are_clear_errors(tmp_path: Path) -> None:
     bad.write_text('policy = "sometimes"\n')
     with pytest.raises(ValidationError, match="policy"):
         load_settings(bad)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigFileMissing):
         load_settings(tmp_path / "missing.toml")
     with pytest.raises(ValidationError, match="not a DID"):
         AriAppSettings.model_validate({"routes": {"../x": {"context": "a"}}})

@@ -6,65 +6,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
-from ari_app.ami import AmiClient, AmiError, AmiNotConnected, AmiRefused
-from ari_app.closewatch import CloseWatch
-from ari_app.config import SpoolSettings
-from ari_app.recorder import ID_VAR, Recorder, RecordingFailed
+from ari_app.ami import AmiError, AmiNotConnected, AmiRefused
+from ari_app.recorder import ID_VAR, Recorder, RecordingFailed, now
+from tests.fakes import CALL_ID, CHANNEL, FakeAmi, FlakyAmi, asterisk_wav, writing
+from tests.fakes import mixmonitor_vars as mixmonitor
+from tests.fakes import recorder as make_recorder
 
-CALL_ID = "20261123T164052Z-c1005ac3d30b"
-CHANNEL = "PJSIP/trunk-00000001"
-WAV_HEADER = b"RIFF\x24\x00\x00\x00WAVEfmt "
-
-
-class FakeAmi:
-    def __init__(self, variables: dict[str, str]) -> None:
-        self.variables = variables
-        self.actions: list[dict[str, str]] = []
-
-    async def getvar(self, channel: str, variable: str) -> str:
-        return self.variables.get(variable, "")
-
-    async def action(self, fields: dict[str, str], timeout: float | None = None) -> Any:
-        self.actions.append(fields)
-        return {"Response": "Success"}
-
-
-class FlakyAmi(FakeAmi):
-    """Its next calls fail with these errors, one each; MixMonitor's reply never comes."""
-
-    def __init__(self, variables: dict[str, str], failures: list[AmiError]) -> None:
-        super().__init__(variables)
-        self.failures = failures
-
-    def _next(self) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-
-    async def getvar(self, channel: str, variable: str) -> str:
-        self._next()
-        return await super().getvar(channel, variable)
-
-    async def action(self, fields: dict[str, str], timeout: float | None = None) -> Any:
-        self._next()
-        return await super().action(fields, timeout)
-
-    async def mixmonitor(self, channel: str, file: str, options: str) -> str:
-        raise AmiError("AMI MixMonitor timed out after 2.0 s")
+WAV_HEADER = asterisk_wav(None)
 
 
 def recorder(tmp_path: Path, variables: dict[str, str],
              ami: FakeAmi | None = None) -> tuple[Recorder, FakeAmi]:
-    ami = ami or FakeAmi(variables)
-    spool = SpoolSettings(local_dir=tmp_path, asterisk_dir=Path("/var/spool/asterisk/callrec"))
-    return Recorder(cast(AmiClient, ami), spool, 1.0, CloseWatch(tmp_path)), ami
-
-
-def mixmonitor(file: str) -> dict[str, str]:
-    return {ID_VAR: "0x55d1", "MIXMONITOR(0x55d1,filename)": file}
+    return make_recorder(tmp_path, ami or FakeAmi(variables))
 
 
 async def test_a_running_recording_of_ours_is_kept(tmp_path: Path) -> None:
@@ -73,10 +29,11 @@ async def test_a_running_recording_of_ours_is_kept(tmp_path: Path) -> None:
     # Held open for writing, like MixMonitor's (the lease probe sees a writer).
     fd = os.open(tmp_path / f"{CALL_ID}.wav", os.O_WRONLY)
     try:
-        active = await rec.resume(CHANNEL)
+        proof = await rec.resume(CHANNEL)
     finally:
         os.close(fd)
-    assert active is not None and active.call_id == CALL_ID and active.mixmonitor_id == "0x55d1"
+    assert proof is not None and proof.file.call_id == CALL_ID
+    assert proof.file.mixmonitor_id == "0x55d1"
     assert ami.actions == []
 
 
@@ -124,10 +81,22 @@ async def test_a_mixmonitor_whose_reply_never_came_is_stopped_by_its_id(tmp_path
 async def test_stopping_waits_for_ami_to_come_back_but_not_forever(tmp_path: Path) -> None:
     away = FlakyAmi({ID_VAR: "0x77"}, [AmiNotConnected("down"), AmiError("timed out")])
     rec, _ = recorder(tmp_path, {}, away)
-    assert await rec.stop(CHANNEL, "") and away.actions == [STOP_77]
+    assert await rec.stop_unverified(CHANNEL, "") and away.actions == [STOP_77]
     gone = FlakyAmi({ID_VAR: "0x77"}, [AmiRefused("No such channel")])
     rec, _ = recorder(tmp_path, {}, gone)
-    assert await rec.stop(CHANNEL, "") and gone.actions == []  # nothing left to record
+    assert await rec.stop_unverified(CHANNEL, "") and gone.actions == []  # nothing left to record
     never = FlakyAmi({ID_VAR: "0x77"}, [AmiNotConnected("down")] * 100)
     rec, _ = recorder(tmp_path, {}, never)
-    assert not await rec.stop(CHANNEL, "", patience_s=0.3)
+    assert not await rec.stop_unverified(CHANNEL, "", patience_s=0.3)
+
+
+async def test_adopted_recording_is_proven_again_by_the_same_rule(tmp_path: Path) -> None:
+    """After a restart a journaled recording is proven again without ever being stopped: its
+    caller was told already; a recording that no longer proves just gets no new prompts."""
+    rec, ami = recorder(tmp_path, mixmonitor(f"/var/spool/asterisk/callrec/{CALL_ID}.wav"))
+    file = rec.file_of(CALL_ID, "0x55d1", now())
+    with writing(file.local_path):
+        proof = await rec.reprove(CHANNEL, file)
+    assert proof is not None and proof.file == file
+    assert await rec.reprove(CHANNEL, file) is None  # closed since
+    assert ami.actions == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from uploader.journal import Journal, JournalError, State
+from uploader.journal import Journal, State, UploadJournalError
 
 
 def test_attempts_states_and_a_killed_run(tmp_path: Path) -> None:
@@ -38,5 +38,5 @@ def test_prune_keeps_recent_and_unfinished_rows(tmp_path: Path) -> None:
 
 def test_unwritable_journal_is_a_clear_error(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "missing-dir" / "j.sqlite3")
-    with pytest.raises(JournalError, match="missing-dir"):
+    with pytest.raises(UploadJournalError, match="missing-dir"):
         journal.start("c1", 1, "k")

@@ -1,0 +1,70 @@
+"""What callrec does with one FastAGI request (the door itself is ari_app/agi.py).
+
+The flow runs over the AGI connection; when the AGI returns the dialplan goes on, and the call is
+followed over ARI to its manifest (ari_app/ending.py). An outbound AGI on the channel of a call
+callrec already follows is a party brought in by a transfer: they hear the notice, nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ari_app.agi import AgiDoor, AgiError, AgiSession, agi_args, call_from_headers
+from ari_app.ari import AriClient, AriError
+from ari_app.call import Call
+from ari_app.ending import Ending
+from ari_app.flow import Flow
+from ari_app.stasis import StasisApp
+
+log = logging.getLogger(__name__)
+
+
+class AgiCalls:
+    def __init__(self, app: StasisApp, flow: Flow, ari: AriClient, ending: Ending) -> None:
+        self.app, self.flow, self.ari, self.ending = app, flow, ari, ending
+
+    async def __call__(self, session: AgiSession) -> None:
+        channel = call_from_headers(session.headers)
+        if not channel["id"] or self.app.stopping:
+            return  # no CALLREC_DONE: the dialplan takes its app-down path, without a notice
+        args = agi_args(session.headers)
+        outbound = args.get("direction") == "outbound"
+        host = self._call_on(args.get("agent", "")) if outbound else None
+        if host is not None:  # a transfer out of a call callrec follows: notice only
+            await self._join(host, session, args, str(channel.get("language") or ""))
+            return
+        call = Call(channel, "agi", self.flow.settings.policy)
+        if outbound:  # dialplan/callrec.conf [callrec-outbound], in Dial's U() on the callee
+            call.make_outbound(args.get("customer", ""), args.get("agent", ""))
+        self.app.adopt(call)  # route the channel's ARI events to it
+        plan = self.flow.plan(call.did, args, str(channel.get("language") or ""))
+        if outbound:
+            plan.route = None  # the subroutine returns and Dial bridges the agent
+        call.policy = plan.policy
+        log.info("%s FastAGI request: channel %s, %s, DID %r", call.log_prefix(),
+                 call.channel_name, call.direction.value, call.did)
+        try:
+            await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
+            await session.done()
+        except (AgiError, AriError) as exc:
+            log.info("%s FastAGI: %s", call.log_prefix(), exc)
+        self.ending.hand_off(call)
+        # The AGI returns now (the dialplan goes on); the call is followed in its own task.
+        self.ending.follow(call)
+
+    def _call_on(self, channel_name: str) -> Call | None:
+        """The call callrec follows on this channel, if any."""
+        return next((c for c in self.app.calls.values()
+                     if channel_name and c.channel_name == channel_name), None)
+
+    async def _join(self, host: Call, session: AgiSession, args: dict[str, str],
+                    language: str) -> None:
+        name = session.headers.get("agi_channel", "")
+        plan = self.flow.plan(None, args, language)
+        try:
+            await self.flow.announce_to_party(host, AgiDoor(session, self.ari, host), plan,
+                                              name, args.get("customer", ""))
+            await session.done()
+        except (AgiError, AriError) as exc:
+            log.info("%s FastAGI (transfer to %s): %s", host.log_prefix(), name, exc)
+        self.ending.journal.queue(host)

@@ -1,0 +1,73 @@
+"""The one way callrec tells a party that the call is recorded.
+
+Every prompt that says so (the notice, the notice to a party a transfer brings in, any later
+warning) goes through ``Announcer.announce``: it takes the ``VerifiedRecording`` that only
+Recorder's rule makes, and checks right before the prompt is sent that the recording still runs.
+Without the proof there is nothing to call; with a recording that stopped since, nothing is said.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ari_app import AriAppError
+from ari_app.config import Route
+from ari_app.recorder import Recorder, VerifiedRecording
+from callrec.manifest import Notice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlayResult:
+    started_at: datetime
+    ended_at: datetime
+    completed: bool  # the prompt ran to its end with the caller still there
+
+
+class Door(Protocol):
+    """What the flow needs from the door a call came through."""
+
+    async def answer(self) -> None: ...
+
+    async def follow(self) -> None:
+        """Arrange to keep receiving the channel's events until it is destroyed."""
+
+    async def play(self, prompt: str, language: str) -> PlayResult: ...
+
+    async def set_var(self, name: str, value: str) -> None: ...
+
+    async def hangup(self) -> None: ...
+
+    async def proceed(self, route: Route | None) -> None: ...
+
+
+class NotRecording(AriAppError):
+    """The proven recording has stopped since: the prompt was not played."""
+
+
+class Announcer:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def announce(self, door: Door, proof: VerifiedRecording, prompt: str,
+                 language: str) -> Awaitable[Notice]:
+        """Check now, play when awaited (nothing runs between the check and the play request).
+        Raises NotRecording at once, before anything is sent, if the recording stopped."""
+        if not isinstance(proof, VerifiedRecording):
+            raise TypeError("a recorded-call prompt needs a VerifiedRecording")
+        if not self.recorder.still_running(proof):
+            raise NotRecording(f"{proof.file.local_path.name} is closed: {prompt} not played")
+        return self._play(door, prompt, language)
+
+    @staticmethod
+    async def _play(door: Door, prompt: str, language: str) -> Notice:
+        result = await door.play(prompt, language)
+        # Only after the playback ran: a refused play request (caller already gone) is no notice.
+        return Notice(prompt=prompt, language=language, played=True,
+                      started_at=result.started_at, ended_at=result.ended_at,
+                      completed=result.completed)

@@ -1,0 +1,77 @@
+"""The call-flow service's parts, made and connected in one place (the composition root).
+
+Each part gets its collaborators passed in; nothing below builds another part itself, so a test
+can put a fake in any place (tests/ari_app/fakes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ari_app.agi import AgiServer
+from ari_app.agi_calls import AgiCalls
+from ari_app.ami import AmiClient
+from ari_app.ari import AriClient
+from ari_app.bridges import BridgeParty, BridgeWatch
+from ari_app.call import Call
+from ari_app.closewatch import CloseWatch
+from ari_app.config import AriAppSettings
+from ari_app.ending import Ending, JournalBatch, Sight
+from ari_app.flow import Flow
+from ari_app.journal import Journal
+from ari_app.metrics import CallMetrics
+from ari_app.recorder import Recorder
+from ari_app.resync import Resync
+from ari_app.stasis import StasisApp, wanted
+from callrec.lifecycle import Tasks
+
+
+@dataclass
+class Parts:
+    settings: AriAppSettings
+    ari: AriClient
+    ami: AmiClient
+    recorder: Recorder
+    flow: Flow
+    journal: JournalBatch
+    sight: Sight
+    app: StasisApp
+    bridges: BridgeWatch
+    resync: Resync
+    agi: AgiServer
+    metrics: CallMetrics
+    call_tasks: Tasks
+    wanted: Callable[[str], bool]
+
+
+def build(settings: AriAppSettings) -> Parts:
+    calls: dict[str, Call] = {}  # StasisApp's, by channel id (the bridge watch reads it too)
+    bridges = BridgeWatch(settings.bridges, lambda party: _followed(calls, party),
+                          lambda call: ending.ledger(call))
+    ari = AriClient(settings.ari)
+    ami = AmiClient(settings.ami, bridges.on_event if settings.bridges.watch else None)
+    recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
+                        CloseWatch(settings.spool.local))
+    languages: dict[str, set[str]] = {}
+    flow = Flow(settings, ami, recorder, languages)
+    journal, sight, call_tasks = JournalBatch(Journal(settings.spool.local)), Sight(), Tasks()
+    metrics = CallMetrics(lambda: len(calls))
+
+    def check_sight(call: Call) -> None:
+        if settings.bridges.watch and call.door != "none" and ami.connected:
+            bridges.check_sight(call)
+
+    ending = Ending(settings.spool.local, settings.notice, recorder, journal, metrics, sight,
+                    call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight)
+    app = StasisApp(ari, flow, ending, calls)
+    resync = Resync(ari, app, recorder, ending, settings.notice, languages)
+    agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending))
+    return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
+                 metrics, call_tasks, wanted)
+
+
+def _followed(calls: dict[str, Call], party: BridgeParty) -> bool:
+    """A bridge party belongs to a call callrec handles (its channel, or linked to it)."""
+    return party.uniqueid in calls or party.linkedid in calls or any(
+        c.linkedid == party.linkedid for c in calls.values())
