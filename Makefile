@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ruff, and the layer contract (pyproject.toml [tool.importlinter]): an import that points up a
+# layer, or one service importing another, fails here.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

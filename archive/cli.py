@@ -20,7 +20,7 @@ from typing import Any
 from archive import ArchiveError
 from archive.auth import hash_password, token_digest
 from archive.catalog import Query
-from archive.config import ROLES
+from archive.config import ROLES, ArchiveSettings
 from archive.render import inert
 from archive.service import Actor, Archive
 
@@ -115,24 +115,8 @@ def dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=True, indent=2, default=str)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.action == "hash-password":
-        return _hash_password()
-    if args.action == "token":
-        return _token(args.name, args.role)
-    from archive.config import ArchiveSettings
-
-    settings = ArchiveSettings()
-    if args.action == "serve":
-        import asyncio
-        import logging
-
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        from archive.web import serve
-
-        asyncio.run(serve(settings))
-        return 0
+def run(args: argparse.Namespace, settings: ArchiveSettings) -> int:
+    """Every action but ``serve`` (which the CLI runs under callrec/lifecycle.py)."""
     archive = Archive(settings)
     actor = Actor(os.environ.get("SUDO_USER") or getpass.getuser(), "admin", "cli")
     try:
@@ -142,6 +126,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         archive.close()
+
+
+def offline(args: argparse.Namespace) -> int | None:
+    """The actions that need no settings (hash-password, token); None for the others."""
+    if args.action == "hash-password":
+        return _hash_password()
+    if args.action == "token":
+        return _token(args.name, args.role)
+    return None
 
 
 def _run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:  # noqa: C901

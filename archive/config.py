@@ -1,6 +1,7 @@
-"""Settings of the archive service: the uploader's (S3, key template, retention rules: the
-archive reads what the uploader wrote and applies the same rules on outcome changes) plus the
-catalog and the web UI. One pydantic-settings object, env prefix ``CALLREC_``."""
+"""Settings of the archive service: the sections it shares with the uploader (S3 and the object
+layout, retention rules: the archive reads what the uploader wrote and applies the same rules on
+outcome changes; the numbering plan) plus the catalog and the web UI. One pydantic-settings
+object, env prefix ``CALLREC_``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from uploader.config import UploaderSettings
+from callrec.numbering import NumberingPlan
+from callrec.s3.settings import RetentionSettings, S3Settings
+from callrec.settings import CallrecSettings
 
 Role = Literal["viewer", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "supervisor", "admin")
@@ -27,6 +31,9 @@ class CatalogSettings(BaseModel):
     audit_prefix: str = "audit/"
     # Names this archive server in the audit objects it ships (several may share a bucket).
     host_id: str = Field("archive", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # The uploader's spool, if it is on this host: an outcome changed before the call is
+    # archived is changed there (the uploader then ships it). None: archived calls only.
+    spool: Path | None = None
 
 
 class User(BaseModel):
@@ -61,6 +68,15 @@ class WebSettings(BaseModel):
         return value
 
 
-class ArchiveSettings(UploaderSettings):
+class ArchiveSettings(CallrecSettings):
+    # Ignores the other services' sections: one environment (or file) may configure them all.
+    model_config = SettingsConfigDict(extra="ignore")
+
+    s3: S3Settings = S3Settings()
+    retention: RetentionSettings = RetentionSettings()
+    numbering: NumberingPlan = NumberingPlan()
     archive: CatalogSettings = CatalogSettings()
     web: WebSettings = WebSettings()
+    # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
+    # (deploy/callrec-archive.service: 30). A second signal stops at once.
+    shutdown_grace_s: float = Field(20.0, ge=0)

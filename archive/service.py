@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,9 +23,9 @@ from archive.catalog import Catalog, Query
 from archive.config import ArchiveSettings, Role
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
-from uploader.config import Lock
-from uploader.outcome import OutcomeError, archived_manifest, manifest_key, set_outcome
-from uploader.store import Store, StoreError
+from callrec.s3.layout import Layout
+from callrec.s3.outcome import Archived, OutcomeError, set_outcome
+from callrec.s3.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class Archive:
         self.settings = settings
         self.store = store or Store(settings.s3, connections=settings.archive.sync_concurrency)
         self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering)
+        self.layout = Layout(settings.s3.key_template)
+        self.archived = Archived(self.store, self.layout, settings.retention)
         self.syncer = Syncer(settings, self.store, self.catalog)
 
     def close(self) -> None:
@@ -106,7 +108,7 @@ class Archive:
         self._allow(actor, "view", call_id)
         row = self.row(call_id)
         try:
-            manifest = archived_manifest(self.settings, self.store, call_id)
+            manifest = self.archived.manifest(call_id)
         except (OutcomeError, StoreError) as exc:
             self._audit(actor, "view", call_id, error=str(exc))
             raise ActionFailed(str(exc)) from exc
@@ -139,7 +141,7 @@ class Archive:
         try:
             with tmp.open("wb") as out:
                 digest = self.store.download(row["recording_key"], out, progress)
-            manifest = archived_manifest(self.settings, self.store, call_id)
+            manifest = self.archived.manifest(call_id)
             expected = manifest.recording.sha256 if manifest.recording else None
             if digest != expected:
                 raise ActionFailed(f"SHA-256 of the download {digest} differs from the "
@@ -163,8 +165,8 @@ class Archive:
         self._allow(actor, "outcome", call_id)
         before = self.catalog.get(call_id)
         try:
-            where, updated = set_outcome(self.settings, self.store, call_id, outcome,
-                                         f"{actor.name} ({actor.via})")
+            where, updated = set_outcome(self.settings.archive.spool, self.archived, call_id,
+                                         outcome, f"{actor.name} ({actor.via})")
         except (OutcomeError, StoreError) as exc:
             self._audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
             if isinstance(exc, OutcomeError):
@@ -174,7 +176,7 @@ class Archive:
             hold = self.settings.retention.lock_for(updated).legal_hold or bool(
                 before and before["legal_hold"])
             # ETag unknown here: the next sync that lists the key reads it once more.
-            self.catalog.add(updated, manifest_key(self.settings, call_id), "", hold)
+            self.catalog.add(updated, self.layout.manifest_key(call_id), "", hold)
         self._audit(actor, "outcome", call_id, outcome=outcome, where=where,
                     previous=updated.outcome_changes[-1].previous)
         self.ship_audit()
@@ -218,9 +220,7 @@ class Archive:
         body = "".join(json.dumps({**r, "detail": json.loads(r["detail"]),
                                    "host": self.settings.archive.host_id},
                                   ensure_ascii=False) + "\n" for r in rows).encode()
-        retention = self.settings.retention
-        lock = Lock(retention.mode, now + timedelta(days=retention.days) if retention.mode
-                    else None, False)
+        lock = self.settings.retention.lock_from(now)
         try:
             self.store.put_bytes(key, body, hashlib.sha256(body).hexdigest(), "", {}, lock,
                                  "application/x-ndjson")

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from archive.catalog import Catalog, row_for
 from archive.config import ArchiveSettings
 from callrec.manifest import CallManifest
-from uploader.store import Store, StoreError
+from callrec.s3.layout import Layout
+from callrec.s3.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ class Syncer:
         self.settings = settings
         self.store = store
         self.catalog = catalog
-        template = settings.upload.key_template
-        self.prefix = template.split("{", 1)[0]
-        self.dated = template[len(self.prefix):].startswith("{yyyy}")
+        self.layout = Layout(settings.s3.key_template)
 
     def sync(self, full: bool = False, rebuild: bool = False,
              progress: Callable[[int], None] = lambda fetched: None) -> SyncReport:
@@ -79,14 +78,11 @@ class Syncer:
         return report
 
     def _start_after(self, since: str) -> str:
-        if not self.dated:
-            return ""
         day = datetime.fromisoformat(since) - timedelta(days=self.settings.archive.lookback_days)
-        return self.settings.upload.key_template.format(
-            yyyy=f"{day:%Y}", mm=f"{day:%m}", dd=f"{day:%d}", call_id="")
+        return self.layout.day_start(day)
 
     def _manifest_keys(self, start_after: str, report: SyncReport) -> Iterator[tuple[str, str]]:
-        for key, etag in self.store.list_keys(self.prefix, start_after):
+        for key, etag in self.store.list_keys(self.layout.prefix, start_after):
             if key.endswith(".json"):
                 report.listed += 1
                 yield key, etag

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,9 @@ from archive.render import inert
 from archive.service import ActionFailed, Actor, Archive, Forbidden, Invalid, NotFound
 from archive.views import ACTOR, add_routes
 from archive.web_query import BadQuery
+from callrec.aio import first_of
+from callrec.backoff import Backoff
+from callrec.lifecycle import Stop, Tasks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -191,45 +193,43 @@ class WebApp:
                             max_age=int(self.settings.web.session_hours * 3600))
 
 
-async def serve(settings: ArchiveSettings) -> None:
-    """startup -> run until SIGTERM/SIGINT -> shutdown (drains the background sync)."""
-    archive = Archive(settings)
-    webapp = WebApp(settings, archive)
-    runner = web.AppRunner(webapp.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.web.host, settings.web.port)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else settings.web.port
-    log.info("archive web UI on http://%s:%s/", settings.web.host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks: set[asyncio.Task[None]] = set()
-    if settings.web.sync_interval_s > 0:
-        tasks.add(asyncio.create_task(_sync_loop(webapp, settings.web.sync_interval_s, stop)))
-    try:
-        await stop.wait()
-    finally:
+class WebServer:
+    """The archive web UI's lifecycle (callrec/lifecycle.py): startup -> run -> shutdown."""
+
+    def __init__(self, settings: ArchiveSettings, archive: Archive) -> None:
+        self.settings = settings
+        self.webapp = WebApp(settings, archive)
+        self.runner = web.AppRunner(self.webapp.app(), access_log=None)
+        self.tasks = Tasks()
+
+    async def startup(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.settings.web.host, self.settings.web.port)
+        await site.start()
+        port = self.runner.addresses[0][1] if self.runner.addresses else self.settings.web.port
+        log.info("archive web UI on http://%s:%s/", self.settings.web.host, port)
+
+    async def run(self, stop: Stop) -> None:
+        if self.settings.web.sync_interval_s > 0:
+            self.tasks.spawn(self._sync_loop(self.settings.web.sync_interval_s, stop))
+        await stop.requested.wait()
+
+    async def shutdown(self, stop: Stop) -> None:
         log.info("archive web UI stopping")
-        await runner.cleanup()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        webapp.pool.shutdown(wait=True)
-        archive.close()
+        # Requests in flight get the grace period (aiohttp waits for its handlers).
+        await stop.within_grace(self.runner.cleanup())
+        await self.tasks.cancel()
+        self.webapp.pool.shutdown(wait=True)
+        self.webapp.archive.close()
 
-
-async def _sync_loop(webapp: WebApp, interval: float, stop: asyncio.Event) -> None:
-    backoff = interval
-    while not stop.is_set():
-        try:
-            await webapp.run(webapp.archive.sync)  # ships the audit rows too
-            backoff = interval
-        except ArchiveError as exc:
-            backoff = min(backoff * 2, 600.0)
-            log.warning("catalog sync failed: %s; next try in %.0f s", exc, backoff)
-        try:
-            await asyncio.wait_for(stop.wait(), backoff)
-        except TimeoutError:
-            pass
+    async def _sync_loop(self, interval: float, stop: Stop) -> None:
+        pauses = Backoff(first=interval, cap=max(interval, 600.0))
+        while not stop.requested.is_set():
+            try:
+                await self.webapp.run(self.webapp.archive.sync)  # ships the audit rows too
+                pauses.reset()
+                delay = interval
+            except ArchiveError as exc:
+                delay = pauses.next()
+                log.warning("catalog sync failed: %s; next try in %.0f s", exc, delay)
+            await first_of(stop.requested.wait(), timeout=delay)

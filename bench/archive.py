@@ -24,9 +24,9 @@ from bench import percentile
 from bench.upload import new_bucket, workdir
 from callrec.manifest import CallManifest, Party, Policy, RecordingStatus
 from callrec.numbering import NumberingPlan
+from callrec.s3.settings import RetentionSettings, S3Settings
 from testbench.bench import Bench
 from testbench.s3 import s3_client
-from uploader.config import RetentionSettings, S3Settings, UploadSettings
 
 OUTCOMES = [("completed", 70), ("abandoned", 10), ("no_agent", 8), ("abandoned_in_notice", 5),
             ("complaint", 4), ("failed", 2.5), ("harassment", 0.5)]
@@ -127,8 +127,8 @@ def _settings(bench: Bench, bucket: str, work: Path) -> ArchiveSettings:
     return ArchiveSettings(
         s3=S3Settings(endpoint=ep.s3_endpoint, bucket=bucket, access_key=ep.s3.access_key,
                       secret_key=ep.s3.secret_key),
-        upload=UploadSettings(spool=work, metrics_port=0), retention=RetentionSettings(mode=""),
-        archive=CatalogSettings(catalog=work / "sync.sqlite3", host_id="bench"))
+        retention=RetentionSettings(mode=""),
+        archive=CatalogSettings(catalog=work / "sync.sqlite3", host_id="bench", spool=work))
 
 
 def _put_manifests(bench: Bench, bucket: str, count: int, threads: int) -> None:

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING
 from boto3.s3.transfer import TransferConfig
 
 from bench import percentile
+from callrec.lifecycle import Stop
+from callrec.s3.settings import S3Settings
 from testbench.bench import Bench
 from testbench.s3 import create_locked_bucket, s3_client
 from testbench.spool import fake_call
-from uploader.config import S3Settings, UploaderSettings, UploadSettings
+from uploader.config import UploaderSettings, UploadSettings
 from uploader.daemon import Daemon
 from uploader.journal import Journal
 from uploader.service import Uploader
@@ -143,12 +145,13 @@ def latency(bench: Bench, waves: list[int], size_kb: int = 1440) -> list[float]:
         daemon = Daemon(Uploader(settings(bench, spool, new_bucket(bench), 4)))
 
         async def main() -> None:
+            stop = Stop(grace_s=60)
             await daemon.startup()
-            run = asyncio.create_task(daemon.run())
+            run = asyncio.create_task(daemon.run(stop))
             await asyncio.to_thread(_arrivals, spool, waves, latencies, size_kb)
-            daemon.should_exit.set()
+            stop.requested.set()
             await run
-            await daemon.shutdown()
+            await daemon.shutdown(stop)
 
         asyncio.run(main())
     return latencies

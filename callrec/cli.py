@@ -1,4 +1,6 @@
-"""The ``callrec`` command: one subcommand per service."""
+"""The ``callrec`` command: one subcommand per service, and the one place that wires services
+together (the uploader's catalog feed, the archive beside it). Every command takes
+``--config FILE`` and honours ``CALLREC_LOG_LEVEL``."""
 
 from __future__ import annotations
 
@@ -13,10 +15,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from callrec import __version__
+from callrec import CallrecError, __version__
+from callrec.settings import S, load
 
 if TYPE_CHECKING:
-    pass
+    from archive.catalog import Catalog
+    from uploader.config import UploaderSettings
+    from uploader.service import Uploader
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in (("ari", "run the call flow (Stasis app and FastAGI door)"),
                        ("check", "check ARI, AMI, modules, prompts and spool; exit 1 on problems")):
-        cmd = sub.add_parser(name, help=text, description=text)
-        cmd.add_argument("--config", type=Path, help="TOML file (CALLREC_* variables win)")
+        sub.add_parser(name, help=text, description=text)
     upload = sub.add_parser("upload", help="ship finished calls from the spool to S3",
                             description="ship finished calls from the spool to S3")
     upload.add_argument("--drain", action="store_true",
@@ -43,52 +49,178 @@ def build_parser() -> argparse.ArgumentParser:
     from archive.cli import add_parser
 
     add_parser(sub)
+    for command in _subparsers(sub):
+        command.add_argument("--config", type=Path, metavar="FILE",
+                             help="TOML file (CALLREC_* environment variables win)")
     return parser
 
 
-def _outcome(call_id: str, outcome: str, by: str) -> int:
-    from uploader.config import UploaderSettings
-    from uploader.outcome import OutcomeError, set_outcome
-    from uploader.store import Store, StoreError
+def _subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:  # type: ignore[type-arg]
+    """Every leaf command's parser (``archive sync``, ``outcome set``, ``ari``...)."""
+    leaves: list[argparse.ArgumentParser] = []
+    for parser in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves += _subparsers(nested[0]) if nested else [parser]
+    return leaves
 
-    settings = UploaderSettings()
+
+def setup_logging() -> None:
+    """INFO by default: a line when a call enters and one with its manifest (per-step lines
+    are DEBUG). ``CALLREC_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) changes it."""
+    name = os.environ.get("CALLREC_LOG_LEVEL", "INFO").upper()
+    level = logging.getLevelNamesMapping().get(name)
+    if level is None:
+        print(f"callrec: CALLREC_LOG_LEVEL {name!r} is not a level; using INFO", file=sys.stderr)
+        level = logging.INFO
+    # The format uses none of these: skip gathering them for every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class BadConfig(CallrecError):
+    pass
+
+
+def settings(cls: type[S], args: argparse.Namespace) -> S:
     try:
-        where, _ = set_outcome(settings, Store(settings.s3), call_id, outcome, by)
-    except (OutcomeError, StoreError) as exc:
-        print(f"callrec outcome: {exc}", file=sys.stderr)
+        return load(cls, args.config)
+    except ValidationError as exc:
+        raise BadConfig(f"bad configuration: {exc}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    setup_logging()
+    try:
+        return _dispatch(args)
+    except BadConfig as exc:
+        print(f"callrec: {exc}", file=sys.stderr)
+        return 2
+    except CallrecError as exc:  # cannot start (spool journal locked, inotify unavailable...)
+        print(f"callrec: {exc}", file=sys.stderr)
         return 1
-    done = "archived objects updated" if where == "archive" else \
-        "manifest in the spool updated; the uploader ships it"
-    print(f"{call_id}: outcome {outcome} ({done})")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "upload":
+        return _upload(args)
+    if args.command == "outcome":
+        return _outcome(args)
+    if args.command == "archive":
+        return _archive(args)
+    return _ari(args)
+
+
+def _ari(args: argparse.Namespace) -> int:
+    from ari_app.config import AriAppSettings
+
+    config = settings(AriAppSettings, args)
+    if args.command == "check":
+        from ari_app.check import report
+
+        text, ok = report(config)
+        print(text)
+        return 0 if ok else 1
+    from ari_app.service import Service
+    from ari_app.wiring import build
+    from callrec.lifecycle import serve
+
+    asyncio.run(serve(Service(build(config)), config.shutdown_grace_s))
     return 0
 
 
-def _upload(drain: bool) -> int:
-    from uploader.config import UploaderSettings
-    from uploader.service import Uploader
-    from uploader.store import StoreError
+def _archive(args: argparse.Namespace) -> int:
+    from archive.cli import offline, run
+    from archive.config import ArchiveSettings
 
+    done = offline(args)
+    if done is not None:
+        return done
+    config = settings(ArchiveSettings, args)
+    if args.action != "serve":
+        return run(args, config)
+    from archive.service import Archive
+    from archive.web import WebServer
+    from callrec.lifecycle import serve
+
+    asyncio.run(serve(WebServer(config, Archive(config)), config.shutdown_grace_s))
+    return 0
+
+
+def _outcome(args: argparse.Namespace) -> int:
+    from callrec.s3.layout import Layout
+    from callrec.s3.outcome import Archived, OutcomeError, set_outcome
+    from callrec.s3.store import Store, StoreError
+    from uploader.config import UploaderSettings
+
+    config = settings(UploaderSettings, args)
+    store = Store(config.s3)
     try:
-        settings = UploaderSettings()
-    except ValidationError as exc:
-        print(f"callrec: bad configuration: {exc}", file=sys.stderr)
-        return 2
-    _setup_logging()
-    uploader = Uploader(settings)
+        where, _ = set_outcome(config.upload.spool, Archived(
+            store, Layout(config.s3.key_template), config.retention), args.call_id,
+            args.outcome, args.by)
+    except (OutcomeError, StoreError) as exc:
+        print(f"callrec outcome: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    done = "archived objects updated" if where == "archive" else \
+        "manifest in the spool updated; the uploader ships it"
+    print(f"{args.call_id}: outcome {args.outcome} ({done})")
+    return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from uploader.config import UploaderSettings
+
+    config = settings(UploaderSettings, args)
+    catalog = _local_catalog(config)
+    try:
+        return _ship(args, config, catalog)
+    finally:
+        if catalog is not None:
+            catalog.close()
+
+
+def _local_catalog(config: UploaderSettings) -> Catalog | None:
+    """The archive catalog on this host, told of each call as it is archived (the uploader
+    itself knows nothing of the archive)."""
+    if config.upload.catalog is None:
+        return None
+    from archive.catalog import Catalog
+
+    return Catalog(config.upload.catalog, config.numbering)
+
+
+def _ship(args: argparse.Namespace, config: UploaderSettings, catalog: Catalog | None) -> int:
+    from callrec.s3.store import StoreError
+    from uploader.service import Uploader
+
+    uploader = Uploader(config, feed=catalog.add if catalog is not None else None)
     try:
         uploader.store.check_bucket()
     except StoreError as exc:
-        if exc.permanent or drain:
+        if exc.permanent or args.drain:
             print(f"callrec upload: {exc}; nothing was uploaded or deleted", file=sys.stderr)
             uploader.close()
             return 1
         # S3 unreachable for now: the daemon keeps the backlog and retries with backoff.
-        logging.getLogger("callrec.cli").warning("%s; retrying in the background", exc)
-    if not drain:
+        log.warning("%s; retrying in the background", exc)
+    if not args.drain:
+        from callrec.lifecycle import serve
         from uploader.daemon import Daemon
 
-        asyncio.run(Daemon(uploader).serve())
+        asyncio.run(serve(Daemon(uploader), config.shutdown_grace_s))
         return 0
+    return _drain(uploader)
+
+
+def _drain(uploader: Uploader) -> int:
     summary = asyncio.run(uploader.drain(_progress_bar() if sys.stderr.isatty() else
                                          lambda done, total: None))
     uploader.close()
@@ -106,65 +238,6 @@ def _progress_bar() -> Callable[[int, int], None]:
         print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} calls", end=end,
               file=sys.stderr, flush=True)
     return show
-
-
-def _setup_logging() -> None:
-    """INFO by default: a line when a call enters and one with its manifest (per-step lines
-    are DEBUG). ``CALLREC_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) changes it."""
-    name = os.environ.get("CALLREC_LOG_LEVEL", "INFO").upper()
-    level = logging.getLevelNamesMapping().get(name)
-    if level is None:
-        print(f"callrec: CALLREC_LOG_LEVEL {name!r} is not a level; using INFO", file=sys.stderr)
-        level = logging.INFO
-    # The format uses none of these: skip gathering them for every record.
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    if args.command == "upload":
-        return _upload(args.drain)
-    if args.command == "outcome":
-        return _outcome(args.call_id, args.outcome, args.by)
-    if args.command == "archive":
-        from archive.cli import run
-
-        try:
-            return run(args)
-        except ValidationError as exc:
-            print(f"callrec: bad configuration: {exc}", file=sys.stderr)
-            return 2
-    from ari_app.config import load_settings
-
-    try:
-        settings = load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"callrec: bad configuration: {exc}", file=sys.stderr)
-        return 2
-    _setup_logging()
-    if args.command == "check":
-        from ari_app.check import report
-
-        text, ok = report(settings)
-        print(text)
-        return 0 if ok else 1
-    from ari_app import AriAppError
-    from ari_app.service import Service
-    from ari_app.wiring import build
-    from callrec.lifecycle import serve
-
-    try:
-        asyncio.run(serve(Service(build(settings)), settings.shutdown_grace_s))
-    except AriAppError as exc:  # cannot start (spool journal locked, inotify unavailable...)
-        print(f"callrec: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ def demo_call(bench: Bench) -> int:
 
 def archive_demo(bench: Bench) -> int:
     """Ship the call to the bench's S3 with the uploader and show the archived objects."""
+    from archive.catalog import Catalog
+    from callrec.s3.settings import S3Settings
     from testbench.s3 import create_locked_bucket, s3_client
-    from uploader.config import S3Settings, UploaderSettings, UploadSettings
+    from uploader.config import UploaderSettings, UploadSettings
     from uploader.service import Uploader
 
     ep, asterisk = bench.endpoints, bench.asterisk
@@ -76,9 +78,11 @@ def archive_demo(bench: Bench) -> int:
         s3=S3Settings(endpoint=ep.s3_endpoint, bucket="callrec", access_key=ep.s3.access_key,
                       secret_key=ep.s3.secret_key),
         upload=UploadSettings(spool=asterisk.recordings, after_upload="move", catalog=catalog))
-    uploader = Uploader(settings)
+    listed = Catalog(catalog, settings.numbering)
+    uploader = Uploader(settings, feed=listed.add)
     summary = asyncio.run(uploader.drain())
     uploader.close()
+    listed.close()
     print(f"\nuploader: shipped {summary.shipped}, failed {summary.failed}")
     for obj in client.list_objects_v2(Bucket="callrec").get("Contents", []):
         key = obj["Key"]

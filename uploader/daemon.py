@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import signal
 from pathlib import Path
 from typing import Any
 
 from callrec.aio import first_of
+from callrec.backoff import Backoff
 from callrec.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, DirWatch
+from callrec.lifecycle import Stop, Tasks
 from uploader.service import Summary, Uploader
 
 log = logging.getLogger(__name__)
@@ -26,25 +26,14 @@ class Daemon:
     def __init__(self, uploader: Uploader) -> None:
         self.uploader = uploader
         self.settings = uploader.settings.upload
-        self.should_exit = asyncio.Event()
         self.wake = asyncio.Event()
         self.queue: asyncio.Queue[Path] = asyncio.Queue()
         self.queued: set[str] = set()  # manifests queued or being shipped
         self.failed = 0  # failures since the last sweep
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = Tasks()
         self.watch = DirWatch(self.settings.spool, IN_MOVED_TO | IN_CLOSE_WRITE, self._on_name,
                               self.wake.set)
         self.metrics_runner: Any = None
-
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.should_exit.set)  # handlers only set the flag
-        await self.startup()
-        try:
-            await self.run()
-        finally:
-            await self.shutdown()
 
     async def startup(self) -> None:
         self.watch.start()
@@ -60,33 +49,35 @@ class Daemon:
         log.info("uploader: spool %s, %d worker(s)", self.settings.spool,
                  self.settings.concurrency)
         for _ in range(self.settings.concurrency):
-            task = asyncio.create_task(self._worker())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.tasks.spawn(self._worker())
 
-    async def run(self) -> None:
-        delay = self.settings.sweep_interval_s
-        while not self.should_exit.is_set():
+    async def run(self, stop: Stop) -> None:
+        interval = self.settings.sweep_interval_s
+        pauses = Backoff(first=min(interval * 2, self.settings.max_backoff_s),
+                         cap=max(interval, self.settings.max_backoff_s))
+        while not stop.requested.is_set():
             self._sweep()
             await asyncio.to_thread(self.uploader.backlog)
+            delay = interval
             if self.failed:
-                delay = min(delay * 2, self.settings.max_backoff_s) * random.uniform(0.8, 1.2)
+                delay = pauses.next()
                 log.warning("%d attempt(s) failed; next sweep in %.1f s", self.failed, delay)
             else:
-                delay = self.settings.sweep_interval_s
+                pauses.reset()
             self.failed = 0
             self.wake.clear()
-            await first_of(self.should_exit.wait(), self.wake.wait(), timeout=delay)
+            await first_of(stop.requested.wait(), self.wake.wait(), timeout=delay)
 
-    async def shutdown(self) -> None:
-        """Finish the calls being shipped (each ends verified or untouched), then stop."""
+    async def shutdown(self, stop: Stop) -> None:
+        """Finish the calls being shipped (each ends verified or untouched) within the grace
+        period, then stop."""
         self.watch.close()
         while not self.queue.empty():
             self.queued.discard(self.queue.get_nowait().name)
-        await self.queue.join()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if not await stop.within_grace(self.queue.join()):
+            log.warning("grace period over: calls still being shipped are left for the next "
+                        "run (nothing is deleted before it is verified in S3)")
+        await self.tasks.cancel()
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
         self.uploader.close()

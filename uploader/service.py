@@ -25,18 +25,22 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from archive.catalog import Catalog, CatalogError
+from callrec import CallrecError
 from callrec.manifest import CallManifest, RecordingStatus
+from callrec.s3.layout import Layout
+from callrec.s3.multipart import ContentMismatch
+from callrec.s3.settings import Lock
+from callrec.s3.store import Store, StoreError
 from uploader import UploaderError
-from uploader.config import Lock, UploaderSettings
+from uploader.config import UploaderSettings
 from uploader.journal import Journal, State, UploadJournalError
 from uploader.metrics import Metrics
-from uploader.multipart import ContentMismatch
-from uploader.store import Store, StoreError
-from uploader.tags import tagging_header, tags_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Told of each call once it is archived (manifest, its key, its ETag, legal hold): the archive
+# catalog on this host, if the CLI wires one (callrec/cli.py). Failures are logged, never fatal.
+ArchivedFeed = Callable[[CallManifest, str, str, bool], None]
 
 
 class Quarantined(UploaderError):
@@ -69,24 +73,21 @@ def failure_reason(exc: Exception) -> str:
 
 class Uploader:
     def __init__(self, settings: UploaderSettings, store: Store | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, feed: ArchivedFeed | None = None) -> None:
         self.settings = settings
         self.spool = settings.upload.spool
         self.store = store or Store(settings.s3, settings.upload.multipart_threshold_mb)
+        self.layout = Layout(settings.s3.key_template)
         self.metrics = metrics or Metrics()
         self.journal = Journal(settings.upload.journal or self.spool / ".uploader.sqlite3",
                                settings.upload.keep_done_days)
         # One thread per concurrent call (asyncio's default pool has only cores + 4).
         self.pool = ThreadPoolExecutor(settings.upload.concurrency, "callrec-upload")
-        self.catalog: Catalog | None = None
-        if settings.upload.catalog:  # an archive server on this host: list calls at once
-            self.catalog = Catalog(settings.upload.catalog, settings.numbering)
+        self.feed = feed
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.journal.close()
-        if self.catalog is not None:
-            self.catalog.close()
 
     def pending(self) -> list[Path]:
         """Final manifests waiting in the spool (hidden temp files and sub-directories such as
@@ -159,7 +160,7 @@ class Uploader:
         except (OSError, ValidationError, ValueError) as exc:
             self.quarantine(manifest_path, None, f"unreadable manifest: {exc}")
             raise Quarantined("unreadable_manifest") from exc
-        base = self.key_base(m)
+        base = self.layout.base(m)
         wav = self.spool / f"{m.call_id}.wav"
         recorded = m.recording is not None and m.status is not RecordingStatus.UNRECORDED
         size = len(raw) + (wav.stat().st_size if recorded and wav.exists() else 0)
@@ -173,15 +174,16 @@ class Uploader:
             before, known_new = None, False
         if before is State.UPLOADING:
             log.warning("[%s] an earlier run stopped mid-upload; shipping again", m.call_id)
-        tags = tagging_header(tags_for(m))
-        lock = self.lock_for(m)
+        tags = self.layout.tagging(m)
+        lock = self.settings.retention.lock_for(m)
         fresh = known_new  # uploaded just now or never attempted: the manifest cannot be there
         if recorded:
             fresh = self._ship_recording(m, wav, base + ".wav", tags, lock, known_new) or fresh
         digest = hashlib.sha256(raw).hexdigest()
         if fresh or not self.store.verified(base + ".json", len(raw), digest):
             vouched = self.store.put_bytes(base + ".json", raw, digest, tags,
-                                           self.metadata(m, digest), lock, "application/json")
+                                           self.layout.metadata(m, digest), lock,
+                                           "application/json")
             if not vouched and not self.store.verified(base + ".json", len(raw), digest):
                 raise StoreError(f"S3 put {base}.json: not verified after upload",
                                  "not_verified")
@@ -218,7 +220,7 @@ class Uploader:
         if not known_new and self.store.verified(key, size, digest):
             return False  # shipped before a restart
         try:
-            vouched = self.store.put_file(key, wav, digest, tags, self.metadata(m, digest),
+            vouched = self.store.put_file(key, wav, digest, tags, self.layout.metadata(m, digest),
                                           lock, "audio/wav")
         except ContentMismatch as exc:  # aborted: nothing was archived
             self._mismatch(m, wav, exc.actual)
@@ -228,15 +230,15 @@ class Uploader:
         return True
 
     def _catalogue(self, m: CallManifest, key: str, raw: bytes, lock: Lock) -> None:
-        """Add the archived call to the local catalog; on failure `archive sync` adds it."""
-        if self.catalog is None:
+        """Tell the feed (the local catalog); on failure `archive sync` adds the call."""
+        if self.feed is None:
             return
         # A single PUT's ETag is the body's MD5 (no SSE-KMS): the next sync then sees the
         # object as known; if not, it reads the manifest once more.
         etag = hashlib.md5(raw, usedforsecurity=False).hexdigest()
         try:
-            self.catalog.add(m, key, etag, lock.legal_hold)
-        except CatalogError as exc:
+            self.feed(m, key, etag, lock.legal_hold)
+        except CallrecError as exc:
             log.warning("[%s] not in the catalog yet (the next sync adds it): %s", m.call_id, exc)
 
     def _mismatch(self, m: CallManifest, wav: Path, actual: str) -> NoReturn:
@@ -244,23 +246,6 @@ class Uploader:
         self.quarantine(self.spool / f"{m.call_id}.json", wav,
                         f"SHA-256 {actual} differs from the manifest's {m.recording.sha256}")
         raise Quarantined("checksum_mismatch")
-
-    def key_base(self, m: CallManifest) -> str:
-        return self.settings.upload.key_base(m)
-
-    def lock_for(self, m: CallManifest) -> Lock:
-        return self.settings.retention.lock_for(m)
-
-    @staticmethod
-    def metadata(m: CallManifest, sha256_hex: str) -> dict[str, str]:
-        """Immutable facts (tags stay mutable under Object Lock); ASCII only."""
-        notice = m.notice
-        return {
-            "call-id": m.call_id, "sha256": sha256_hex, "schema-version": str(m.schema_version),
-            "status": m.status.value, "notice-completed": str(notice.completed).lower(),
-            "notice-language": notice.language or "",
-            "notice-started-at": notice.started_at.isoformat() if notice.started_at else "",
-        }
 
     def clean_up(self, m: CallManifest, manifest: Path, wav: Path) -> None:
         files = [wav, manifest]

@@ -35,7 +35,8 @@ VIEWER = Actor("view1", "viewer", "web", "127.0.0.1")
 
 
 def spool_of(settings: ArchiveSettings) -> Path:
-    return settings.upload.spool
+    assert settings.archive.spool is not None
+    return settings.archive.spool
 
 
 async def test_sync_incremental_then_rebuild_gives_the_same_rows(
@@ -187,7 +188,7 @@ async def test_cli_search_show_url_and_hostile_values(
     hostile = "\u202eevil\x1b[2J<script>alert(1)</script>=HYPERLINK(\"x\")" + "名" * 1400
     m = varied_call(spool_of(settings), caller_raw="0311112222", name=hostile)
     await ship()
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(settings.upload.spool),
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(spool_of(settings)),
            "CALLREC_S3__ENDPOINT": settings.s3.endpoint or "",
            "CALLREC_S3__ACCESS_KEY": settings.s3.access_key,
            "CALLREC_S3__SECRET_KEY": settings.s3.secret_key.get_secret_value(),
@@ -227,9 +228,8 @@ async def test_cli_search_show_url_and_hostile_values(
 async def test_the_uploader_feeds_the_catalog_as_it_archives(
     settings: ArchiveSettings, ship: Ship, archive: Archive,
 ) -> None:
-    settings.upload.catalog = settings.archive.catalog
     m = varied_call(spool_of(settings), caller_raw="0366667777", outcome="harassment")
-    await ship()
+    await ship(feed=True)
     [row] = archive.search(ADMIN, Query(caller="03-6666-7777"))  # before any sync
     assert row["call_id"] == m.call_id and row["legal_hold"]
     assert archive.sync().fetched == 0  # the uploader's row is the object S3 lists

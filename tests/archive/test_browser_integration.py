@@ -47,7 +47,7 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     settings: ArchiveSettings, ship: Ship, s3: S3Client,
 ) -> None:
     assert bench.asterisk is not None
-    settings.upload.spool = bench.asterisk.recordings  # the real call's spool
+    settings.archive.spool = bench.asterisk.recordings  # the real call's spool
     start_callrec()
     number = unique_caller()
     await asyncio.to_thread(caller.call, "9001", hold_s=6.0, caller_user=number)

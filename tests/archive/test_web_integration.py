@@ -47,8 +47,10 @@ async def served(settings: ArchiveSettings, archive: Archive) -> AsyncIterator[s
 
 @pytest_asyncio.fixture
 async def calls(settings: ArchiveSettings, ship: Ship, archive: Archive) -> list[CallManifest]:
-    made = [varied_call(settings.upload.spool, caller_raw="0355556666", name=HOSTILE),
-            varied_call(settings.upload.spool, caller_raw="=1+2", name="plain")]
+    spool = settings.archive.spool
+    assert spool is not None
+    made = [varied_call(spool, caller_raw="0355556666", name=HOSTILE),
+            varied_call(spool, caller_raw="=1+2", name="plain")]
     await ship()
     archive.sync()
     return made

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from callrec.manifest import AgentLeg, CallManifest, Party, Policy, RecordingStatus
-from uploader.tags import clean, tags_for
+from callrec.s3.tags import clean, tags_for
 
 ALLOWED = re.compile(r"^[A-Za-z0-9 _.:/=+\-@]*$")
 

@@ -1,4 +1,5 @@
-"""The S3 seam: put, verify, tag. botocore errors become :class:`StoreError` here.
+"""The S3 seam: put, verify, tag, lock. botocore errors become :class:`StoreError` here, in
+``translated`` and nowhere else (httpcore's ``map_exceptions``).
 
 A PUT with Object Lock parameters needs a checksum header: every upload carries the whole file's
 SHA-256 (single PUT) or per-part CRC32 checksums (multipart, whose object checksum is then a
@@ -8,6 +9,7 @@ checksum of checksums, so the whole-file SHA-256 also goes into the metadata and
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -18,18 +20,19 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from uploader import UploaderError
-from uploader.config import Lock, S3Settings
-from uploader.multipart import put_multipart
+from callrec.s3 import S3LayerError
+from callrec.s3.multipart import put_multipart
+from callrec.s3.settings import Lock, S3Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectLockRetentionTypeDef
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StoreError(UploaderError):
+class StoreError(S3LayerError):
     """S3 refused or could not be reached; ``permanent`` errors need a human (credentials,
     missing bucket), the others are retried."""
 
@@ -41,13 +44,21 @@ class StoreError(UploaderError):
 
 PERMANENT = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "NoSuchBucket",
              "InvalidBucketName", "InvalidRequest", "InvalidArgument"}
+MISSING = {"404", "NoSuchKey", "NotFound"}
+NO_LOCK_CONFIG = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}
 
 
-def _translate(exc: Exception, what: str) -> StoreError:
-    if isinstance(exc, ClientError):
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """The one seam: an error of botocore inside becomes a StoreError saying what failed (the
+    S3 error code, never a credential)."""
+    try:
+        yield
+    except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        return StoreError(f"S3 {what}: {code}", code, permanent=code in PERMANENT)
-    return StoreError(f"S3 {what}: {exc.__class__.__name__}")
+        raise StoreError(f"S3 {what}: {code}", code, permanent=code in PERMANENT) from exc
+    except BotoCoreError as exc:
+        raise StoreError(f"S3 {what}: {exc.__class__.__name__}") from exc
 
 
 class Store:
@@ -104,37 +115,31 @@ class Store:
             with path.open("rb") as body:
                 return self.put_bytes(key, body, sha256_hex, tags, metadata, lock, content_type)
         extra = self._extra(tags, metadata, lock, content_type)
-        try:
-            self.abort_stale_uploads(key)
+        self.abort_stale_uploads(key)
+        with translated(f"put {key}"):
             put_multipart(self.client, self.settings.bucket, key, path, sha256_hex, extra,
                           self.part_size, self.part_concurrency)
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"put {key}") from exc
         return False
 
     def put_bytes(self, key: str, body: bytes | BinaryIO, sha256_hex: str, tags: str,
                   metadata: dict[str, str], lock: Lock, content_type: str) -> bool:
         """One PUT with x-amz-checksum-sha256; True if the store echoed our checksum."""
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
-        try:
+        with translated(f"put {key}"):
             reply = self.client.put_object(
                 Bucket=self.settings.bucket, Key=key, Body=body, ChecksumSHA256=checksum,
                 **self._extra(tags, metadata, lock, content_type))
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"put {key}") from exc
         return reply.get("ChecksumSHA256") == checksum
 
     def abort_stale_uploads(self, key: str) -> int:
         """Abort multipart uploads left for ``key`` by an earlier run (killed mid-upload):
         this uploader is the only writer of its calls' keys, so any open upload is stale."""
-        try:
+        with translated(f"abort stale uploads of {key}"):
             found = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=key)
             uploads = [u for u in found.get("Uploads", []) if u.get("Key") == key]
             for upload in uploads:
                 self.client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key,
                                                    UploadId=upload["UploadId"])
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"abort stale uploads of {key}") from exc
         if uploads:
             log.warning("aborted %d stale multipart upload(s) of %s", len(uploads), key)
         return len(uploads)
@@ -142,13 +147,12 @@ class Store:
     def _unless_missing(self, what: str, call: Callable[[], T]) -> T | None:
         """``call()``, or None if the object does not exist; other errors translated."""
         try:
-            return call()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            with translated(what):
+                return call()
+        except StoreError as exc:
+            if exc.code in MISSING:
                 return None
-            raise _translate(exc, what) from exc
-        except BotoCoreError as exc:
-            raise _translate(exc, what) from exc
+            raise
 
     def head(self, key: str) -> dict[str, Any] | None:
         return self._unless_missing(f"head {key}", lambda: dict(self.client.head_object(
@@ -179,45 +183,58 @@ class Store:
                  progress: Callable[[int], None] = lambda n: None) -> str:
         """Stream the object into ``out``; returns the SHA-256 of what was written."""
         digest = hashlib.sha256()
-        try:
+        with translated(f"get {key}"):
             body = self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
             for chunk in body.iter_chunks(1 << 20):
                 out.write(chunk)
                 digest.update(chunk)
                 progress(len(chunk))
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"get {key}") from exc
         return digest.hexdigest()
 
     def list_keys(self, prefix: str, start_after: str = "") -> Iterator[tuple[str, str]]:
         """(key, ETag) of the objects under ``prefix`` after ``start_after``, in key order."""
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.bucket, Prefix=prefix, StartAfter=start_after)
-        try:
+        with translated(f"list {prefix}"):
             for page in pages:
                 for obj in page.get("Contents", []):
                     yield obj["Key"], obj.get("ETag", "").strip('"')
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"list {prefix}") from exc
 
     def set_legal_hold(self, key: str, on: bool) -> None:
-        try:
+        with translated(f"legal hold of {key}"):
             self.client.put_object_legal_hold(Bucket=self.settings.bucket, Key=key,
                                               LegalHold={"Status": "ON" if on else "OFF"})
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"legal hold of {key}") from exc
 
     def legal_hold(self, key: str) -> bool:
         try:
-            reply = self.client.get_object_legal_hold(Bucket=self.settings.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in (
-                    "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"):
+            with translated(f"legal hold of {key}"):
+                reply = self.client.get_object_legal_hold(Bucket=self.settings.bucket, Key=key)
+        except StoreError as exc:
+            if exc.code in NO_LOCK_CONFIG:
                 return False
-            raise _translate(exc, f"legal hold of {key}") from exc
-        except BotoCoreError as exc:
-            raise _translate(exc, f"legal hold of {key}") from exc
+            raise
         return reply.get("LegalHold", {}).get("Status") == "ON"
+
+    def put_tags(self, key: str, tags: dict[str, str]) -> None:
+        """Replace the object's tags (they stay mutable under Object Lock)."""
+        with translated(f"tag {key}"):
+            self.client.put_object_tagging(
+                Bucket=self.settings.bucket, Key=key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+    def extend_retention(self, key: str, lock: Lock) -> None:
+        """Retain the object at least until ``lock.until``: retention may only grow."""
+        if lock.mode not in ("COMPLIANCE", "GOVERNANCE") or lock.until is None:
+            return
+        until = (self.head(key) or {}).get("ObjectLockRetainUntilDate")
+        if until is not None and lock.until <= until:
+            return
+        retention: ObjectLockRetentionTypeDef = {
+            "Mode": "COMPLIANCE" if lock.mode == "COMPLIANCE" else "GOVERNANCE",
+            "RetainUntilDate": lock.until}
+        with translated(f"retention of {key}"):
+            self.client.put_object_retention(Bucket=self.settings.bucket, Key=key,
+                                             Retention=retention)
 
     def presign(self, key: str, expires_s: int, download_as: str | None = None) -> str:
         """A GET URL valid for ``expires_s`` seconds (signed locally: no request to S3). It
@@ -230,16 +247,14 @@ class Store:
 
     def check_bucket(self) -> None:
         try:
-            self.client.head_bucket(Bucket=self.settings.bucket)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchBucket", "NotFound"):
+            with translated("head bucket"):
+                self.client.head_bucket(Bucket=self.settings.bucket)
+        except StoreError as exc:
+            if exc.code in ("404", "NoSuchBucket", "NotFound"):
                 raise StoreError(f"S3 bucket {self.settings.bucket!r} does not exist",
                                  "NoSuchBucket", permanent=True) from exc
-            if code in ("403", "Forbidden"):
+            if exc.code in ("403", "Forbidden"):
                 raise StoreError("S3 refused the credentials for bucket "
                                  f"{self.settings.bucket!r}", "AccessDenied",
                                  permanent=True) from exc
-            raise _translate(exc, "head bucket") from exc
-        except BotoCoreError as exc:
-            raise _translate(exc, "head bucket") from exc
+            raise

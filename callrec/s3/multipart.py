@@ -22,14 +22,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uploader import UploaderError
+from callrec.s3 import S3LayerError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 
-class ContentMismatch(UploaderError):
+class ContentMismatch(S3LayerError):
     """The file's bytes are not the ones its manifest describes (SHA-256 differs)."""
 
     def __init__(self, actual: str, expected: str) -> None:
