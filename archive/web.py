@@ -23,9 +23,10 @@ from aiohttp import web
 
 from archive import ArchiveError
 from archive.auth import DUMMY_HASH, Session, Sessions, token_digest, verify_password
+from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
 from archive.render import inert
-from archive.service import ActionFailed, Actor, Archive, Forbidden, Invalid, NotFound
+from archive.service import Actor, Archive, Forbidden, Invalid, NotFound
 from archive.views import ACTOR, add_routes
 from archive.web_query import BadQuery
 from callrec.aio import first_of
@@ -43,6 +44,10 @@ DONE = {"outcome": "Outcome changed.", "hold": "Legal hold put on.",
         "release": "Legal hold released."}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAILURES_ALLOWED, FAILURE_WINDOW_S = 5, 300.0
+
+
+STATUS: dict[type[ArchiveError], int] = {Forbidden: 403, NotFound: 404, BadQuery: 400,
+                                         Invalid: 400, CatalogError: 503}
 
 
 class WebApp:
@@ -95,14 +100,20 @@ class WebApp:
 
     @web.middleware
     async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every archive error becomes a clear page or JSON error: refused (403), unknown
+        (404), a bad request (400), the catalog unavailable (503), S3 failing (502)."""
         try:
             return await handler(request)
-        except (Forbidden, NotFound, ActionFailed, BadQuery, Invalid) as exc:
-            status = {Forbidden: 403, NotFound: 404, BadQuery: 400, Invalid: 400}.get(
-                type(exc), 502)
+        except ArchiveError as exc:
+            status = STATUS.get(type(exc), 502)
+            if isinstance(exc, CatalogError):
+                log.error("catalog: %s", exc)
+                message = "the call catalog is unavailable; try again shortly"
+            else:
+                message = str(exc)
             if request.path.startswith("/api/"):
-                return web.json_response({"error": str(exc)}, status=status)
-            return self.page(request, "base.html", status=status, error=str(exc))
+                return web.json_response({"error": message}, status=status)
+            return self.page(request, "base.html", status=status, error=message)
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

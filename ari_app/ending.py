@@ -140,6 +140,7 @@ class Ending:
                 # it) and the write is retried; the manifest is never given up on. Shutting
                 # down, the journal alone keeps it: retrying here would hang the shutdown.
                 self.journal.queue(call)
+                self.metrics.write_failures.inc()
                 if self.sight.stopping.is_set():
                     log.error("%s manifest not written: %s; left in the journal for the next "
                               "run", call.log_prefix(), exc)

@@ -34,6 +34,17 @@ class CallMetrics:
         self.in_flight = Gauge("callrec_calls_in_flight", "Calls callrec is following",
                                registry=r)
         self.in_flight.set_function(calls_in_flight)
+        self.ami_up = Gauge("callrec_ami_connected",
+                            "1 while AMI is connected (else no call can be recorded)", registry=r)
+        self.unverified_stopped = Counter(
+            "callrec_unverified_mixmonitors_stopped",
+            "MixMonitors callrec started but could not prove, stopped (no notice)", registry=r)
+        self.write_failures = Counter("callrec_manifest_write_failures",
+                                      "Manifest writes that failed and are retried (disk full?)",
+                                      registry=r)
+        self.blind_safety_net = Gauge(
+            "callrec_safety_net_blind",
+            "1 once a bridged call was seen while AMI sent no bridge events", registry=r)
 
     def count(self, m: CallManifest) -> None:
         self.calls.labels(m.door, m.status.value).inc()

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,11 +109,12 @@ class _Evidence:
 
 class Recorder:
     def __init__(self, ami: AmiClient, spool: SpoolSettings, verify_timeout_s: float,
-                 watch: CloseWatch) -> None:
+                 watch: CloseWatch, on_stopped: Callable[[], None] = lambda: None) -> None:
         self.ami = ami
         self.watch = watch
         self.spool = spool
         self.verify_timeout_s = verify_timeout_s
+        self.on_stopped = on_stopped  # an unverified MixMonitor was stopped (a metric)
 
     def paths(self, call_id: str) -> tuple[str, Path]:
         """(file as Asterisk sees it, as we see it). Names come from the call id only, never
@@ -257,6 +259,7 @@ class Recorder:
                                            "MixMonitorID": mixmonitor_id})
                     log.warning("MixMonitor %s on %s stopped: not verified, no notice",
                                 mixmonitor_id, channel)
+                    self.on_stopped()
                 return True
             except AmiRefused:
                 return True  # no such channel or MixMonitor: nothing records

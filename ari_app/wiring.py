@@ -51,16 +51,18 @@ def build(settings: AriAppSettings) -> Parts:
                           lambda call: ending.ledger(call))
     ari = AriClient(settings.ari)
     ami = AmiClient(settings.ami, bridges.on_event if settings.bridges.watch else None)
+    metrics = CallMetrics(lambda: len(calls))
+    metrics.ami_up.set_function(lambda: float(ami.connected))
     recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
-                        CloseWatch(settings.spool.local))
+                        CloseWatch(settings.spool.local), metrics.unverified_stopped.inc)
     languages: dict[str, set[str]] = {}
     flow = Flow(settings, ami, recorder, languages)
     journal, sight, call_tasks = JournalBatch(Journal(settings.spool.local)), Sight(), Tasks()
-    metrics = CallMetrics(lambda: len(calls))
 
     def check_sight(call: Call) -> None:
         if settings.bridges.watch and call.door != "none" and ami.connected:
             bridges.check_sight(call)
+            metrics.blind_safety_net.set(float(bridges.warned))
 
     ending = Ending(settings.spool.local, settings.notice, recorder, journal, metrics, sight,
                     call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight)

@@ -177,7 +177,11 @@ class Asterisk:
     def played(self, channel: str, prompt: str) -> bool:
         """Whether Asterisk itself says it played ``prompt`` on ``channel`` (file.c, verbose 3:
         "<PJSIP/trunk-00000001> Playing 'callrec/notice.alaw' (language 'ja')")."""
-        return f"<{channel}> Playing '{prompt}." in self.log_text()
+        return self.plays(channel, prompt) > 0
+
+    def plays(self, channel: str, prompt: str) -> int:
+        """How many times Asterisk says it started ``prompt`` on ``channel``."""
+        return self.log_text().count(f"<{channel}> Playing '{prompt}.")
 
     def start(self) -> Child:
         argv = ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n", "-C", self.conf,

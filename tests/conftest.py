@@ -6,9 +6,7 @@ If the bench cannot start, every test that needs it fails with the reason; nothi
 from __future__ import annotations
 
 import json
-import socket
 import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
 from testbench.s3 import create_locked_bucket, s3_client
 from testbench.sipp import Caller
+from tests.helpers import StartApp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -85,9 +84,6 @@ async def ari(endpoints: Endpoints) -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-StartApp = Callable[..., CallrecApp]
-
-
 @pytest.fixture
 def start_callrec(bench: Bench) -> Iterator[StartApp]:
     """Factory: start ``callrec ari`` with optional CALLREC_* overrides; stopped after the test."""
@@ -131,21 +127,3 @@ def manifests(bench: Bench) -> Callable[..., list[CallManifest]]:
                              + json.dumps(sorted(p.name for p in spool.iterdir())[-10:]))
 
     return find
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def scrape(port: int) -> str:
-    """A service's Prometheus metrics page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
-def metric(text: str, name: str) -> float:
-    """Sum of a metric's samples: all label sets of ``name``, or one ``name{labels}``."""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))

@@ -23,7 +23,7 @@ from archive.service import ActionFailed, Actor, Archive, Forbidden
 from callrec.manifest import RecordingStatus
 from testbench.bench import Endpoints
 from testbench.spool import varied_call
-from tests.archive.conftest import Ship, archive_settings, ids
+from tests.helpers import Ship, archive_settings, ids
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -19,8 +19,7 @@ from archive.web import WebApp
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
-from tests.archive.conftest import PASSWORDS, Ship
-from tests.conftest import StartApp
+from tests.helpers import PASSWORDS, Ship, StartApp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

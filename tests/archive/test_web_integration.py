@@ -20,7 +20,7 @@ from archive.service import Archive
 from archive.web import WebApp
 from callrec.manifest import CallManifest
 from testbench.spool import varied_call
-from tests.archive.conftest import PASSWORDS, TOKENS, Ship
+from tests.helpers import PASSWORDS, TOKENS, Ship
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

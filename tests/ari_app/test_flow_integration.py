@@ -12,12 +12,11 @@ from testbench.audio import starts_with, wait_complete
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import Caller
+from tests.helpers import NOTICE_JA
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-NOTICE_JA = REPO / "sounds/ja/callrec/notice.wav"
-NOTICE_S = 4.73  # length of the ja notice prompt
 
 Manifests = Callable[..., list[CallManifest]]
 

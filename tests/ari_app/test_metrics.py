@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 
 from ari_app.metrics import CallMetrics
 from callrec.manifest import CallManifest, Notice, Policy, Recording, RecordingStatus
-from tests.conftest import metric
+from tests.helpers import metric
 
 
 def manifest(status: RecordingStatus, reason: str | None = None, **extra: object) -> CallManifest:

@@ -14,9 +14,7 @@ from testbench.audio import starts_with, wait_complete
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import AgentPhone
-from tests.ari_app.test_flow_integration import NOTICE_JA, NOTICE_S
-from tests.ari_app.test_policy_integration import BROKEN_SPOOL, assert_no_notice
-from tests.conftest import StartApp
+from tests.helpers import BROKEN_SPOOL, NOTICE_JA, NOTICE_S, StartApp, assert_no_notice
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
@@ -66,7 +64,7 @@ def test_outbound_call_customer_hears_the_notice_before_the_agent(
 def test_outbound_force_without_recording_hangs_up_both_legs_unannounced(
     bench: Bench, customer: AgentPhone, start_callrec: StartApp, manifests: Manifests,
 ) -> None:
-    app = start_callrec(**BROKEN_SPOOL)
+    start_callrec(**BROKEN_SPOOL)
     number = customer_number("06")  # the bench's outbound route with policy force
     run = bench.agent_caller().call(number, hold_s=8.0, caller_user="agent-answer")
     [call] = run.calls
@@ -75,13 +73,13 @@ def test_outbound_force_without_recording_hangs_up_both_legs_unannounced(
     assert m.direction == "outbound" and m.policy == "force" and m.outcome == "failed"
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
     assert all(a.bridged_at is None for a in m.agents)
-    assert_no_notice(m, app, bench)
+    assert_no_notice(m, bench)
 
 
 def test_outbound_optional_without_recording_connects_unannounced(
     bench: Bench, customer: AgentPhone, start_callrec: StartApp, manifests: Manifests,
 ) -> None:
-    app = start_callrec(**BROKEN_SPOOL)
+    start_callrec(**BROKEN_SPOOL)
     number = customer_number()
     run = bench.agent_caller().call(number, hold_s=4.0, caller_user="agent-answer")
     [call] = run.calls
@@ -90,4 +88,4 @@ def test_outbound_optional_without_recording_connects_unannounced(
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.policy == "optional" and m.outcome == "completed"
     assert m.agents and m.agents[0].bridged_at is not None
-    assert_no_notice(m, app, bench)
+    assert_no_notice(m, bench)

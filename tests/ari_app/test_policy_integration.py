@@ -3,7 +3,6 @@ says why. And when callrec is down, the shipped dialplan never plays a notice ei
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,26 +16,21 @@ from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.proxy import CuttingProxy
 from testbench.sipp import Caller
-from tests.ari_app.test_resilience_integration import wait_bridged
-from tests.conftest import StartApp, free_port
+from tests.helpers import (
+    BROKEN_SPOOL,
+    StartApp,
+    assert_no_notice,
+    free_port,
+    metric,
+    scrape,
+    wait_bridged,
+)
 
 pytestmark = pytest.mark.integration
 
 Manifests = Callable[..., list[CallManifest]]
 # MixMonitor's AMI action answers Success even when it cannot open its file: a spool path that
 # does not exist inside the PBX is exactly that case (app_mixmonitor.c opens it in its thread).
-BROKEN_SPOOL = {"CALLREC_SPOOL__ASTERISK_DIR": "/nonexistent/callrec"}
-
-
-def assert_no_notice(m: CallManifest, app: CallrecApp, bench: Bench) -> None:
-    assert not m.notice.played and m.notice.started_at is None and not m.notice.completed
-    lines = [line for line in app.log_text().splitlines() if m.call_id in line]
-    assert any("notice not played" in line for line in lines), lines
-    # The flow logs "notice <lang>/<prompt> ..." whenever it plays the notice.
-    assert not any(re.search(r"notice \w+/callrec/notice", line) for line in lines), lines
-    # And the PBX, an independent witness, never played it on this channel.
-    assert bench.asterisk is not None and m.asterisk_channel
-    assert not bench.asterisk.played(m.asterisk_channel, "callrec/notice")
 
 
 @pytest.mark.parametrize("did", ["9001", "8001"], ids=["stasis", "agi"])
@@ -44,7 +38,7 @@ def test_unverifiable_recording_optional_policy_continues_without_notice(
     did: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
 ) -> None:
-    app = start_callrec(**BROKEN_SPOOL)
+    start_callrec(**BROKEN_SPOOL)
     number = unique_caller()
     run = caller.call(did, hold_s=4.0, caller_user=number)
     assert run.calls[0].final_status == 200
@@ -52,7 +46,7 @@ def test_unverifiable_recording_optional_policy_continues_without_notice(
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
     assert m.policy == "optional" and m.recording is None
     assert m.outcome == "completed"  # the call went on to the agent, unannounced and unrecorded
-    assert_no_notice(m, app, bench)
+    assert_no_notice(m, bench)
 
 
 @pytest.mark.parametrize("did", ["9005", "8005"], ids=["stasis", "agi"])
@@ -60,7 +54,7 @@ def test_unverifiable_recording_force_policy_rejects_the_call(
     did: str, bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
 ) -> None:
-    app = start_callrec(**BROKEN_SPOOL)
+    start_callrec(**BROKEN_SPOOL)
     number = unique_caller()
     run = caller.call(did, hold_s=15.0, caller_user=number)
     [call] = run.calls
@@ -71,7 +65,7 @@ def test_unverifiable_recording_force_policy_rejects_the_call(
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_unverified"
     assert bench.asterisk is not None and m.asterisk_channel
     assert bench.asterisk.played(m.asterisk_channel, "callrec/unavailable")
-    assert_no_notice(m, app, bench)
+    assert_no_notice(m, bench)
     assert not any(number in c.from_header for c in bench.agents["answer"].calls())
 
 
@@ -82,15 +76,16 @@ def test_ami_unreachable_calls_go_on_unrecorded_and_unannounced(
 ) -> None:
     """callrec starts although AMI is unreachable (it keeps retrying): with no way to start a
     recording, calls follow their policy from the preflight, and no notice is played."""
-    app = start_callrec(CALLREC_AMI__PORT=str(free_port()))
+    port = free_port()
+    start_callrec(CALLREC_AMI__PORT=str(free_port()), CALLREC_METRICS__PORT=str(port))
     number = unique_caller()
     run = caller.call(did, hold_s=4.0, caller_user=number)
     assert run.calls[0].final_status == 200
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "ami_unavailable"
     assert m.recording is None and m.outcome == "completed"
-    assert_no_notice(m, app, bench)
-    assert "calls will not be recorded until it is back" in app.log_text()
+    assert_no_notice(m, bench)
+    assert metric(scrape(port), "callrec_ami_connected") == 0
 
 
 def test_a_mixmonitor_whose_reply_was_lost_does_not_record_on_unannounced(
@@ -104,7 +99,8 @@ def test_a_mixmonitor_whose_reply_was_lost_does_not_record_on_unannounced(
     spool = bench.asterisk.recordings
     number = unique_caller()
     with CuttingProxy(bench.endpoints.ami_port, cut_after=b"Action: MixMonitor") as cutter:
-        app = start_callrec(CALLREC_AMI__PORT=str(cutter.port))
+        port = free_port()
+        start_callrec(CALLREC_AMI__PORT=str(cutter.port), CALLREC_METRICS__PORT=str(port))
         before = set(spool.glob("*.wav"))
         with ThreadPoolExecutor(1) as pool:
             ongoing = pool.submit(caller.call, "9001", hold_s=9.0, caller_user=number)
@@ -116,20 +112,20 @@ def test_a_mixmonitor_whose_reply_was_lost_does_not_record_on_unannounced(
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "mixmonitor_refused"
     assert m.outcome == "completed"
-    assert_no_notice(m, app, bench)
-    assert any("stopped: not verified, no notice" in line for line in app.log_text().splitlines())
+    assert_no_notice(m, bench)
+    assert metric(scrape(port), "callrec_unverified_mixmonitors_stopped_total") == 1
 
 
 def test_spool_full_is_refused_before_recording(
     bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
     unique_caller: Callable[[], str],
 ) -> None:
-    app = start_callrec(CALLREC_SPOOL__MIN_FREE_MB="100000000")
+    start_callrec(CALLREC_SPOOL__MIN_FREE_MB="100000000")
     number = unique_caller()
     caller.call("9001", hold_s=3.0, caller_user=number)
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "spool_full"
-    assert_no_notice(m, app, bench)
+    assert_no_notice(m, bench)
 
 
 def test_policy_never(
@@ -141,7 +137,7 @@ def test_policy_never(
     [m] = manifests(number)
     assert m.status == "unrecorded" and m.status_reason == "policy_never"
     assert m.outcome == "completed"
-    assert_no_notice(m, callrec, bench)
+    assert_no_notice(m, bench)
 
 
 def test_callrec_down_dialplan_fallback(

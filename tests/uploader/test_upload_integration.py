@@ -20,7 +20,7 @@ from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
 from testbench.spool import fake_call
-from tests.conftest import StartApp, free_port, metric, scrape
+from tests.helpers import StartApp, free_port, metric, scrape
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

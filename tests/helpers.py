@@ -1,0 +1,109 @@
+"""The tests' shared helpers (beside tests/fakes.py): no test module imports another.
+
+Ports, metrics pages, waiting for an agent, and the independent witnesses of what a caller
+heard (Asterisk's own log, the manifest), for the integration tests against the real bench.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from archive.auth import token_digest
+from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
+from callrec.manifest import CallManifest
+from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
+from testbench.bench import Bench, Endpoints
+from testbench.callrec_app import CallrecApp
+from uploader.config import UploaderSettings, UploadSettings
+
+REPO = Path(__file__).resolve().parent.parent
+NOTICE_JA = REPO / "sounds/ja/callrec/notice.wav"
+NOTICE_S = 4.73  # length of the ja notice prompt
+# A spool Asterisk cannot write: MixMonitor starts but never records.
+BROKEN_SPOOL = {"CALLREC_SPOOL__ASTERISK_DIR": "/nonexistent/callrec"}
+
+StartApp = Callable[..., CallrecApp]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    """A service's Prometheus metrics page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of a metric's samples: all label sets of ``name``, or one ``name{labels}``."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def wait_bridged(bench: Bench, number: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(number in c.from_header and c.final_status == 200
+               for c in bench.agents["answer"].calls()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the agent never answered")
+
+
+def assert_no_notice(m: CallManifest, bench: Bench) -> None:
+    assert not m.notice.played and m.notice.started_at is None and not m.notice.completed
+    # And the PBX, an independent witness, never played it on this channel.
+    assert bench.asterisk is not None and m.asterisk_channel
+    assert not bench.asterisk.played(m.asterisk_channel, "callrec/notice")
+
+
+# -- the archive ------------------------------------------------------------------------
+PASSWORDS = {"viewer": "viewer-password-1", "supervisor": "supervisor-password-1",
+             "admin": "admin-password-1"}
+TOKENS = {"desk": ("supervisor", "desk-token-" + "x" * 30),
+          "wall": ("viewer", "wall-token-" + "y" * 30)}
+
+
+def archive_settings(endpoints: Endpoints, bucket: str, tmp: Path, hashes: dict[str, str],
+                     host_id: str = "test", catalog: str = "catalog.sqlite3",
+                     ) -> ArchiveSettings:
+    spool = tmp / "spool"
+    spool.mkdir(exist_ok=True)
+    return ArchiveSettings(
+        s3=S3Settings(endpoint=endpoints.s3_endpoint, access_key=endpoints.s3.access_key,
+                      secret_key=endpoints.s3.secret_key, bucket=bucket),
+        retention=RetentionSettings(days=1, outcomes={
+            "harassment": OutcomeRule(legal_hold=True, retention_days=30)}),
+        archive=CatalogSettings(catalog=tmp / catalog, host_id=host_id, spool=spool),
+        web=WebSettings(
+            port=0, cookie_secure=False, sync_interval_s=0, session_secret="s" * 32,
+            users={name: User(role=name, password_hash=h)
+                   for name, h in hashes.items()},
+            tokens={name: Token(role=role, sha256=token_digest(tok))
+                    for name, (role, tok) in TOKENS.items()}))
+
+
+Ship = Callable[..., Awaitable[list[str]]]
+
+
+def uploader_settings(settings: ArchiveSettings) -> UploaderSettings:
+    """The uploader of the archive's bucket, shipping from the archive's spool."""
+    assert settings.archive.spool is not None
+    return UploaderSettings(s3=settings.s3, retention=settings.retention,
+                            numbering=settings.numbering,
+                            upload=UploadSettings(spool=settings.archive.spool, metrics_port=0))
+
+
+def ids(rows: list[dict[str, object]]) -> set[object]:
+    return {r["call_id"] for r in rows}
+
+
+def call_ids(calls: list[CallManifest]) -> set[str]:
+    return {m.call_id for m in calls}
