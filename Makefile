@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv chroot prompts sounds-install lint typecheck test bench demo sandbox-up sandbox-down sandbox-status \
+.PHONY: help deps venv chroot prompts sounds-install lint typecheck test bench demo demo-call sandbox-up sandbox-down sandbox-status \
         sandbox-clean clean
 
 help:
@@ -46,6 +46,10 @@ bench: deps $(STAMP)
 
 demo: chroot
 	$(BIN)/python -m testbench demo --instance demo
+
+# One more call into the running demo (make demo first), followed until it is archived.
+demo-call: $(STAMP)
+	$(BIN)/python -m testbench call --instance demo
 
 sandbox-up: deps $(STAMP)
 	$(BIN)/python -m testbench up --instance demo

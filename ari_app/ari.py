@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import aiohttp
 
 from ari_app import AriAppError
 from ari_app.config import AriSettings
+from callrec.backoff import Backoff
 
 log = logging.getLogger(__name__)
 # On raw JSON text: inside a JSON string every quote is escaped, so this matches the key only.
@@ -221,14 +221,14 @@ class AriClient:
         message first: what it refuses is never parsed."""
         url = self.base.replace("http", "ws", 1) + "/events"
         params = {"app": self.settings.app, "subscribeAll": "false"}
-        delay = 0.2
+        pauses = Backoff(first=0.2, cap=5.0)
         while not stopping.is_set():
             try:
                 async with self.session.ws_connect(url, params=params, heartbeat=10,
                                                    timeout=aiohttp.ClientWSTimeout(ws_close=2),
                                                    ) as ws:
                     log.info("ARI websocket connected (app %s)", self.settings.app)
-                    delay = 0.2
+                    pauses.reset()
                     reader = asyncio.create_task(self._read(ws, on_event, stopping, wanted))
                     try:
                         if self.settings.rest_over_websocket:
@@ -240,15 +240,14 @@ class AriClient:
                         reader.cancel()
                         self._ws_closed()
             except (aiohttp.ClientError, TimeoutError, OSError, AriError) as exc:
-                log.warning("ARI websocket: %r; retrying in %.1f s", exc, delay)
+                log.warning("ARI websocket: %r; retrying", exc)
             on_state(False)
             if stopping.is_set():
                 break
             try:
-                await asyncio.wait_for(stopping.wait(), delay)
+                await asyncio.wait_for(stopping.wait(), pauses.next())
             except TimeoutError:
                 pass
-            delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse,
                     on_event: Callable[[Event], None], stopping: asyncio.Event,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ari_app.call import Call
 from ari_app.config import NoticeSettings
-from ari_app.journal import InflightJournalError, Journal
+from ari_app.journal import InflightJournal, InflightJournalError
 from ari_app.metrics import CallMetrics
 from ari_app.recorder import Recorder, RecordingFailed, RecordingFile
 from ari_app.wavfile import Header
@@ -33,11 +33,11 @@ log = logging.getLogger(__name__)
 
 
 class JournalBatch:
-    """Journal entries queued and appended every 0.2 s (one line per call however many events
-    changed it). An append is a write(2) into the page cache, cheaper on the loop than the
+    """Journal entries queued and appended every 0.2 s (one line per call however many
+    events changed it). An append is a write(2) into the page cache, cheaper on the loop than the
     hand-over to a thread would be."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: InflightJournal) -> None:
         self.journal = journal
         self.dirty: dict[str, Call] = {}
 

@@ -21,7 +21,7 @@ from ari_app.announce import Announcer, Door, NotRecording
 from ari_app.call import Call
 from ari_app.config import AriAppSettings, Route
 from ari_app.recorder import Recorder, RecordingFailed, VerifiedRecording
-from callrec.manifest import Direction, Notice, Policy
+from callrec.manifest import Direction, Policy
 from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,15 @@ class Flow:
         it through (NotRecording is raised before anything is sent)."""
         playing = self.announcer.announce(door, proof, self.settings.notice.prompt,
                                           plan.language)
-        notice: Notice = (await together(playing,
-                                         door.set_var("CALLREC_STATUS", "recorded")))[0]
-        call.notice = notice
-        log.debug("%s notice %s/%s %s", call.log_prefix(), plan.language,
-                  self.settings.notice.prompt, "completed" if notice.completed else "cut short")
+
+        async def heard() -> None:
+            # Kept on the call as soon as it ends, even if the variable beside it failed.
+            call.notice = await playing
+            log.debug("%s notice %s/%s %s", call.log_prefix(), plan.language,
+                      self.settings.notice.prompt,
+                      "completed" if call.notice.completed else "cut short")
+
+        await together(heard(), door.set_var("CALLREC_STATUS", "recorded"))
 
     async def announce_to_party(self, host: Call, door: Door, plan: Plan, channel: str,
                                 number: str) -> None:

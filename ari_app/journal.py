@@ -37,7 +37,7 @@ class InflightJournalError(AriAppError):
     """The journal cannot be opened (another callrec owns this spool, or it is unwritable)."""
 
 
-class Journal:
+class InflightJournal:
     def __init__(self, spool: Path, compact_bytes: int = COMPACT_BYTES) -> None:
         self.directory = spool / ".inflight"
         self.path = self.directory / "journal.jsonl"

@@ -19,7 +19,7 @@ from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
 from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.flow import Flow
-from ari_app.journal import Journal
+from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
 from ari_app.recorder import Recorder
 from ari_app.resync import Resync
@@ -57,7 +57,8 @@ def build(settings: AriAppSettings) -> Parts:
                         CloseWatch(settings.spool.local), metrics.unverified_stopped.inc)
     languages: dict[str, set[str]] = {}
     flow = Flow(settings, ami, recorder, languages)
-    journal, sight, call_tasks = JournalBatch(Journal(settings.spool.local)), Sight(), Tasks()
+    journal = JournalBatch(InflightJournal(settings.spool.local))
+    sight, call_tasks = Sight(), Tasks()
 
     def check_sight(call: Call) -> None:
         if settings.bridges.watch and call.door != "none" and ami.connected:

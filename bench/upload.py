@@ -39,7 +39,7 @@ from testbench.s3 import create_locked_bucket, s3_client
 from testbench.spool import fake_call
 from uploader.config import UploaderSettings, UploadSettings
 from uploader.daemon import Daemon
-from uploader.journal import Journal
+from uploader.journal import UploadJournal
 from uploader.service import Uploader
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def throughput(bench: Bench, count: int, size_mb: int, concurrency: int, rounds:
             spool = work / f"spool{r}"
             shutil.copytree(pristine, spool)
             # The steady state: a journal from the uploader's earlier runs exists beside it.
-            Journal(spool / ".uploader.sqlite3").states()
+            UploadJournal(spool / ".uploader.sqlite3").states()
             uploader = Uploader(settings(bench, spool, new_bucket(bench), concurrency))
             started = time.monotonic()
             summary = asyncio.run(uploader.drain())

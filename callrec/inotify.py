@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+from callrec import CallrecError
+
 log = logging.getLogger(__name__)
 
 IN_CLOSE_WRITE = 0x00000008
@@ -23,7 +25,7 @@ IN_Q_OVERFLOW = 0x00004000
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 
 
-class WatchError(OSError):
+class WatchError(CallrecError, OSError):
     """The directory cannot be watched (no inotify, directory missing, watch limit)."""
 
 

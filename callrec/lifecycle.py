@@ -85,7 +85,10 @@ class Tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class Daemon(Protocol):
+class Managed(Protocol):
+    """What ``serve`` runs: one of the daemons (ari_app/service.py, uploader/daemon.py,
+    archive/web.py)."""
+
     async def startup(self) -> None: ...
 
     async def run(self, stop: Stop) -> None:
@@ -95,7 +98,7 @@ class Daemon(Protocol):
         """Drain within ``stop``'s grace period, then release everything."""
 
 
-async def serve(daemon: Daemon, grace_s: float) -> None:
+async def serve(daemon: Managed, grace_s: float) -> None:
     stop = Stop(grace_s)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)

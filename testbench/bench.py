@@ -68,13 +68,17 @@ class Bench:
         self.s3: WeedMini | None = None
         self.agents: dict[str, AgentPhone] = {}
         self.endpoints: Endpoints | None = None
+        self.agent_kinds: tuple[str, ...] = AGENT_KINDS
 
     def _timed(self, phase: str, started: float) -> None:
         self.timings[phase] = time.monotonic() - started
         log.info("bench[%s] %s: %.2f s", self.instance, phase, self.timings[phase])
 
-    def up(self) -> Endpoints:
+    def up(self, agents: tuple[str, ...] = AGENT_KINDS) -> Endpoints:
+        """Start the instance with these agent phones (each SIPp polls every millisecond, about
+        0.8 % of a core while idle: the demo starts only the one its DIDs ring)."""
         require_root("the bench (chroot + Asterisk)")
+        self.agent_kinds = agents
         self.down()  # whatever an earlier run of this instance left behind
         shutil.rmtree(self.log_dir, ignore_errors=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,12 @@ class Bench:
         path.chmod(0o600)
         return self.endpoints
 
+    def attach(self, endpoints: Endpoints) -> None:
+        """Use an instance another process brought up (``make demo-call``): its processes stay
+        that process's (``down`` still stops them, from their pid files)."""
+        self.endpoints = endpoints
+        self.asterisk = Asterisk(ensure_chroot(), self.instance, self.ports, self.log_dir)
+
     def _start(self, root: Path) -> Endpoints:
         creds = AsteriskCredentials("callrec-ari", secrets.token_urlsafe(24),
                                     "callrec-ami", secrets.token_urlsafe(24))
@@ -103,6 +113,8 @@ class Bench:
         shutil.rmtree(self.s3.data_dir, ignore_errors=True)  # a data dir per run
         self._track("s3", self.s3.start(self.log_dir))
         for offset, kind in enumerate(AGENT_KINDS):
+            if kind not in self.agent_kinds:
+                continue
             phone = AgentPhone(kind, getattr(self.ports, f"agent_{kind}"),
                                self.ports.agent_media + 4 * offset, self.log_dir)
             self._track(phone.name, phone.start())
@@ -137,16 +149,25 @@ class Bench:
 
     def start_archive_web(self, env: dict[str, str], timeout: float = 15.0) -> Child:
         """``callrec archive serve`` with this environment, tracked like the other processes."""
-        child = Child("callrec-archive", [sys.executable, "-m", "callrec.cli", "archive",
-                                          "serve"], self.log_dir / "callrec-archive.log",
-                      marker="callrec.cli", env=env)
+        return self._start_service("callrec-archive", ["archive", "serve"], env,
+                                   "archive web UI on", timeout)
+
+    def start_uploader(self, env: dict[str, str], timeout: float = 15.0) -> Child:
+        """``callrec upload`` (the daemon) with this environment, tracked likewise."""
+        return self._start_service("callrec-upload", ["upload"], env, "uploader: spool",
+                                   timeout)
+
+    def _start_service(self, name: str, args: list[str], env: dict[str, str], ready: str,
+                       timeout: float) -> Child:
+        child = Child(name, [sys.executable, "-m", "callrec.cli", *args],
+                      self.log_dir / f"{name}.log", marker="callrec.cli", env=env)
         try:
-            wait_until(lambda: "archive web UI on" in child.log_path.read_text(errors="replace"),
-                       "callrec archive web UI", timeout, child)
+            wait_until(lambda: ready in child.log_path.read_text(errors="replace"), name,
+                       timeout, child)
         except BaseException:
             child.stop()
             raise
-        self._track("callrec-archive", child)
+        self._track(name, child)
         return child
 
     def restart_s3(self) -> None:

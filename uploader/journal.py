@@ -49,7 +49,7 @@ class UploadJournalError(UploaderError):
     full disk, shipping is what frees space."""
 
 
-class Journal:
+class UploadJournal:
     def __init__(self, path: Path, keep_done_days: float = 7.0) -> None:
         self.path = path
         self.keep_done_s = keep_done_days * 86400

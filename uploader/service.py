@@ -33,7 +33,7 @@ from callrec.s3.settings import Lock
 from callrec.s3.store import Store, StoreError
 from uploader import UploaderError
 from uploader.config import UploaderSettings
-from uploader.journal import Journal, State, UploadJournalError
+from uploader.journal import State, UploadJournal, UploadJournalError
 from uploader.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Uploader:
         self.store = store or Store(settings.s3, settings.upload.multipart_threshold_mb)
         self.layout = Layout(settings.s3.key_template)
         self.metrics = metrics or Metrics()
-        self.journal = Journal(settings.upload.journal or self.spool / ".uploader.sqlite3",
+        self.journal = UploadJournal(settings.upload.journal or self.spool / ".uploader.sqlite3",
                                settings.upload.keep_done_days)
         # One thread per concurrent call (asyncio's default pool has only cores + 4).
         self.pool = ThreadPoolExecutor(settings.upload.concurrency, "callrec-upload")

@@ -134,6 +134,22 @@ async def test_a_failed_step_beside_the_recording_still_keeps_it(tmp_path: Path)
     assert not any(step.startswith("play") for step in door.log)
 
 
+async def test_the_notice_is_kept_when_the_variable_beside_it_fails(tmp_path: Path) -> None:
+    """Asterisk dying in the notice: CALLREC_STATUS may fail, the notice played is on record."""
+    f, call, door, plan = setup(tmp_path, Policy.OPTIONAL, verify_s=0.0, answer_s=0.0)
+    set_var = door.set_var
+
+    async def status_fails(name: str, value: str) -> None:
+        if name == "CALLREC_STATUS":
+            raise RuntimeError("channel gone")
+        await set_var(name, value)
+
+    door.set_var = status_fails  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await run(f, call, door, plan, tmp_path)
+    assert call.notice.played and door.played == ["callrec/notice"]
+
+
 async def test_never_records_nothing(tmp_path: Path) -> None:
     f, call, door, plan = setup(tmp_path, Policy.NEVER, verify_s=0.0, answer_s=0.0)
     door.recording_asked.set()  # nothing will ask for a recording

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ari_app.call import Call
-from ari_app.journal import InflightJournalError, Journal
+from ari_app.journal import InflightJournal, InflightJournalError
 from callrec.manifest import CallManifest, Policy
 
 CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "caller": {"number": "0312"},
@@ -20,7 +20,7 @@ def entry() -> CallManifest:
 
 
 def test_a_restart_adopts_the_newest_state_of_calls_not_done(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
+    journal = InflightJournal(tmp_path)
     assert journal.open() == []
     first, second, done = entry(), entry(), entry()
     for e in (first, second, done):
@@ -30,7 +30,7 @@ def test_a_restart_adopts_the_newest_state_of_calls_not_done(tmp_path: Path) -> 
     journal.save(newer)
     # No close: what kill -9 leaves behind. The lock went with the process: release it here.
     journal.close()
-    again = Journal(tmp_path)
+    again = InflightJournal(tmp_path)
     adopted = {e.call_id: e for e in again.open()}
     assert set(adopted) == {first.call_id, second.call_id}
     assert adopted[first.call_id].outcome == "complaint"
@@ -40,20 +40,20 @@ def test_a_restart_adopts_the_newest_state_of_calls_not_done(tmp_path: Path) -> 
 
 
 def test_a_torn_last_line_is_set_aside_and_the_rest_adopted(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
+    journal = InflightJournal(tmp_path)
     journal.open()
     kept = entry()
     journal.save(kept)
     journal.close()
     with journal.path.open("ab") as f:
         f.write(entry().model_dump_json().encode()[:80])  # a crash in the middle of a write
-    again = Journal(tmp_path)
+    again = InflightJournal(tmp_path)
     assert [e.call_id for e in again.open()] == [kept.call_id]
     assert (tmp_path / ".inflight" / "journal.bad").read_bytes().startswith(b'{"schema_version"')
 
 
 def test_the_log_starts_afresh_when_no_call_is_in_flight(tmp_path: Path) -> None:
-    journal = Journal(tmp_path, compact_bytes=8 * 1024)
+    journal = InflightJournal(tmp_path, compact_bytes=8 * 1024)
     journal.open()
     for _ in range(20):
         e = entry()
@@ -68,20 +68,20 @@ def test_the_log_starts_afresh_when_no_call_is_in_flight(tmp_path: Path) -> None
         journal.remove(e.call_id)
     assert journal.path.stat().st_size < 12 * 1024
     journal.close()
-    assert [e.call_id for e in Journal(tmp_path).open()] == [live.call_id]
+    assert [e.call_id for e in InflightJournal(tmp_path).open()] == [live.call_id]
 
 
 def test_a_second_callrec_on_the_same_spool_is_refused(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
+    journal = InflightJournal(tmp_path)
     journal.open()
     with pytest.raises(InflightJournalError, match="another callrec"):
-        Journal(tmp_path).open()
+        InflightJournal(tmp_path).open()
     journal.save(entry())
     journal._rewrite()  # the lock moves with the rewritten file
     with pytest.raises(InflightJournalError, match="another callrec"):
-        Journal(tmp_path).open()
+        InflightJournal(tmp_path).open()
     journal.close()
-    assert len(Journal(tmp_path).open()) == 1
+    assert len(InflightJournal(tmp_path).open()) == 1
 
 
 def test_entries_of_the_per_call_files_of_earlier_versions_are_adopted(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_entries_of_the_per_call_files_of_earlier_versions_are_adopted(tmp_path:
     directory.mkdir()
     (directory / f"{old.call_id}.json").write_text(old.model_dump_json())
     (directory / "broken.json").write_text("{not json")
-    journal = Journal(tmp_path)
+    journal = InflightJournal(tmp_path)
     assert [e.call_id for e in journal.open()] == [old.call_id]
     assert not (directory / f"{old.call_id}.json").exists()
     assert (directory / "broken.bad").exists()  # never deleted: set aside for a human

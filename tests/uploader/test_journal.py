@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from uploader.journal import Journal, State, UploadJournalError
+from uploader.journal import State, UploadJournal, UploadJournalError
 
 
 def test_attempts_states_and_a_killed_run(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+    journal = UploadJournal(tmp_path / "j.sqlite3")
     assert journal.start("c1", 100, "k/c1") is None  # first attempt
     journal.mark("c1", State.FAILED, "S3 down")
     assert journal.start("c1", 100, "k/c1") is State.FAILED
@@ -19,7 +19,7 @@ def test_attempts_states_and_a_killed_run(tmp_path: Path) -> None:
     journal.start("c2", 5, "k/c2")
     journal.close()  # killed mid-upload of c1 and c2
 
-    again = Journal(tmp_path / "j.sqlite3")
+    again = UploadJournal(tmp_path / "j.sqlite3")
     assert sorted(again.interrupted()) == ["c1", "c2"]
     again.mark("c1", State.DONE)
     again.mark("q", State.QUARANTINED, "unreadable manifest")  # no earlier row
@@ -27,7 +27,7 @@ def test_attempts_states_and_a_killed_run(tmp_path: Path) -> None:
 
 
 def test_prune_keeps_recent_and_unfinished_rows(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3", keep_done_days=0)
+    journal = UploadJournal(tmp_path / "j.sqlite3", keep_done_days=0)
     journal.start("old", 1, "k")
     journal.mark("old", State.DONE)
     journal.start("open", 1, "k")
@@ -37,6 +37,6 @@ def test_prune_keeps_recent_and_unfinished_rows(tmp_path: Path) -> None:
 
 
 def test_unwritable_journal_is_a_clear_error(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "missing-dir" / "j.sqlite3")
+    journal = UploadJournal(tmp_path / "missing-dir" / "j.sqlite3")
     with pytest.raises(UploadJournalError, match="missing-dir"):
         journal.start("c1", 1, "k")
