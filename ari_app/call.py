@@ -158,7 +158,7 @@ class Call:
     @classmethod
     def restore(cls, m: CallManifest, file: RecordingFile | None) -> Call:
         """A call adopted from the journal after a restart, with the recording file the journal
-        names (not a proof: whether it still runs is proven again, ari_app/service.py)."""
+        names (not a proof: whether it still runs is proven again, ari_app/resync.py)."""
         call = cls({"id": m.asterisk_uniqueid, "linkedid": m.asterisk_linkedid,
                     "name": m.asterisk_channel or "", "dialplan": {"exten": m.did}}, m.door,
                    m.policy)
@@ -219,7 +219,7 @@ class Call:
         self.destroyed.set()
 
     def writer_died(self) -> None:
-        """Its recording's writer died before finishing the file (ari_app/recorder.py
+        """Its recording's writer died before finishing the file (ari_app/wavfile.py
         repair_header): the call's last seconds are missing from it, whatever else was seen."""
         self.mark_interrupted(StatusReason.ASTERISK_RESTARTED if self.pbx_restarted
                               else StatusReason.RECORDING_WRITER_DIED)

@@ -54,7 +54,7 @@ def _check_close_proof() -> Finding:
 
 def check_header_repair(spool: Path) -> Finding:
     """Whether callrec may finish the WAV header of a recording Asterisk died writing
-    (ari_app/recorder.py repair_header), judged on the newest recording in the spool.
+    (ari_app/wavfile.py repair_header), judged on the newest recording in the spool.
     Informational: without it such a recording is archived as Asterisk left it."""
     what = "crash header repair"
     try:

@@ -1,10 +1,12 @@
 """The honest call flow, one sequence for both doors (Stasis and FastAGI).
 
-    preflight -> answer -> start MixMonitor -> verify it records -> notice -> continue
+    answer -> preflight -> start MixMonitor -> verify it records -> notice -> continue
 
-The notice is played only after ``Recorder.start`` returned a verified recording. If recording
-cannot start, the call follows its policy: ``force`` apologises and hangs up, ``optional``
-continues without the notice (CALLREC_STATUS=unrecorded), ``never`` neither records nor announces.
+The notice is played only with the ``VerifiedRecording`` that ``Recorder.start`` returns, through
+``Announcer.announce`` (ari_app/announce.py), which checks right before playing that it still
+runs. If recording cannot start, the call follows its policy: ``force`` apologises and hangs up,
+``optional`` continues without the notice (CALLREC_STATUS=unrecorded), ``never`` neither records
+nor announces. A Stasis DID with no route is turned away (``no_route``, outcome failed).
 """
 
 from __future__ import annotations

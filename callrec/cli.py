@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from callrec import CallrecError, __version__
-from callrec.settings import S, load
+from callrec.settings import BadConfigFile, S, load
 
 if TYPE_CHECKING:
     from archive.catalog import Catalog
@@ -87,6 +87,8 @@ def settings(cls: type[S], args: argparse.Namespace) -> S:
         return load(cls, args.config)
     except ValidationError as exc:
         raise BadConfig(f"bad configuration: {exc}") from exc
+    except BadConfigFile as exc:
+        raise BadConfig(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

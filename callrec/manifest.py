@@ -114,7 +114,7 @@ class Recording(_Model):
     duration_s: float | None = None
     sha256: str | None = None
     # Its writer died before finishing the WAV header (Asterisk killed): callrec set the two
-    # size fields from the file before hashing it (ari_app/recorder.py repair_header).
+    # size fields from the file before hashing it (ari_app/wavfile.py repair_header).
     header_repaired: bool = False
 
 

@@ -8,6 +8,7 @@ sections two services share are defined once, below the services (callrec/s3/set
 
 from __future__ import annotations
 
+import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
@@ -25,8 +26,8 @@ _TOML: ContextVar[Path | None] = ContextVar("callrec_toml", default=None)
 S = TypeVar("S", bound="CallrecSettings")
 
 
-class ConfigFileMissing(CallrecError):
-    """``--config FILE`` names no file."""
+class BadConfigFile(CallrecError):
+    """``--config FILE`` names no file, or one that is not TOML."""
 
 
 class CallrecSettings(BaseSettings):
@@ -49,9 +50,11 @@ class CallrecSettings(BaseSettings):
 def load(cls: type[S], toml_file: Path | None = None) -> S:
     """``cls`` from the environment, then ``toml_file``, then its defaults."""
     if toml_file is not None and not toml_file.is_file():
-        raise ConfigFileMissing(f"config file {toml_file} not found")
+        raise BadConfigFile(f"config file {toml_file} not found")
     token = _TOML.set(toml_file)
     try:
         return cls()
+    except tomllib.TOMLDecodeError as exc:
+        raise BadConfigFile(f"config file {toml_file} is not valid TOML: {exc}") from exc
     finally:
         _TOML.reset(token)

@@ -212,7 +212,7 @@ class Uploader:
             self.quarantine(self.spool / f"{m.call_id}.json", None, "recording file missing")
             raise Quarantined("recording_missing")
         size = wav.stat().st_size
-        # A large file is hashed while it uploads (uploader/multipart.py); a small one first.
+        # A large file is hashed while it uploads (callrec/s3/multipart.py); a small one first.
         streamed = self.store.is_large(size) and bool(m.recording.sha256)
         digest = m.recording.sha256 if streamed and m.recording.sha256 else sha256_file(wav)
         if m.recording.sha256 and digest != m.recording.sha256:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ari_app.config import AriAppSettings, Route, load_settings
 from ari_app.stasis import parse_args, wanted
 from callrec.manifest import Policy
-from callrec.settings import ConfigFileMissing
+from callrec.settings import BadConfigFile
 from tests.fakes import flow
 
 
@@ -62,7 +62,7 @@ def test_malformed_settings_are_clear_errors(tmp_path: Path) -> None:
     bad.write_text('policy = "sometimes"\n')
     with pytest.raises(ValidationError, match="policy"):
         load_settings(bad)
-    with pytest.raises(ConfigFileMissing):
+    with pytest.raises(BadConfigFile):
         load_settings(tmp_path / "missing.toml")
     with pytest.raises(ValidationError, match="not a DID"):
         AriAppSettings.model_validate({"routes": {"../x": {"context": "a"}}})

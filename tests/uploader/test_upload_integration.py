@@ -256,7 +256,7 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
 def test_the_store_refuses_a_part_whose_crc32_does_not_match(
     s3: S3Client, locked_bucket: str,
 ) -> None:
-    """Multipart parts carry CRC32 (uploader/multipart.py): only worth it if the store checks."""
+    """Multipart parts carry CRC32 (callrec/s3/multipart.py): only worth it if the store checks."""
     upload = s3.create_multipart_upload(Bucket=locked_bucket, Key="crc-check",
                                         ChecksumAlgorithm="CRC32")["UploadId"]
     try:
