@@ -44,22 +44,18 @@ class Slow:
         await self.tasks.cancel()
 
 
-async def test_first_signal_drains_within_the_grace_period() -> None:
-    daemon = Slow(drain_s=0.2)
-    serving = asyncio.ensure_future(serve(daemon, grace_s=5.0))
+@pytest.mark.parametrize(("drain_s", "grace_s", "drained"), [
+    (0.2, 5.0, True),  # a first signal drains within the grace period
+    (30.0, 0.2, False),  # the grace period ends the drain
+])
+async def test_a_first_signal_drains_for_the_grace_period(drain_s: float, grace_s: float,
+                                                          drained: bool) -> None:
+    daemon = Slow(drain_s)
+    serving = asyncio.ensure_future(serve(daemon, grace_s))
     await daemon.started.wait()
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(serving, 2)
-    assert daemon.drained
-
-
-async def test_the_grace_period_ends_the_drain() -> None:
-    daemon = Slow(drain_s=30)
-    serving = asyncio.ensure_future(serve(daemon, grace_s=0.2))
-    await daemon.started.wait()
-    os.kill(os.getpid(), signal.SIGTERM)
-    await asyncio.wait_for(serving, 2)
-    assert not daemon.drained
+    assert daemon.drained is drained
 
 
 async def test_a_second_signal_exits_now() -> None:
