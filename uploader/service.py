@@ -163,17 +163,8 @@ class Uploader:
         base = self.layout.base(m)
         wav = self.spool / f"{m.call_id}.wav"
         recorded = m.recording is not None and m.status is not RecordingStatus.UNRECORDED
-        size = len(raw) + (wav.stat().st_size if recorded and wav.exists() else 0)
-        try:
-            before = self.journal.start(m.call_id, size, base)
-            # Never attempted, says a journal that has seen every attempt: no object can exist
-            # yet, so the HEADs that make a retry idempotent are skipped.
-            known_new = before is None and self.journal.inherited
-        except UploadJournalError as exc:
-            self._journal_failed(exc)
-            before, known_new = None, False
-        if before is State.UPLOADING:
-            log.warning("[%s] an earlier run stopped mid-upload; shipping again", m.call_id)
+        known_new = self._attempt(m, base, len(raw) + (
+            wav.stat().st_size if recorded and wav.exists() else 0))
         tags = self.layout.tagging(m)
         lock = self.settings.retention.lock_for(m)
         fresh = known_new  # uploaded just now or never attempted: the manifest cannot be there
@@ -203,6 +194,20 @@ class Uploader:
         log.info("[%s] archived: s3://%s/%s.{wav,json} (%s, outcome %s)", m.call_id,
                  self.settings.s3.bucket, base, m.status.value, m.outcome)
         return m.call_id
+
+    def _attempt(self, m: CallManifest, base: str, size: int) -> bool:
+        """Journal the attempt; True if the call was never attempted before (then no object of
+        it can exist yet, so the HEADs that make a retry idempotent are skipped)."""
+        try:
+            before = self.journal.start(m.call_id, size, base)
+            # Only a journal that has seen every attempt may say "never attempted".
+            known_new = before is None and self.journal.inherited
+        except UploadJournalError as exc:
+            self._journal_failed(exc)
+            before, known_new = None, False
+        if before is State.UPLOADING:
+            log.warning("[%s] an earlier run stopped mid-upload; shipping again", m.call_id)
+        return known_new
 
     def _ship_recording(self, m: CallManifest, wav: Path, key: str, tags: str,
                         lock: Lock, known_new: bool) -> bool:
