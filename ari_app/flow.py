@@ -145,7 +145,11 @@ class Flow:
                       self.settings.notice.prompt,
                       "completed" if call.notice.completed else "cut short")
 
-        await together(heard(), door.set_var("CALLREC_STATUS", "recorded"))
+        # The variable goes first: ARI runs a channel's operations one at a time through its
+        # Stasis control queue, and a playback holds that queue until it ends
+        # (res/stasis/control.c, res/res_stasis_playback.c): sent after the notice, the
+        # variable would wait the whole notice for its reply.
+        await together(door.set_var("CALLREC_STATUS", "recorded"), heard())
 
     async def announce_to_party(self, host: Call, door: Door, plan: Plan, channel: str,
                                 number: str) -> None:
