@@ -145,10 +145,9 @@ class Flow:
                       self.settings.notice.prompt,
                       "completed" if call.notice.completed else "cut short")
 
-        # The variable goes first: ARI runs a channel's operations one at a time through its
-        # Stasis control queue, and a playback holds that queue until it ends
-        # (res/stasis/control.c, res/res_stasis_playback.c): sent after the notice, the
-        # variable would wait the whole notice for its reply.
+        # The variable goes first. Measured on the bench (Asterisk 22, requests over the
+        # websocket): sent after the play request, its reply came only once the notice had
+        # ended, so an ARI connection cut in the notice failed the call's hand-off.
         await together(door.set_var("CALLREC_STATUS", "recorded"), heard())
 
     async def announce_to_party(self, host: Call, door: Door, plan: Plan, channel: str,
