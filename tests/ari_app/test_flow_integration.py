@@ -99,3 +99,21 @@ def test_outcome_set_by_the_dialplan_wins(
     [m] = manifests(number)
     assert m.outcome == "complaint" and m.outcome_source == "dialplan"
     assert m.agents and m.agents[0].dial_status == "ANSWER"
+
+
+def test_a_did_without_a_route_is_turned_away_as_failed_not_abandoned(
+    bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """A DID that reaches Stasis but is missing from CALLREC_ROUTES (a misconfiguration, as a
+    new user makes it): no recording, no notice, the unavailable prompt, outcome failed."""
+    assert bench.asterisk is not None
+    number = unique_caller()
+    run = caller.call("9099", hold_s=6.0, caller_user=number)
+    assert run.calls[0].final_status == 200
+    [m] = manifests(number)
+    assert (m.status, m.status_reason, m.outcome) == ("unrecorded", "no_route", "failed")
+    assert not m.notice.played and m.recording is None
+    assert m.asterisk_channel is not None
+    assert not bench.asterisk.played(m.asterisk_channel, "callrec/notice")
+    assert bench.asterisk.played(m.asterisk_channel, "callrec/unavailable")
