@@ -190,7 +190,7 @@ def daemon_rss(bench: Bench, spool: Path, bucket: str, until_empty: bool) -> tup
            "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(spool),
            "CALLREC_UPLOAD__METRICS_PORT": "0", "CALLREC_UPLOAD__CONCURRENCY": "8"}
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "callrec.cli", "upload"], env=env,
+    child = subprocess.Popen([sys.executable, "-m", "callrec_cli", "upload"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop, peak = threading.Event(), list[float]()
     sampler = threading.Thread(target=_peak_rss_mb, args=(child.pid, stop, peak))

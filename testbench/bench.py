@@ -159,8 +159,8 @@ class Bench:
 
     def _start_service(self, name: str, args: list[str], env: dict[str, str], ready: str,
                        timeout: float) -> Child:
-        child = Child(name, [sys.executable, "-m", "callrec.cli", *args],
-                      self.log_dir / f"{name}.log", marker="callrec.cli", env=env)
+        child = Child(name, [sys.executable, "-m", "callrec_cli", *args],
+                      self.log_dir / f"{name}.log", marker="callrec_cli", env=env)
         try:
             wait_until(lambda: ready in child.log_path.read_text(errors="replace"), name,
                        timeout, child)

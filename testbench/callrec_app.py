@@ -69,7 +69,7 @@ class CallrecApp:
         self.child: Child | None = None
 
     def start(self, timeout: float = 15.0) -> Child:
-        argv = [sys.executable, "-m", "callrec.cli", "ari"]
+        argv = [sys.executable, "-m", "callrec_cli", "ari"]
         if os.geteuid() == 0:
             # As deployed (deploy/callrec-ari.service, Nice=-5): on a saturated box the call
             # flow must not queue behind Asterisk's media threads.
@@ -78,7 +78,7 @@ class CallrecApp:
         # saying it connected (and ARI listing the app), not the listing alone.
         connected_before = self._connections()
         self.child = Child("callrec-ari", argv, self.log_dir / "callrec-ari.log",
-                           marker="callrec.cli", env=self.env)
+                           marker="callrec_cli", env=self.env)
         try:
             wait_until(lambda: self._connections() > connected_before and self.registered(),
                        "callrec Stasis app", timeout, self.child)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from callrec import __version__
-from callrec.cli import main
+from callrec_cli.main import main
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,7 +39,7 @@ from uploader.metrics import Metrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Told of each call once it is archived (manifest, its key, its ETag, legal hold): the archive
-# catalog on this host, if the CLI wires one (callrec/cli.py). Failures are logged, never fatal.
+# catalog on this host, if the CLI wires one (callrec_cli/main.py). Failures are logged only.
 ArchivedFeed = Callable[[CallManifest, str, str, bool], None]
 
 

@@ -32,7 +32,7 @@ def settings(endpoints: Endpoints, locked_bucket: str, tmp_path: Path,
 def ship(settings: ArchiveSettings) -> Ship:
     """Archive everything in the test's spool with the real uploader (await it); with
     ``feed=True`` it tells the archive's catalog of each call, as ``callrec upload`` does when
-    ``upload.catalog`` is set (callrec/cli.py)."""
+    ``upload.catalog`` is set (callrec_cli/main.py)."""
     async def run(feed: bool = False) -> list[str]:
         catalog = Catalog(settings.archive.catalog, settings.numbering) if feed else None
         uploader = Uploader(uploader_settings(settings),

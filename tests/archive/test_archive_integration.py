@@ -196,7 +196,7 @@ async def test_cli_search_show_url_and_hostile_values(
            "CALLREC_ARCHIVE__CATALOG": str(settings.archive.catalog)}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "callrec.cli", "archive", *args],
+        return subprocess.run([sys.executable, "-m", "callrec_cli", "archive", *args],
                               env={**env, "USER": "ops1"}, capture_output=True, text=True,
                               timeout=60, check=False)
 

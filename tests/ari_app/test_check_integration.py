@@ -15,7 +15,7 @@ def run_check(bench: Bench, **overrides: str) -> subprocess.CompletedProcess[str
     assert bench.endpoints is not None and bench.asterisk is not None
     env = callrec_env(bench.endpoints, bench.asterisk.home, bench.asterisk.recordings,
                       **overrides)
-    return subprocess.run([sys.executable, "-m", "callrec.cli", "check"], env=env,
+    return subprocess.run([sys.executable, "-m", "callrec_cli", "check"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

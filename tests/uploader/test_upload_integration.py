@@ -49,7 +49,7 @@ def port_of(env: dict[str, str]) -> int:
 
 
 def drain(bench: Bench, bucket: str, **overrides: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "callrec.cli", "upload", "--drain"],
+    return subprocess.run([sys.executable, "-m", "callrec_cli", "upload", "--drain"],
                           env=uploader_env(bench, bucket, **overrides), capture_output=True,
                           text=True, timeout=120, check=False)
 
@@ -184,8 +184,8 @@ def test_daemon_archives_new_calls_and_rides_out_an_s3_outage(
     assert asterisk is not None and weed is not None
     start_callrec()
     env = uploader_env(bench, locked_bucket, CALLREC_UPLOAD__MAX_BACKOFF_S="2")
-    daemon = Child("callrec-upload", [sys.executable, "-m", "callrec.cli", "upload"],
-                   bench.log_dir / "callrec-upload.log", marker="callrec.cli", env=env)
+    daemon = Child("callrec-upload", [sys.executable, "-m", "callrec_cli", "upload"],
+                   bench.log_dir / "callrec-upload.log", marker="callrec_cli", env=env)
     try:
         first = unique_caller()
         run = caller.call("9001", hold_s=5.0, caller_user=first)
@@ -229,7 +229,7 @@ def test_large_recording_goes_multipart_and_survives_kill_9(
     key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
     env_args = {"CALLREC_UPLOAD__SPOOL": str(spool), "CALLREC_UPLOAD__MULTIPART_THRESHOLD_MB": "8"}
     env = uploader_env(bench, locked_bucket, **env_args)
-    killed = subprocess.Popen([sys.executable, "-m", "callrec.cli", "upload", "--drain"],
+    killed = subprocess.Popen([sys.executable, "-m", "callrec_cli", "upload", "--drain"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not s3.list_multipart_uploads(Bucket=locked_bucket).get("Uploads"):
@@ -276,7 +276,7 @@ def test_the_store_refuses_a_part_whose_crc32_does_not_match(
 
 def outcome_set(bench: Bench, bucket: str, spool: Path, *args: str
                 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "callrec.cli", "outcome", "set", *args],
+    return subprocess.run([sys.executable, "-m", "callrec_cli", "outcome", "set", *args],
                           env=uploader_env(bench, bucket, CALLREC_UPLOAD__SPOOL=str(spool)),
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -378,8 +378,8 @@ def test_s3_down_30_s_while_50_recordings_arrive_none_lost(
     assert weed is not None
     env = uploader_env(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool),
                        CALLREC_UPLOAD__MAX_BACKOFF_S="4")
-    daemon = Child("callrec-upload-outage", [sys.executable, "-m", "callrec.cli", "upload"],
-                   bench.log_dir / "callrec-upload-outage.log", marker="callrec.cli", env=env)
+    daemon = Child("callrec-upload-outage", [sys.executable, "-m", "callrec_cli", "upload"],
+                   bench.log_dir / "callrec-upload-outage.log", marker="callrec_cli", env=env)
     try:
         deadline = time.monotonic() + 20
         while True:  # running: its metrics answer

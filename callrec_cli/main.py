@@ -240,7 +240,3 @@ def _progress_bar() -> Callable[[int, int], None]:
         print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} calls", end=end,
               file=sys.stderr, flush=True)
     return show
-
-
-if __name__ == "__main__":
-    sys.exit(main())
