@@ -21,6 +21,7 @@ from callrec.manifest import (
     RecordingStatus,
     normalise_number,
 )
+from callrec.reasons import StatusReason
 
 
 def fake_call(spool: Path, size_mb: int, seconds_ago: float = 0, size_kb: int = 0,
@@ -69,8 +70,8 @@ def varied_call(spool: Path, caller_raw: str = "0312345678", name: str = "",
                          completed=outcome != "abandoned_in_notice")}
     if status is RecordingStatus.UNRECORDED:
         (spool / f"{m.call_id}.wav").unlink()
-        update |= {"recording": None, "status_reason": "policy_never", "policy": Policy.NEVER,
-                   "notice": Notice()}
+        update |= {"recording": None, "status_reason": StatusReason.POLICY_NEVER,
+                   "policy": Policy.NEVER, "notice": Notice()}
     m = m.model_copy(update=update)
     m.write_atomic(spool)
     return m

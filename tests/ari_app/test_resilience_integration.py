@@ -238,7 +238,8 @@ def test_a_notice_that_ends_while_ari_is_away_is_played_again_in_full(
     """callrec's connection to ARI breaks in the notice and cannot come back for 6 s: the
     notice's PlaybackFinished goes to nobody. The caller used to wait in silence until they gave
     up; now the reconnect finds the playback gone and plays the notice again, in full."""
-    assert bench.endpoints is not None
+    assert bench.endpoints is not None and bench.asterisk is not None
+    mark = bench.asterisk.log_mark()
     with CuttingProxy(int(bench.endpoints.ari_url.rsplit(":", 1)[1])) as ari:
         start_callrec(CALLREC_ARI__URL=f"http://127.0.0.1:{ari.port}")
         number = unique_caller()
@@ -251,8 +252,8 @@ def test_a_notice_that_ends_while_ari_is_away_is_played_again_in_full(
     [m] = manifests(number)
     assert m.status == "recorded" and m.outcome == "completed" and m.notice.completed
     # Asterisk, an independent witness, played it twice: the cut one and the one in full.
-    assert bench.asterisk is not None and m.asterisk_channel
-    assert bench.asterisk.plays(m.asterisk_channel, "callrec/notice") == 2
+    assert m.asterisk_channel
+    assert bench.asterisk.plays(m.asterisk_channel, "callrec/notice", since=mark) == 2
 
 
 async def test_recording_stopped_mid_call_is_reported_interrupted(
