@@ -191,7 +191,9 @@ class Flow:
         log.error("%s no route for DID %r: add it to CALLREC_ROUTES or set "
                   "CALLREC_DEFAULT_ROUTE; the caller is turned away", call.log_prefix(),
                   call.did)
-        await self._unrecorded(call, door, StatusReason.NO_ROUTE)
+        # Followed like any call: without the subscription the prompt's end and the hang-up
+        # never reached callrec (seen on the bench), and the call would wait for ever.
+        await together(door.follow(), self._unrecorded(call, door, StatusReason.NO_ROUTE))
         await self._reject(call, door, plan)
 
     async def _unrecorded(self, call: Call, door: Door, reason: StatusReason) -> None:
