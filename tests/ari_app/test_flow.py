@@ -161,7 +161,9 @@ async def test_never_records_nothing(tmp_path: Path) -> None:
 async def test_a_did_without_a_route_is_a_failed_call_not_an_abandoned_one(
         tmp_path: Path) -> None:
     f, call, door, _ = setup(tmp_path, Policy.OPTIONAL, verify_s=0.0, answer_s=0.0)
+    door.recording_asked.set()  # nothing will ask for a recording
     await run(f, call, door, Plan(Policy.OPTIONAL, "en", None), tmp_path)
+    assert "follow" in door.log  # its prompt's end and its hang-up must reach callrec
     assert "mixmonitor" not in door.log and "play callrec/notice" not in door.log
     assert door.log[-2:] == ["play callrec/unavailable", "hangup"]
     m = call.manifest()
