@@ -73,9 +73,12 @@ def ratio_row(a: PathResult, b: PathResult, callrec_cpu_s: float) -> str:
     s99 = percentile(b.sound_ms, 99) - percentile(a.sound_ms, 99)
     sr99 = percentile(b.sound_ms, 99) / percentile(a.sound_ms, 99)
     share = callrec_cpu_s / b.asterisk_cpu_s if b.asterisk_cpu_s else float("nan")
+    per_call = 1000 * callrec_cpu_s / b.calls if b.calls else float("nan")
+    asterisk_per_call = 1000 * b.asterisk_cpu_s / b.calls if b.calls else float("nan")
     return (f"B - A at p99: 200 OK {d99:+.1f} ms (B/A {r99:.2f}x), first sound {s99:+.1f} ms "
             f"(B/A {sr99:.2f}x); callrec CPU {callrec_cpu_s:.2f} s = {share:.1%} of Asterisk's "
-            "during B")
+            f"during B; CPU per call: callrec {per_call:.2f} ms, Asterisk {asterisk_per_call:.1f} "
+            "ms")
 
 
 def measure_load(bench: Bench, app_pid: int, rate: float, calls: int, rounds: int,
