@@ -2,9 +2,10 @@
 # Install the Debian packages callrec's bench and tools need, only those missing.
 # debootstrap builds the Asterisk chroot; sip-tester is SIPp; sox and espeak-ng make audio;
 # tcpdump times the first RTP packet in the benchmark (bench/rtp.py); chromium runs the archive web
-# UI test (Playwright drives /usr/bin/chromium: its own browser download cannot reach its host).
+# UI test (Playwright drives /usr/bin/chromium: its own browser download cannot reach its host);
+# baresip-core is the demo's agent phone (testbench/baresip.py: it idles, SIPp polls).
 set -euo pipefail
-packages=(debootstrap sip-tester sox espeak-ng ca-certificates tcpdump chromium)
+packages=(debootstrap sip-tester sox espeak-ng ca-certificates tcpdump chromium baresip-core)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

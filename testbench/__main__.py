@@ -23,7 +23,8 @@ def _describe(ep: Endpoints, bench: Bench) -> str:
         f"  ARI       {ep.ari_url}/ari  (user {ep.asterisk.ari_user})",
         f"  AMI       {ep.ami_host}:{ep.ami_port}  (user {ep.asterisk.ami_user})",
         f"  SIP       udp 127.0.0.1:{ep.sip_port}  (trunk from 127.0.0.2; agent phones "
-        + ", ".join("agent-" + kind.replace("_", "-") for kind in bench.agent_kinds) + ")",
+        + ", ".join(["agent-" + kind.replace("_", "-") for kind in bench.agent_kinds]
+                    + (["agent-answer (baresip)"] if bench.quiet_agent else [])) + ")",
         f"  S3        {ep.s3_endpoint}  (access key {ep.s3.access_key})",
         f"  spool     {ep.spool}",
         f"  secrets   {state / 'bench.json'} (mode 0600; generated for this run)",
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "up":
             print(_describe(bench.up(), bench))
         elif args.command == "demo":
-            print(_describe(bench.up(agents=DEMO_AGENTS), bench))
+            print(_describe(bench.up(agents=DEMO_AGENTS, quiet_agent=True), bench))
             return demo(bench)
         elif args.command == "call":
             return call_into(bench)

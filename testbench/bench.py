@@ -19,6 +19,7 @@ from pathlib import Path
 
 from testbench import BenchError
 from testbench.asterisk import PRESETS, Asterisk, AsteriskCredentials
+from testbench.baresip import BaresipPhone
 from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
 from testbench.procs import Child, stop_recorded, wait_until
@@ -69,16 +70,18 @@ class Bench:
         self.agents: dict[str, AgentPhone] = {}
         self.endpoints: Endpoints | None = None
         self.agent_kinds: tuple[str, ...] = AGENT_KINDS
+        self.quiet_agent = False
 
     def _timed(self, phase: str, started: float) -> None:
         self.timings[phase] = time.monotonic() - started
         log.info("bench[%s] %s: %.2f s", self.instance, phase, self.timings[phase])
 
-    def up(self, agents: tuple[str, ...] = AGENT_KINDS) -> Endpoints:
-        """Start the instance with these agent phones (each SIPp polls every millisecond, about
-        0.8 % of a core while idle: the demo starts only the one its DIDs ring)."""
+    def up(self, agents: tuple[str, ...] = AGENT_KINDS, quiet_agent: bool = False) -> Endpoints:
+        """Start the instance with these SIPp agent phones; ``quiet_agent``: agent-answer is
+        baresip instead (testbench/baresip.py: an idle SIPp polls every millisecond, and the
+        demo stays up)."""
         require_root("the bench (chroot + Asterisk)")
-        self.agent_kinds = agents
+        self.agent_kinds, self.quiet_agent = agents, quiet_agent
         self.down()  # whatever an earlier run of this instance left behind
         shutil.rmtree(self.log_dir, ignore_errors=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +122,11 @@ class Bench:
                                self.ports.agent_media + 4 * offset, self.log_dir)
             self._track(phone.name, phone.start())
             self.agents[kind] = phone
+        if self.quiet_agent:
+            quiet = BaresipPhone("agent-answer", self.ports.agent_answer,
+                                 (self.ports.agent_media, self.ports.agent_media + 99),
+                                 self.state / "baresip", self.log_dir)
+            self._track(quiet.name, quiet.start())
         self.asterisk.wait_ready(creds)
         self._timed("asterisk", started)
         self.s3.wait_ready()
