@@ -53,8 +53,15 @@ def verify_password(password: str, stored: str) -> bool:
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
+def same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts from anywhere (compare_digest refuses non-ASCII
+    str: a cookie or form field from the network may hold anything)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"),
+                               b.encode("utf-8", "surrogateescape"))
+
+
 def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -83,11 +90,11 @@ class Sessions:
         if not cookie or "." not in cookie:
             return None
         payload, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not same(signature, self._sign(payload)):
             return None
         try:
             user, role, expires, csrf = json.loads(_unb64(payload))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             return None
         if role not in ROLES or not isinstance(expires, float | int) or expires < time.time():
             return None

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from archive.render import csv_cell
 from archive.service import Actor
-from archive.web_query import link_params, query_from
+from archive.web_query import link_params, query_from, whole
 
 if TYPE_CHECKING:
     from archive.web import WebApp
@@ -168,7 +168,9 @@ class Api:
         return json_response({"catalog": row, "manifest": manifest.model_dump(mode="json")})
 
     async def url(self, request: web.Request) -> web.Response:
-        expires = int(request.query.get("expires", self.w.settings.archive.presign_s))
+        # Capped at archive.presign_max_s by Archive.url, like the CLI's --expires.
+        expires = whole(request.query.get("expires", str(self.w.settings.archive.presign_s)),
+                        "expires", 1, 10**6)
         link = await self.w.run(self.w.archive.url, request[ACTOR],
                                 request.match_info["call_id"], expires)
         return json_response({"url": link})
@@ -177,7 +179,7 @@ class Api:
         try:
             body = await request.json()
             value = str(body["outcome"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # JSON nested too deep
             return json_response({"error": 'send {"outcome": "..."}'}, status=400)
         m = await self.w.run(self.w.archive.set_outcome, request[ACTOR],
                              request.match_info["call_id"], value)

@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 
 from archive import ArchiveError
-from archive.auth import DUMMY_HASH, Session, Sessions, token_digest, verify_password
+from archive.auth import DUMMY_HASH, Session, Sessions, same, token_digest, verify_password
 from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
 from archive.render import inert
@@ -111,9 +111,28 @@ class WebApp:
                 message = "the call catalog is unavailable; try again shortly"
             else:
                 message = str(exc)
-            if request.path.startswith("/api/"):
-                return web.json_response({"error": message}, status=status)
-            return self.page(request, "base.html", status=status, error=message)
+            return self.refusal(request, status, message)
+        except web.HTTPException:
+            raise
+        except Exception:  # the last resort: a plain 500 (with the security headers), audited
+            log.exception("%s %s failed", request.method, request.path[:200])
+            await self.audit_error(request)
+            return self.refusal(request, 500, "internal error; it has been logged")
+
+    def refusal(self, request: web.Request, status: int, message: str) -> web.Response:
+        if request.path.startswith("/api/"):
+            return web.json_response({"error": message}, status=status)
+        return self.page(request, "base.html", status=status, error=message)
+
+    async def audit_error(self, request: web.Request) -> None:
+        actor = request.get(ACTOR)
+        try:
+            await self.run(self.archive.catalog.audit, actor.name if actor else "-",
+                           actor.role if actor else "viewer", actor.via if actor else "web",
+                           "server_error", None, {"path": request.path[:200]},
+                           self.address(request))
+        except ArchiveError as exc:
+            log.error("server error not audited: %s", exc)
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -141,7 +160,7 @@ class WebApp:
             return None
         digest = token_digest(header[7:].strip())
         for name, token in self.settings.web.tokens.items():
-            if secrets.compare_digest(digest, token.sha256.get_secret_value()):
+            if same(digest, token.sha256.get_secret_value()):
                 return Actor(name, token.role, "api", self.address(request))
         return None
 
@@ -150,7 +169,7 @@ class WebApp:
         if origin and origin != f"{request.scheme}://{request.host}":
             raise web.HTTPForbidden(text="cross-origin form refused")
         form = await request.post()
-        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
+        if not same(str(form.get("csrf", "")), session.csrf):
             raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
 
     @staticmethod

@@ -107,3 +107,18 @@ def ids(rows: list[dict[str, object]]) -> set[object]:
 
 def call_ids(calls: list[CallManifest]) -> set[str]:
     return {m.call_id for m in calls}
+
+
+# The archive web app in-process (no S3 is reached: its endpoint is a closed port).
+DESK_TOKEN = "desk-token-" + "z" * 30
+WEB_USER, WEB_PASSWORD = "sato", PASSWORDS["supervisor"]
+
+
+def offline_archive_settings(tmp: Path, password_hash: str) -> ArchiveSettings:
+    return ArchiveSettings(
+        s3=S3Settings(endpoint="http://127.0.0.1:9", access_key="k", secret_key="s"),
+        archive=CatalogSettings(catalog=tmp / "catalog.sqlite3"),
+        web=WebSettings(cookie_secure=False, sync_interval_s=0, session_secret="s" * 32,
+                        users={WEB_USER: User(role="supervisor", password_hash=password_hash)},
+                        tokens={"desk": Token(role="supervisor",
+                                              sha256=token_digest(DESK_TOKEN))}))

@@ -3,17 +3,26 @@ bench's SeaweedFS, and archive settings (catalog in tmp) pointing at it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from archive.auth import hash_password
 from archive.catalog import Catalog
 from archive.config import ArchiveSettings
 from archive.service import Archive
+from archive.web import WebApp
 from testbench.bench import Endpoints
-from tests.helpers import PASSWORDS, Ship, archive_settings, uploader_settings
+from tests.helpers import (
+    PASSWORDS,
+    Ship,
+    archive_settings,
+    offline_archive_settings,
+    uploader_settings,
+)
 from uploader.service import Uploader
 
 
@@ -53,4 +62,18 @@ def ship(settings: ArchiveSettings) -> Ship:
 def archive(settings: ArchiveSettings) -> Iterator[Archive]:
     archive = Archive(settings)
     yield archive
+    archive.close()
+
+
+@pytest.fixture
+async def web_client(tmp_path: Path, password_hashes: dict[str, str],
+                     ) -> AsyncIterator[tuple[TestClient[Any, Any], Archive]]:
+    """The web app in-process on an empty catalog, with user sato (supervisor, password
+    WEB_PASSWORD) and the API token DESK_TOKEN."""
+    settings = offline_archive_settings(tmp_path, password_hashes["supervisor"])
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    async with TestClient(TestServer(webapp.app())) as client:
+        yield client, archive
+    webapp.pool.shutdown(wait=True)
     archive.close()
