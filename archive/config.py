@@ -51,9 +51,8 @@ class WebSettings(BaseModel):
     port: int = Field(8480, ge=0, le=65535)
     users: dict[str, User] = Field(default_factory=dict)
     tokens: dict[str, Token] = Field(default_factory=dict)
-    # Signs session cookies; empty: a random key per start (everyone logs in again).
-    session_secret: SecretStr = SecretStr("")
-    session_hours: float = Field(8.0, gt=0)
+    session_hours: float = Field(8.0, gt=0)  # a login lasts at most this long
+    idle_minutes: float = Field(30.0, gt=0)  # and ends this long after its last request
     # Sends cookies over HTTPS only. Turn off only on loopback (the demo): put the UI behind TLS.
     cookie_secure: bool = True
     play_url_s: int = Field(120, ge=10)  # lifetime of the audio player's presigned URL

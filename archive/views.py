@@ -63,6 +63,7 @@ class Pages:
         raise response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
+        await self.w.logout(request)  # the session ends on the server, not only in the browser
         response = web.HTTPSeeOther("/login")
         response.del_cookie("callrec_session", path="/")
         raise response

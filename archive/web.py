@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +21,12 @@ import jinja2
 from aiohttp import web
 
 from archive import ArchiveError
-from archive.auth import DUMMY_HASH, Session, Sessions, same, token_digest, verify_password
+from archive.auth import DUMMY_HASH, same, token_digest, verify_password
 from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
 from archive.render import inert
 from archive.service import Actor, Archive, Forbidden, Invalid, NotFound
+from archive.sessions import Session, SessionStore
 from archive.views import ACTOR, add_routes
 from archive.web_query import BadQuery
 from callrec.aio import first_of
@@ -54,12 +54,8 @@ class WebApp:
     def __init__(self, settings: ArchiveSettings, archive: Archive) -> None:
         self.settings = settings
         self.archive = archive
-        secret = settings.web.session_secret.get_secret_value().encode()
-        if not secret:
-            log.warning("web.session_secret is not set: a random one is used, so sessions end "
-                        "when the server restarts and are not shared with other servers")
-            secret = secrets.token_bytes(32)
-        self.sessions = Sessions(secret, settings.web.session_hours)
+        self.sessions = SessionStore(archive.catalog, settings.web.session_hours,
+                                     settings.web.idle_minutes)
         self.pool = ThreadPoolExecutor(8, "callrec-web")
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("archive", "templates"),
                                       autoescape=True, undefined=jinja2.StrictUndefined)
@@ -144,7 +140,7 @@ class WebApp:
                 return web.json_response({"error": "a valid bearer token is required"},
                                          status=401, headers={"WWW-Authenticate": "Bearer"})
         else:
-            session = self.sessions.load(request.cookies.get(COOKIE))
+            session = await self.session_of(request)
             if session is None:
                 raise web.HTTPSeeOther("/login")
             request[SESSION] = session
@@ -153,6 +149,22 @@ class WebApp:
                 await self._check_csrf(request, session)
         request[ACTOR] = actor
         return await handler(request)
+
+    async def session_of(self, request: web.Request) -> Session | None:
+        """The request's live session, if its user is still in the config with that role: a
+        user removed or demoted is logged out at once."""
+        cookie = request.cookies.get(COOKIE)
+        session = await self.run(self.sessions.load, cookie)
+        if session is None:
+            return None
+        known = self.settings.web.users.get(session.user)
+        if known is None or known.role != session.role:
+            await self.run(self.sessions.end, cookie)
+            return None
+        return session
+
+    async def logout(self, request: web.Request) -> None:
+        await self.run(self.sessions.end, request.cookies.get(COOKIE))
 
     def _token_actor(self, request: web.Request) -> Actor | None:
         header = request.headers.get("Authorization", "")
@@ -212,7 +224,7 @@ class WebApp:
             await self.run(self.archive.catalog.audit, user[:64], "viewer", "web",
                            "login_failed", None, {}, address)
             return None
-        _, cookie = self.sessions.new(user, known.role)
+        _, cookie = await self.run(self.sessions.new, user, known.role)
         await self.run(self.archive.catalog.audit, user, known.role, "web", "login", None, {},
                        address)
         return cookie

@@ -55,7 +55,6 @@ def start_pipeline(bench: Bench) -> str:
         # The uploader tells the catalog of each call at once; the sync brings changes made
         # elsewhere (another archive server's outcome changes and holds).
         "CALLREC_WEB__SYNC_INTERVAL_S": "60",
-        "CALLREC_WEB__SESSION_SECRET": secrets.token_urlsafe(32),
         "CALLREC_WEB__USERS": json.dumps({"demo": {"role": "admin",
                                                   "password_hash": hash_password(password)}})})
     return password

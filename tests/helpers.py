@@ -83,7 +83,7 @@ def archive_settings(endpoints: Endpoints, bucket: str, tmp: Path, hashes: dict[
             "harassment": OutcomeRule(legal_hold=True, retention_days=30)}),
         archive=CatalogSettings(catalog=tmp / catalog, host_id=host_id, spool=spool),
         web=WebSettings(
-            port=0, cookie_secure=False, sync_interval_s=0, session_secret="s" * 32,
+            port=0, cookie_secure=False, sync_interval_s=0,
             users={name: User(role=name, password_hash=h)
                    for name, h in hashes.items()},
             tokens={name: Token(role=role, sha256=token_digest(tok))
@@ -118,7 +118,7 @@ def offline_archive_settings(tmp: Path, password_hash: str) -> ArchiveSettings:
     return ArchiveSettings(
         s3=S3Settings(endpoint="http://127.0.0.1:9", access_key="k", secret_key="s"),
         archive=CatalogSettings(catalog=tmp / "catalog.sqlite3"),
-        web=WebSettings(cookie_secure=False, sync_interval_s=0, session_secret="s" * 32,
+        web=WebSettings(cookie_secure=False, sync_interval_s=0,
                         users={WEB_USER: User(role="supervisor", password_hash=password_hash)},
                         tokens={"desk": Token(role="supervisor",
                                               sha256=token_digest(DESK_TOKEN))}))
