@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,6 +26,7 @@ from archive.config import ArchiveSettings
 from archive.render import inert
 from archive.service import Actor, Archive, Forbidden, Invalid, NotFound
 from archive.sessions import Session, SessionStore
+from archive.throttle import LoginThrottle
 from archive.views import ACTOR, add_routes
 from archive.web_query import BadQuery
 from callrec.aio import first_of
@@ -43,7 +43,6 @@ OUTCOMES = ("completed", "abandoned_in_notice", "abandoned", "no_agent", "failed
 DONE = {"outcome": "Outcome changed.", "hold": "Legal hold put on.",
         "release": "Legal hold released."}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FAILURES_ALLOWED, FAILURE_WINDOW_S = 5, 300.0
 
 
 STATUS: dict[type[ArchiveError], int] = {Forbidden: 403, NotFound: 404, BadQuery: 400,
@@ -62,7 +61,7 @@ class WebApp:
         self.env.filters["inert"] = inert
         self.env.filters["inert_lines"] = lambda text: "\n".join(
             inert(line) for line in str(text).splitlines())
-        self.failures: dict[str, list[float]] = {}
+        self.throttle = LoginThrottle()
         s3 = urlsplit(settings.s3.endpoint or f"https://s3.{settings.s3.region}.amazonaws.com")
         self.csp = ("default-src 'none'; style-src 'self'; img-src 'self'; "
                     f"media-src 'self' {s3.scheme}://{s3.netloc}; form-action 'self'; "
@@ -198,32 +197,24 @@ class WebApp:
         html = self.env.get_template(template).render(outcomes=OUTCOMES, **values)
         return web.Response(text=html, content_type="text/html", status=status)
 
-    def throttled(self, key: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self.failures.get(key, []) if now - t < FAILURE_WINDOW_S]
-        if recent:
-            self.failures[key] = recent
-        else:
-            self.failures.pop(key, None)  # nothing kept for names tried once long ago
-        return len(recent) >= FAILURES_ALLOWED
-
     async def login(self, request: web.Request, user: str, password: str) -> str | None:
-        """A session cookie if the login is right. Always costs one scrypt (timing does not
-        tell which users exist); failures are audited and throttled per address and user."""
+        """A session cookie if the login is right. Always costs one scrypt (timing tells
+        neither which users exist nor which attempts were refused); every failure is audited
+        under the account's real role (archive/throttle.py says how attempts are limited)."""
         address = self.address(request)
-        if self.throttled(address) or self.throttled("user:" + user):
-            await self.run(self.archive.catalog.audit, user[:64], "viewer", "web",
-                           "login_throttled", None, {}, address)
-            return None
+        attempt = self.throttle.begin(address, user)  # counted before anything is awaited
+        if attempt.delay_s:
+            await asyncio.sleep(attempt.delay_s)
         known = self.settings.web.users.get(user)
         stored = known.password_hash.get_secret_value() if known else DUMMY_HASH
-        ok = await self.run(verify_password, password, stored) and known is not None
-        if not ok or known is None:
-            for key in (address, "user:" + user):
-                self.failures.setdefault(key, []).append(time.monotonic())
-            await self.run(self.archive.catalog.audit, user[:64], "viewer", "web",
-                           "login_failed", None, {}, address)
+        checked = await self.run(verify_password, password, stored)
+        role = known.role if known else "viewer"
+        if attempt.refused or not checked or known is None:
+            action = "login_throttled" if attempt.refused else "login_failed"
+            await self.run(self.archive.catalog.audit, user[:64], role, "web", action, None,
+                           {"delay_s": attempt.delay_s} if attempt.delay_s else {}, address)
             return None
+        self.throttle.succeeded(attempt)
         _, cookie = await self.run(self.sessions.new, user, known.role)
         await self.run(self.archive.catalog.audit, user, known.role, "web", "login", None, {},
                        address)
