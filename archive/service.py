@@ -37,6 +37,8 @@ PERMISSIONS: dict[Role, set[str]] = {
     "admin": {"audit"},
 }
 RANK: dict[Role, int] = {"viewer": 0, "supervisor": 1, "admin": 2}
+# Catalog columns only admins see (Archive.visible).
+INTERNAL = ("manifest_key", "recording_key", "etag")
 
 
 class Forbidden(ArchiveError):
@@ -114,6 +116,23 @@ class Archive:
             raise ActionFailed(str(exc)) from exc
         self._audit(actor, "view", call_id)
         return row, manifest
+
+    @staticmethod
+    def visible(actor: Actor, row: dict[str, Any], manifest: CallManifest,
+                ) -> tuple[dict[str, Any], CallManifest]:
+        """What ``actor`` is shown of a call: admins everything; others not where the server
+        keeps things (the recording's path on the PBX host, object keys, ETags), which they
+        need for nothing and which tell an attacker the layout."""
+        shown = {**row, "has_recording": bool(row.get("recording_key"))}
+        if actor.role == "admin":
+            return shown, manifest
+        for key in INTERNAL:
+            shown.pop(key, None)
+        rec = manifest.recording
+        if rec is not None:
+            manifest = manifest.model_copy(update={"recording": rec.model_copy(
+                update={"path": rec.path.rsplit("/", 1)[-1]})})
+        return shown, manifest
 
     def url(self, actor: Actor, call_id: str, expires_s: int | None = None,
             action: Literal["url", "play", "download"] = "url") -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from archive.render import csv_cell
-from archive.service import Actor
+from archive.service import INTERNAL, Actor
 from archive.web_query import link_params, query_from, whole
 
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ class Pages:
 
     async def call(self, request: web.Request) -> web.Response:
         call_id = request.match_info["call_id"]
-        row, manifest = await self.w.run(self.w.archive.show, request[ACTOR], call_id)
+        row, manifest = self.w.archive.visible(request[ACTOR], *await self.w.run(
+            self.w.archive.show, request[ACTOR], call_id))
         return self.w.page(request, "call.html", row=row, m=manifest,
                            manifest_json=manifest.model_dump_json(indent=2),
                            may_change=request[ACTOR].may("outcome"))
@@ -158,14 +159,17 @@ class Api:
 
     async def search(self, request: web.Request) -> web.Response:
         q = query_from(request.query)
-        rows = await self.w.run(self.w.archive.search, request[ACTOR], q)
+        actor = request[ACTOR]
+        rows = await self.w.run(self.w.archive.search, actor, q)
         last = rows[-1]["entered_at"] if len(rows) == q.limit else None
+        if actor.role != "admin":
+            rows = [{k: v for k, v in r.items() if k not in INTERNAL} for r in rows]
         return json_response({"calls": rows,
                               "next_before": int(last.timestamp() * 1000) if last else None})
 
     async def show(self, request: web.Request) -> web.Response:
-        row, manifest = await self.w.run(self.w.archive.show, request[ACTOR],
-                                         request.match_info["call_id"])
+        row, manifest = self.w.archive.visible(request[ACTOR], *await self.w.run(
+            self.w.archive.show, request[ACTOR], request.match_info["call_id"]))
         return json_response({"catalog": row, "manifest": manifest.model_dump(mode="json")})
 
     async def url(self, request: web.Request) -> web.Response:

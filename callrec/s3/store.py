@@ -239,7 +239,9 @@ class Store:
     def presign(self, key: str, expires_s: int, download_as: str | None = None) -> str:
         """A GET URL valid for ``expires_s`` seconds (signed locally: no request to S3). It
         carries the access key id and a signature, never the secret."""
-        params: dict[str, str] = {"Bucket": self.settings.bucket, "Key": key}
+        # no-store: S3 answers with it, so no browser or proxy cache keeps a recording.
+        params: dict[str, str] = {"Bucket": self.settings.bucket, "Key": key,
+                                  "ResponseCacheControl": "no-store"}
         if download_as:
             params["ResponseContentDisposition"] = f'attachment; filename="{download_as}"'
         return self.client.generate_presigned_url("get_object", Params=params,

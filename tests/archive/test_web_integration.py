@@ -213,3 +213,28 @@ async def test_login_failures_are_throttled_and_audited(served: str, archive: Ar
     actions = [r["action"] for r in archive.catalog.audit_rows()]
     assert actions.count("login_failed") == 5 and "login_throttled" in actions
     assert all("nope" not in json.dumps(r) for r in archive.catalog.audit_rows())
+
+
+async def test_viewers_see_no_server_paths_and_s3_answers_no_store(
+        login: Login, served: str, calls: list[CallManifest]) -> None:
+    call = calls[0]
+    viewer, admin = await login("viewer"), await login("admin")
+    async with viewer.get(f"/calls/{call.call_id}") as r:
+        page = await r.text()
+        assert r.status == 200 and "/audio" in page  # the player is there
+        assert "recordings/" not in page and "/spool" not in page
+    wall = {"Authorization": f"Bearer {TOKENS['wall'][1]}"}
+    async with aiohttp.ClientSession(base_url=served) as api:
+        async with api.get(f"/api/calls/{call.call_id}", headers=wall) as r:
+            shown = await r.json()
+        async with api.get("/api/calls", headers=wall) as r:
+            listed = (await r.json())["calls"]
+    assert not {"manifest_key", "recording_key", "etag"} & (set(shown["catalog"])
+                                                            | set(listed[0]))
+    assert "/" not in shown["manifest"]["recording"]["path"]  # the file name only
+    async with admin.get(f"/calls/{call.call_id}") as r:
+        assert "recordings/" in await r.text()  # admins see where things are
+    async with viewer.get(f"/calls/{call.call_id}/audio", allow_redirects=False) as r:
+        presigned = r.headers["Location"]
+    async with aiohttp.ClientSession() as s3, s3.get(presigned) as r:
+        assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
