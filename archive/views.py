@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import secrets
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from archive.auth import same
 from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
 from archive.web_query import link_params, query_from, whole
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from archive.web import WebApp
 
 ACTOR = web.RequestKey("actor", Actor)
+LOGIN_COOKIE = "callrec_login"
+LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
 CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent", "agents",
                "did", "direction", "outcome", "status", "status_reason", "notice_completed",
@@ -45,7 +50,19 @@ class Pages:
         return web.Response(text=self.CSS, content_type="text/css")
 
     async def login_form(self, request: web.Request) -> web.Response:
-        return self.w.page(request, "login.html", session=None)
+        return self.login_page(request)
+
+    def login_page(self, request: web.Request, status: int = 200,
+                   error: str = "") -> web.Response:
+        """The form carries a token that must come back with the login, beside the cookie
+        holding the same (double submit): a page elsewhere cannot log a browser in."""
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if not LOGIN_TOKEN.match(token):  # kept while valid: a second tab, a retry
+            token = secrets.token_urlsafe(24)
+        response = self.w.page(request, "login.html", status=status, session=None,
+                               login_csrf=token, error=error)
+        self.w.set_cookie(response, token, name=LOGIN_COOKIE, max_age=3600)
+        return response
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
@@ -53,11 +70,12 @@ class Pages:
             raise web.HTTPForbidden(text="cross-origin login refused")
         form = await request.post()
         user, password = str(form.get("user", ""))[:64], str(form.get("password", ""))[:1024]
+        if not same(str(form.get("csrf", "")) or "-", request.cookies.get(LOGIN_COOKIE, "")):
+            raise web.HTTPForbidden(text="the login form expired: reload the page")
         cookie = await self.w.login(request, user, password)
         if cookie is None:
-            return self.w.page(request, "login.html", session=None, status=401,
-                               error="Wrong user or password (or too many tries: wait 5 "
-                                     "minutes).")
+            return self.login_page(request, 401, "Wrong user or password (or too many tries: "
+                                                 "wait 5 minutes).")
         response = web.HTTPSeeOther("/")
         self.w.set_cookie(response, cookie)
         raise response

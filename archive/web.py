@@ -220,10 +220,11 @@ class WebApp:
                        address)
         return cookie
 
-    def set_cookie(self, response: web.StreamResponse, cookie: str) -> None:
-        response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+    def set_cookie(self, response: web.StreamResponse, cookie: str, name: str = COOKIE,
+                   max_age: float | None = None) -> None:
+        response.set_cookie(name, cookie, httponly=True, samesite="Strict", path="/",
                             secure=self.settings.web.cookie_secure,
-                            max_age=int(self.settings.web.session_hours * 3600))
+                            max_age=int(max_age or self.settings.web.session_hours * 3600))
 
 
 class WebServer:

@@ -6,11 +6,13 @@ heard (Asterisk's own log, the manifest), for the integration tests against the 
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from archive.auth import token_digest
 from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
@@ -122,3 +124,13 @@ def offline_archive_settings(tmp: Path, password_hash: str) -> ArchiveSettings:
                         users={WEB_USER: User(role="supervisor", password_hash=password_hash)},
                         tokens={"desk": Token(role="supervisor",
                                               sha256=token_digest(DESK_TOKEN))}))
+
+
+async def login_token(client: Any) -> str:
+    """The login form's CSRF token (its cookie twin stays in the client's jar): an aiohttp
+    ClientSession or TestClient."""
+    async with client.get("/login") as reply:
+        text = await reply.text()
+    found = re.search(r'name="csrf" value="([^"]+)"', text)
+    assert found is not None, "no CSRF token in the login form"
+    return found.group(1)

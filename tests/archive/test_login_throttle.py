@@ -13,7 +13,7 @@ from archive import web as archive_web
 from archive.auth import verify_password
 from archive.service import Archive
 from archive.throttle import LoginThrottle
-from tests.helpers import WEB_PASSWORD, WEB_USER
+from tests.helpers import WEB_PASSWORD, WEB_USER, login_token
 
 Client = tuple[TestClient[Any, Any], Archive]
 
@@ -46,8 +46,11 @@ def addresses(monkeypatch: pytest.MonkeyPatch) -> None:
         lambda request: request.headers.get("X-Test-Address", "127.0.0.1")))
 
 
-async def attempt(http: TestClient[Any, Any], password: str, address: str) -> int:
-    reply = await http.post("/login", data={"user": WEB_USER, "password": password},
+async def attempt(http: TestClient[Any, Any], password: str, address: str,
+                  token: str = "") -> int:
+    token = token or await login_token(http)
+    reply = await http.post("/login", data={"user": WEB_USER, "password": password,
+                                            "csrf": token},
                             headers={"X-Test-Address": address}, allow_redirects=False)
     return reply.status
 
@@ -55,7 +58,8 @@ async def attempt(http: TestClient[Any, Any], password: str, address: str) -> in
 async def test_a_parallel_burst_is_counted_before_it_is_checked(
         web_client: Client, addresses: None) -> None:
     http, archive = web_client
-    statuses = await asyncio.gather(*(attempt(http, f"wrong{i}", "10.0.0.9")
+    token = await login_token(http)
+    statuses = await asyncio.gather(*(attempt(http, f"wrong{i}", "10.0.0.9", token)
                                       for i in range(15)))
     assert statuses == [401] * 15
     actions = [r["action"] for r in archive.catalog.audit_rows()]

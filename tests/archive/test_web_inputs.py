@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from archive.service import Archive
-from tests.helpers import DESK_TOKEN, WEB_PASSWORD, WEB_USER
+from tests.helpers import DESK_TOKEN, WEB_PASSWORD, WEB_USER, login_token
 
 Client = tuple[TestClient[Any, Any], Archive]
 API = {"Authorization": f"Bearer {DESK_TOKEN}"}
@@ -19,7 +19,9 @@ CALL = "/api/calls/20261123T164052Z-c1005ac3d30b"
 
 async def logged_in(http: TestClient[Any, Any]) -> str:
     """Log in as WEB_USER; the session's CSRF token."""
-    reply = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD},
+    token = await login_token(http)
+    reply = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
+                                            "csrf": token},
                             allow_redirects=False)
     assert reply.status == 303
     page = await (await http.get("/calls")).text()
@@ -88,3 +90,17 @@ async def test_a_500_still_carries_the_security_headers_and_is_audited(
     assert reply.headers["Cache-Control"] == "no-store"
     rows = archive.catalog.audit_rows(limit=5, newest_first=True)
     assert rows[0]["action"] == "server_error" and rows[0]["actor"] == WEB_USER
+
+
+async def test_a_login_without_the_form_token_is_refused(web_client: Client) -> None:
+    """Login CSRF: a page elsewhere posting our login form cannot log a browser in."""
+    http, _ = web_client
+    bare = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD},
+                           allow_redirects=False)
+    token = await login_token(http)
+    wrong = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
+                                            "csrf": token[::-1]}, allow_redirects=False)
+    assert (bare.status, wrong.status) == (403, 403)
+    right = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
+                                            "csrf": token}, allow_redirects=False)
+    assert right.status == 303

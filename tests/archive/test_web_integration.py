@@ -20,7 +20,7 @@ from archive.service import Archive
 from archive.web import WebApp
 from callrec.manifest import CallManifest
 from testbench.spool import varied_call
-from tests.helpers import PASSWORDS, TOKENS, Ship
+from tests.helpers import PASSWORDS, TOKENS, Ship, login_token
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -68,7 +68,9 @@ async def login(served: str) -> AsyncIterator[Login]:
         session = aiohttp.ClientSession(base_url=served, cookie_jar=aiohttp.CookieJar(
             unsafe=True))
         sessions.append(session)
-        async with session.post("/login", data={"user": user, "password": PASSWORDS[user]},
+        token = await login_token(session)
+        async with session.post("/login", data={"user": user, "password": PASSWORDS[user],
+                                                "csrf": token},
                                 allow_redirects=False) as r:
             assert r.status == 303, await r.text()
             cookie = r.headers["Set-Cookie"]
@@ -203,12 +205,15 @@ async def test_hostile_caller_values_stay_inert(login: Login, calls: list[CallMa
 
 
 async def test_login_failures_are_throttled_and_audited(served: str, archive: Archive) -> None:
-    async with aiohttp.ClientSession(base_url=served) as client:
+    jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies of an IP address host (127.0.0.1)
+    async with aiohttp.ClientSession(base_url=served, cookie_jar=jar) as client:
+        token = await login_token(client)
         for _ in range(5):
-            async with client.post("/login", data={"user": "admin", "password": "nope"}) as r:
+            async with client.post("/login", data={"user": "admin", "password": "nope",
+                                                   "csrf": token}) as r:
                 assert r.status == 401
-        async with client.post("/login", data={"user": "admin",
-                                               "password": PASSWORDS["admin"]}) as r:
+        async with client.post("/login", data={"user": "admin", "password": PASSWORDS["admin"],
+                                               "csrf": token}) as r:
             assert r.status == 401  # throttled, even with the right password
     actions = [r["action"] for r in archive.catalog.audit_rows()]
     assert actions.count("login_failed") == 5 and "login_throttled" in actions

@@ -11,14 +11,16 @@ from aiohttp.test_utils import TestClient
 from archive.config import User
 from archive.service import Archive
 from archive.web import COOKIE
-from tests.helpers import WEB_PASSWORD, WEB_USER
+from tests.helpers import WEB_PASSWORD, WEB_USER, login_token
 
 Client = tuple[TestClient[Any, Any], Archive]
 
 
 async def login(http: TestClient[Any, Any]) -> tuple[str, str]:
     """(session cookie, CSRF token) of a fresh login as WEB_USER."""
-    reply = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD},
+    token = await login_token(http)
+    reply = await http.post("/login", data={"user": WEB_USER, "password": WEB_PASSWORD,
+                                            "csrf": token},
                             allow_redirects=False)
     assert reply.status == 303
     cookie = reply.cookies[COOKIE].value
