@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from callrec.numbering import NumberingPlan
@@ -57,6 +57,13 @@ class WebSettings(BaseModel):
     cookie_secure: bool = True
     play_url_s: int = Field(120, ge=10)  # lifetime of the audio player's presigned URL
     sync_interval_s: float = Field(30.0, ge=0)  # 0: the web server does not sync
+    # Behind a reverse proxy: the address users type (https://archive.example.jp). Forms are
+    # accepted only from this origin and requests only for its host. Empty: the request's own
+    # scheme and host (loopback, no proxy).
+    public_url: str = Field("", pattern=r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?$")
+    # Addresses of the reverse proxies whose X-Forwarded-For is believed (the client address
+    # in the audit log); from any other address that header is ignored.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
     @field_validator("users", "tokens")
     @classmethod

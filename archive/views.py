@@ -66,7 +66,7 @@ class Pages:
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin and origin != f"{request.scheme}://{request.host}":
+        if origin and origin != self.w.front.origin(request):
             raise web.HTTPForbidden(text="cross-origin login refused")
         form = await request.post()
         user, password = str(form.get("user", ""))[:64], str(form.get("password", ""))[:1024]

@@ -23,6 +23,7 @@ from archive import ArchiveError
 from archive.auth import DUMMY_HASH, same, token_digest, verify_password
 from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
+from archive.front import Front
 from archive.render import inert
 from archive.service import Actor, Archive, Forbidden, Invalid, NotFound
 from archive.sessions import Session, SessionStore
@@ -62,6 +63,7 @@ class WebApp:
         self.env.filters["inert_lines"] = lambda text: "\n".join(
             inert(line) for line in str(text).splitlines())
         self.throttle = LoginThrottle()
+        self.front = Front(settings.web)
         s3 = urlsplit(settings.s3.endpoint or f"https://s3.{settings.s3.region}.amazonaws.com")
         self.csp = ("default-src 'none'; style-src 'self'; img-src 'self'; "
                     f"media-src 'self' {s3.scheme}://{s3.netloc}; form-action 'self'; "
@@ -131,6 +133,8 @@ class WebApp:
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self.front.host_ok(request):
+            raise web.HTTPBadRequest(text="unknown host")
         if request.path in PUBLIC:
             return await handler(request)
         if request.path.startswith("/api/"):
@@ -177,15 +181,14 @@ class WebApp:
 
     async def _check_csrf(self, request: web.Request, session: Session) -> None:
         origin = request.headers.get("Origin")
-        if origin and origin != f"{request.scheme}://{request.host}":
+        if origin and origin != self.front.origin(request):
             raise web.HTTPForbidden(text="cross-origin form refused")
         form = await request.post()
         if not same(str(form.get("csrf", "")), session.csrf):
             raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
 
-    @staticmethod
-    def address(request: web.Request) -> str:
-        return request.remote or ""
+    def address(self, request: web.Request) -> str:
+        return self.front.address(request)
 
     # -- helpers ---------------------------------------------------------------------------------
     def page(self, request: web.Request, template: str, status: int = 200,

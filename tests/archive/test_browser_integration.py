@@ -1,14 +1,19 @@
-"""A real browser on the archive: Debian's Chromium driven by Playwright logs in, searches by the
-caller of a real SIPp call recorded by callrec and archived by the uploader, plays the recording,
-and sets the outcome; the object's S3 tags change."""
+"""A real browser on the archive, through the deployment the README recommends (nginx ending TLS,
+deploy/nginx-callrec-archive.conf): Debian's Chromium driven by Playwright logs in, searches by
+the caller of a real SIPp call recorded by callrec and archived by the uploader, plays the
+recording, and sets the outcome; the object's S3 tags change, and the audit log has the
+browser's address as nginx passed it, not nginx's."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
 from collections.abc import Callable
+from ipaddress import ip_network
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright
@@ -17,9 +22,10 @@ from archive.config import ArchiveSettings
 from archive.service import Archive
 from archive.web import WebApp
 from callrec.manifest import CallManifest
+from testbench import tlsproxy
 from testbench.bench import Bench
 from testbench.sipp import Caller
-from tests.helpers import PASSWORDS, Ship, StartApp
+from tests.helpers import PASSWORDS, Ship, StartApp, free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -43,7 +49,7 @@ DURATION_JS = """() => new Promise(resolve => {
 async def test_browser_finds_plays_and_reclassifies_a_real_call(
     bench: Bench, caller: Caller, start_callrec: StartApp,
     manifests: Callable[..., list[CallManifest]], unique_caller: Callable[[], str],
-    settings: ArchiveSettings, ship: Ship, s3: S3Client,
+    settings: ArchiveSettings, ship: Ship, s3: S3Client, tmp_path: Path,
 ) -> None:
     assert bench.asterisk is not None
     settings.archive.spool = bench.asterisk.recordings  # the real call's spool
@@ -53,18 +59,23 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     [m] = await asyncio.to_thread(manifests, number)
     assert m.recording is not None and m.recording.duration_s
     await ship()
+    port = free_port()
+    settings.web.public_url, settings.web.cookie_secure = f"https://127.0.0.1:{port}", True
+    settings.web.trusted_proxies = [ip_network(f"{tlsproxy.PROXY_IP}/32")]
     archive = Archive(settings)
     webapp = WebApp(settings, archive)
     runner = web.AppRunner(webapp.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    base = settings.web.public_url
+    proxy = tlsproxy.start(tmp_path / "nginx", port, runner.addresses[0][1])
     try:
         await asyncio.to_thread(archive.sync)
         with tempfile.TemporaryDirectory() as profile:
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch_persistent_context(
-                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                    ignore_https_errors=True)  # the fixture's self-signed certificate
                 try:
                     page = await browser.new_page()
                     await page.goto(base + "/calls")  # redirected to the login
@@ -88,9 +99,14 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
                                           full_page=True)
                 finally:
                     await browser.close()
-        audited = {(r["actor"], r["action"], r["call_id"]) for r in archive.catalog.audit_rows()}
+        rows = archive.catalog.audit_rows()
+        audited = {(r["actor"], r["action"], r["call_id"]) for r in rows}
         assert {("supervisor", a, m.call_id) for a in ("view", "play", "outcome")} <= audited
+        # The browser's address as nginx passed it on, not nginx's own.
+        assert {r["address"] for r in rows if r["actor"] == "supervisor"} == {"127.0.0.1"}
+        await forged_forwarding_is_ignored(runner.addresses[0][1], port, archive)
     finally:
+        proxy.stop()
         await runner.cleanup()
         webapp.pool.shutdown(wait=True)
         archive.close()
@@ -98,3 +114,21 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     tags = {t["Key"]: t["Value"] for t in
             s3.get_object_tagging(Bucket=settings.s3.bucket, Key=key)["TagSet"]}
     assert tags["outcome"] == "complaint"
+
+
+async def forged_forwarding_is_ignored(upstream: int, port: int, archive: Archive) -> None:
+    """Straight to the archive (not through nginx), a client's own X-Forwarded-For is not
+    believed; a forged Host is refused."""
+    async with aiohttp.ClientSession() as direct:
+        headers = {"Host": f"127.0.0.1:{port}", "X-Forwarded-For": "6.6.6.6"}
+        async with direct.post(f"http://127.0.0.1:{upstream}/login", headers=headers,
+                               data={"user": "forger", "password": "x"}) as r:
+            assert r.status == 403  # no login form token either
+        async with direct.get(f"http://127.0.0.1:{upstream}/login",
+                              headers={"Host": "evil.example"}) as r:
+            assert r.status == 400
+        async with direct.get(f"http://127.0.0.1:{upstream}/calls", headers=headers,
+                              allow_redirects=False) as r:
+            assert r.status == 303
+    addresses = {r["address"] for r in archive.catalog.audit_rows()}
+    assert "6.6.6.6" not in addresses

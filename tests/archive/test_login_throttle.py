@@ -42,8 +42,8 @@ def test_a_success_is_not_counted_as_a_failure() -> None:
 @pytest.fixture
 def addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client address from a test header (in-process, every request is from 127.0.0.1)."""
-    monkeypatch.setattr(archive_web.WebApp, "address", staticmethod(
-        lambda request: request.headers.get("X-Test-Address", "127.0.0.1")))
+    monkeypatch.setattr(archive_web.WebApp, "address",
+                        lambda self, request: request.headers.get("X-Test-Address", "127.0.0.1"))
 
 
 async def attempt(http: TestClient[Any, Any], password: str, address: str,
