@@ -151,6 +151,19 @@ class Query:
         return out
 
 
+@dataclass
+class AuditFilter:
+    """Which audit rows to show: by who, what, which call, when; a page of ``limit``."""
+
+    actor: str = ""
+    action: str = ""
+    call_id: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+    limit: int = 200
+
+
 class Catalog:
     def __init__(self, path: Path, plan: NumberingPlan) -> None:
         self.plan = plan
@@ -320,6 +333,26 @@ class Catalog:
             cur = self.db.execute(
                 "SELECT id, at, actor, role, via, action, call_id, detail, address FROM audit "
                 f"WHERE id > ? ORDER BY id {order} LIMIT ?", (after_id, limit))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def audit_page(self, f: AuditFilter) -> list[dict[str, Any]]:
+        """Audit rows matching ``f``, newest first, older than ``f.before_id`` (paging)."""
+        where, args = ["id < ?"], list[int | str]([f.before_id or 2**62])
+        for column, value in (("actor", f.actor), ("action", f.action), ("call_id", f.call_id)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if f.since is not None:
+            where.append("at >= ?")
+            args.append(f.since.astimezone(UTC).isoformat(timespec="milliseconds"))
+        if f.until is not None:
+            where.append("at < ?")
+            args.append(f.until.astimezone(UTC).isoformat(timespec="milliseconds"))
+        with self.lock:
+            cur = self.db.execute(
+                "SELECT id, at, actor, role, via, action, call_id, detail, address FROM audit "
+                f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, f.limit))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archive import ArchiveError
-from archive.catalog import Catalog, Query
+from archive.catalog import AuditFilter, Catalog, CatalogError, Query
 from archive.config import ArchiveSettings, Role
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
@@ -95,20 +95,27 @@ class Archive:
     # -- reading ---------------------------------------------------------------------------------
     def search(self, actor: Actor, q: Query, action: str = "search") -> list[dict[str, Any]]:
         self._allow(actor, action, None)
-        rows = self.catalog.search(q)
+        try:
+            rows = self.catalog.search(q)
+        except CatalogError as exc:
+            self._audit(actor, action, None, query=q.describe(), error=str(exc))
+            raise
         self._audit(actor, action, None, query=q.describe(), results=len(rows))
         return rows
 
-    def row(self, call_id: str) -> dict[str, Any]:
+    def row(self, call_id: str, actor: Actor | None = None, action: str = "") -> dict[str, Any]:
+        """The call's catalog row; an unknown call is audited as ``action`` of ``actor``."""
         row = self.catalog.get(call_id)
         if row is None:
+            if actor is not None:
+                self._audit(actor, action, call_id, error="unknown call")
             raise NotFound(f"no call {call_id} in the catalog (try `callrec archive sync`)")
         return row
 
     def show(self, actor: Actor, call_id: str) -> tuple[dict[str, Any], CallManifest]:
         """The catalog row and the manifest as archived now (read from S3, the truth)."""
         self._allow(actor, "view", call_id)
-        row = self.row(call_id)
+        row = self.row(call_id, actor, "view")
         try:
             manifest = self.archived.manifest(call_id)
         except (OutcomeError, StoreError) as exc:
@@ -138,7 +145,7 @@ class Archive:
             action: Literal["url", "play", "download"] = "url") -> str:
         """A presigned GET URL of the recording, capped at ``presign_max_s``."""
         self._allow(actor, action, call_id)
-        row = self.row(call_id)
+        row = self.row(call_id, actor, action)
         if not row["recording_key"]:
             raise NotFound(f"call {call_id} has no recording ({row['status']})")
         cfg = self.settings.archive
@@ -153,7 +160,7 @@ class Archive:
         """Download the recording (and manifest) into ``directory``; the SHA-256 must equal the
         manifest's or nothing is kept."""
         self._allow(actor, "download", call_id)
-        row = self.row(call_id)
+        row = self.row(call_id, actor, "download")
         if not row["recording_key"]:
             raise NotFound(f"call {call_id} has no recording ({row['status']})")
         target, tmp = directory / f"{call_id}.wav", directory / f".{call_id}.wav.part"
@@ -174,10 +181,13 @@ class Archive:
         self._audit(actor, "download", call_id, sha256=digest, verified=True)
         return target
 
-    def audit_log(self, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+    def audit_log(self, actor: Actor, limit: int = 200,
+                  f: AuditFilter | None = None) -> list[dict[str, Any]]:
+        f = f or AuditFilter(limit=limit)
         self._allow(actor, "audit", None)
-        self._audit(actor, "audit", None, limit=limit)
-        return self.catalog.audit_rows(limit=limit, newest_first=True)
+        self._audit(actor, "audit", None, limit=f.limit, filter={
+            k: str(v) for k, v in vars(f).items() if v not in ("", None) and k != "limit"})
+        return self.catalog.audit_page(f)
 
     # -- changing --------------------------------------------------------------------------------
     def set_outcome(self, actor: Actor, call_id: str, outcome: str) -> CallManifest:
@@ -204,7 +214,7 @@ class Archive:
     def hold(self, actor: Actor, call_id: str, on: bool) -> None:
         action = "hold" if on else "release"
         self._allow(actor, action, call_id)
-        row = self.row(call_id)
+        row = self.row(call_id, actor, action)
         try:
             for key in filter(None, (row["recording_key"], row["manifest_key"])):
                 self.store.set_legal_hold(key, on)

@@ -19,7 +19,7 @@ from aiohttp import web
 from archive.auth import same
 from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
-from archive.web_query import link_params, query_from, whole
+from archive.web_query import audit_filter_from, link_params, query_from, whole
 
 if TYPE_CHECKING:
     from archive.web import WebApp
@@ -67,10 +67,12 @@ class Pages:
     async def login(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin and origin != self.w.front.origin(request):
+            await self.w.refused(request, "web", "cross_origin_login")
             raise web.HTTPForbidden(text="cross-origin login refused")
         form = await request.post()
         user, password = str(form.get("user", ""))[:64], str(form.get("password", ""))[:1024]
         if not same(str(form.get("csrf", "")) or "-", request.cookies.get(LOGIN_COOKIE, "")):
+            await self.w.refused(request, "web", "login_csrf")
             raise web.HTTPForbidden(text="the login form expired: reload the page")
         cookie = await self.w.login(request, user, password)
         if cookie is None:
@@ -149,8 +151,11 @@ class Pages:
         raise web.HTTPSeeOther(f"/calls/{call_id}?done={'hold' if on else 'release'}")
 
     async def audit(self, request: web.Request) -> web.Response:
-        rows = await self.w.run(self.w.archive.audit_log, request[ACTOR], 500)
-        return self.w.page(request, "audit.html", rows=rows)
+        f = audit_filter_from(request.query)
+        rows = await self.w.run(self.w.archive.audit_log, request[ACTOR], f.limit, f)
+        older = link_params(request.query, before=rows[-1]["id"]) \
+            if len(rows) == f.limit else ""
+        return self.w.page(request, "audit.html", rows=rows, f=f, older=older)
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/style.css", self.style)

@@ -103,6 +103,9 @@ class WebApp:
             return await handler(request)
         except ArchiveError as exc:
             status = STATUS.get(type(exc), 502)
+            if isinstance(exc, BadQuery):
+                await self.refused(request, "api" if request.path.startswith("/api/")
+                                   else "web", "bad_request", request.get(ACTOR))
             if isinstance(exc, CatalogError):
                 log.error("catalog: %s", exc)
                 message = "the call catalog is unavailable; try again shortly"
@@ -140,18 +143,30 @@ class WebApp:
         if request.path.startswith("/api/"):
             actor = self._token_actor(request)
             if actor is None:
+                await self.refused(request, "api", "no_token" if "Authorization" not in
+                                   request.headers else "bad_token")
                 return web.json_response({"error": "a valid bearer token is required"},
                                          status=401, headers={"WWW-Authenticate": "Bearer"})
         else:
             session = await self.session_of(request)
             if session is None:
+                await self.refused(request, "web", "no_session" if COOKIE not in
+                                   request.cookies else "bad_session")
                 raise web.HTTPSeeOther("/login")
             request[SESSION] = session
             actor = Actor(session.user, session.role, "web", self.address(request))
             if request.method == "POST":
-                await self._check_csrf(request, session)
+                await self._check_csrf(request, session, actor)
         request[ACTOR] = actor
         return await handler(request)
+
+    async def refused(self, request: web.Request, via: str, reason: str,
+                      actor: Actor | None = None) -> None:
+        """Every refusal is an audit row, with its reason (a refused login is one too)."""
+        await self.run(self.archive.catalog.audit, actor.name if actor else "-",
+                       actor.role if actor else "viewer", via, "refused", None,
+                       {"reason": reason, "method": request.method,
+                        "path": request.path[:200]}, self.address(request))
 
     async def session_of(self, request: web.Request) -> Session | None:
         """The request's live session, if its user is still in the config with that role: a
@@ -168,6 +183,9 @@ class WebApp:
 
     async def logout(self, request: web.Request) -> None:
         await self.run(self.sessions.end, request.cookies.get(COOKIE))
+        actor = request[ACTOR]
+        await self.run(self.archive.catalog.audit, actor.name, actor.role, "web", "logout",
+                       None, {}, actor.address)
 
     def _token_actor(self, request: web.Request) -> Actor | None:
         header = request.headers.get("Authorization", "")
@@ -179,12 +197,14 @@ class WebApp:
                 return Actor(name, token.role, "api", self.address(request))
         return None
 
-    async def _check_csrf(self, request: web.Request, session: Session) -> None:
+    async def _check_csrf(self, request: web.Request, session: Session, actor: Actor) -> None:
         origin = request.headers.get("Origin")
         if origin and origin != self.front.origin(request):
+            await self.refused(request, "web", "cross_origin", actor)
             raise web.HTTPForbidden(text="cross-origin form refused")
         form = await request.post()
         if not same(str(form.get("csrf", "")), session.csrf):
+            await self.refused(request, "web", "csrf", actor)
             raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
 
     def address(self, request: web.Request) -> str:

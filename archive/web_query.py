@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from archive import ArchiveError
-from archive.catalog import Query
+from archive.catalog import AuditFilter, Query
 
 MAX_LIMIT = 10_000
 MAX_EPOCH_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
@@ -72,6 +72,26 @@ def _query(params: Any, limit_default: int) -> Query:  # noqa: C901
         legal_hold=None if hold == "" else hold == "1",
         limit=whole(str(params.get("limit", limit_default)), "limit", 1, MAX_LIMIT),
         before=whole(before, "before", 0, MAX_EPOCH_MS) if before else None)
+
+
+def audit_filter_from(params: Any) -> AuditFilter:
+    """The audit page's filter and page from URL query parameters."""
+    try:
+        return AuditFilter(
+            actor=params.get("actor", "")[:64], action=params.get("action", "")[:32],
+            call_id=params.get("call", "")[:64], since=_moment(params.get("since", "")),
+            until=_moment(params.get("until", "")),
+            before_id=whole(params["before"], "before", 1, 2**62) if params.get("before")
+            else None, limit=whole(params.get("limit", "200"), "limit", 1, 1000))
+    except (ValueError, OverflowError) as exc:
+        raise BadQuery(f"bad audit filter: {exc}") from exc
+
+
+def _moment(value: str) -> datetime | None:
+    if not value:
+        return None
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def link_params(params: Any, **changes: object) -> str:
