@@ -144,11 +144,15 @@ class Query:
     before: int | None = None  # entered_at (ms) of the last row of the previous page
 
     def describe(self) -> dict[str, Any]:
-        """The filters that were set, for the audit log."""
-        out = {k: (v.isoformat() if isinstance(v, datetime) else v)
-               for k, v in vars(self).items() if v not in ("", None)}
-        out.pop("limit", None)
-        return out
+        return described(self)
+
+
+def described(search: object) -> dict[str, Any]:
+    """The filters of a search that were set, for the audit log."""
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v)
+           for k, v in vars(search).items() if v not in ("", None)}
+    out.pop("limit", None)
+    return out
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archive import ArchiveError
-from archive.catalog import AuditFilter, Catalog, CatalogError, Query
+from archive.catalog import AuditFilter, Catalog, CatalogError, Query, described
 from archive.config import ArchiveSettings, Role
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
@@ -185,8 +185,7 @@ class Archive:
                   f: AuditFilter | None = None) -> list[dict[str, Any]]:
         f = f or AuditFilter(limit=limit)
         self._allow(actor, "audit", None)
-        self._audit(actor, "audit", None, limit=f.limit, filter={
-            k: str(v) for k, v in vars(f).items() if v not in ("", None) and k != "limit"})
+        self._audit(actor, "audit", None, limit=f.limit, filter=described(f))
         return self.catalog.audit_page(f)
 
     # -- changing --------------------------------------------------------------------------------
