@@ -69,17 +69,21 @@ class SessionStore:
         if not cookie or len(cookie) > 128:
             return None
         key, now = _key(cookie), time.time()
-        with self.catalog.transaction() as db:
-            row = db.execute("SELECT user, role, csrf, started, last_seen FROM web_sessions "
-                             "WHERE id_sha256 = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            user, role, csrf, started, last_seen = row
-            if started + self.seconds < now or last_seen + self.idle_s < now or \
-                    role not in ROLES:
-                db.execute("DELETE FROM web_sessions WHERE id_sha256 = ?", (key,))
-                return None
-            if now - last_seen > TOUCH_S:
+        try:
+            with self.catalog.lock:  # a read: no write transaction for every page view
+                row = self.catalog.db.execute(
+                    "SELECT user, role, csrf, started, last_seen FROM web_sessions "
+                    "WHERE id_sha256 = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog {self.catalog.path}: {exc}") from exc
+        if row is None:
+            return None
+        user, role, csrf, started, last_seen = row
+        if started + self.seconds < now or last_seen + self.idle_s < now or role not in ROLES:
+            self.end(cookie)
+            return None
+        if now - last_seen > TOUCH_S:
+            with self.catalog.transaction() as db:
                 db.execute("UPDATE web_sessions SET last_seen = ? WHERE id_sha256 = ?",
                            (now, key))
         return Session(user, role, started + self.seconds, csrf)
