@@ -127,11 +127,9 @@ class WebApp:
     async def audit_error(self, request: web.Request) -> None:
         actor = request.get(ACTOR)
         try:
-            await self.run(self.archive.catalog.audit, actor.name if actor else "-",
-                           actor.role if actor else "viewer", actor.via if actor else "web",
-                           "server_error", None, {"path": request.path[:200]},
-                           self.address(request))
-        except ArchiveError as exc:
+            await self.audit_request(request, "server_error", actor.via if actor else "web",
+                                     actor)
+        except ArchiveError as exc:  # the catalog may be what failed
             log.error("server error not audited: %s", exc)
 
     @web.middleware
@@ -163,10 +161,15 @@ class WebApp:
     async def refused(self, request: web.Request, via: str, reason: str,
                       actor: Actor | None = None) -> None:
         """Every refusal is an audit row, with its reason (a refused login is one too)."""
+        await self.audit_request(request, "refused", via, actor, reason=reason)
+
+    async def audit_request(self, request: web.Request, action: str, via: str,
+                            actor: Actor | None, **detail: str) -> None:
+        """An audit row about a request, by its actor if it has one yet ("-" if not)."""
         await self.run(self.archive.catalog.audit, actor.name if actor else "-",
-                       actor.role if actor else "viewer", via, "refused", None,
-                       {"reason": reason, "method": request.method,
-                        "path": request.path[:200]}, self.address(request))
+                       actor.role if actor else "viewer", via, action, None,
+                       {**detail, "method": request.method, "path": request.path[:200]},
+                       self.address(request))
 
     async def session_of(self, request: web.Request) -> Session | None:
         """The request's live session, if its user is still in the config with that role: a
