@@ -40,7 +40,7 @@ class AgiCalls:
         plan = self.flow.plan(call.did, args, str(channel.get("language") or ""))
         if outbound:
             plan.route = None  # the subroutine returns and Dial bridges the agent
-        call.policy = plan.policy
+        call.policy, call.queue_hint = plan.policy, plan.queue
         log.info("%s FastAGI request: channel %s, %s, DID %r", call.log_prefix(),
                  call.channel_name, call.direction.value, call.did)
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from panoramisk import Manager
@@ -35,17 +36,24 @@ class AmiNotConnected(AmiError):
     """The action was not sent: AMI is not connected (panoramisk is reconnecting)."""
 
 
-# Asterisk sends this session only the events callrec reads (the Filter action, per session:
-# set again at every login); without it every VarSet and Newexten of every call would arrive.
-EVENT_FILTERS = ("Event: BridgeEnter", "Event: BridgeLeave")
+@dataclass(frozen=True)
+class Subscription:
+    """The events callrec reads: their names, and the Filter expressions that make Asterisk
+    send this session only those (per session: set again at every login; without them every
+    VarSet and Newexten of every call would arrive). ``on_login`` runs after each login (to
+    read state that events since then will keep current)."""
+
+    names: frozenset[str]
+    filters: tuple[str, ...]
+    on_event: Callable[[Any], None]
+    on_login: Callable[[AmiClient], Awaitable[None]] | None = None
 
 
 class AmiClient:
-    def __init__(self, settings: AmiSettings,
-                 on_event: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, settings: AmiSettings, subscription: Subscription | None = None) -> None:
         self.settings = settings
         self.connected = False
-        self.on_event = on_event
+        self.subscription = subscription
         self._manager: Manager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -53,13 +61,13 @@ class AmiClient:
         self._manager = Manager(
             loop=asyncio.get_running_loop(), host=self.settings.host, port=self.settings.port,
             username=self.settings.user, secret=self.settings.secret.get_secret_value(),
-            events="on" if self.on_event else "off", ping_delay=5, ping_interval=5,
+            events="on" if self.subscription else "off", ping_delay=5, ping_interval=5,
             reconnect_timeout=1,
             forgetable_actions=NEVER_REPLAY, on_login=self._on_login,
             on_disconnect=self._on_disconnect,
         )
-        if self.on_event is not None:
-            self._manager.register_event("Bridge*", self._event)
+        if self.subscription is not None:
+            self._manager.register_event("*", self._event)
         try:
             await asyncio.wait_for(self._manager.connect(), timeout)
             if self._manager.authenticated_future is not None:
@@ -74,26 +82,46 @@ class AmiClient:
         if not self.connected:
             log.info("AMI logged in again")
         self.connected = True
-        if self.on_event is not None:
-            task = asyncio.ensure_future(self._set_filters())
+        if self.subscription is not None:
+            task = asyncio.ensure_future(self._logged_in(self.subscription))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _set_filters(self) -> None:
-        for expression in EVENT_FILTERS:
+    async def _logged_in(self, subscription: Subscription) -> None:
+        for expression in subscription.filters:
             try:
                 await self.action({"Action": "Filter", "Operation": "Add",
                                    "Filter": expression})
             except AmiError as exc:
                 log.warning("AMI event filter %r not set (%s): more events to read", expression,
                             exc)
+        if subscription.on_login is not None:
+            try:
+                await subscription.on_login(self)
+            except AmiError as exc:
+                log.warning("AMI state not read at login: %s", exc)
 
     def _event(self, manager: Manager, event: Any) -> None:
-        if event.get("Event") in ("BridgeEnter", "BridgeLeave") and self.on_event is not None:
+        subscription = self.subscription
+        if subscription is not None and event.get("Event") in subscription.names:
             try:
-                self.on_event(event)
+                subscription.on_event(event)
             except Exception:  # one bad event must not stop the next
                 log.exception("AMI event %s not handled", event.get("Event"))
+
+    async def events_of(self, fields: dict[str, str]) -> list[Any]:
+        """An action whose answer is a list of events (``Agents``, ``QueueStatus``...): the
+        events, without the response and the ``...Complete`` end marker."""
+        if self._manager is None or not self.connected:
+            raise AmiNotConnected(f"AMI not connected; {fields.get('Action')} not sent")
+        try:
+            reply = await asyncio.wait_for(self._manager.send_action(fields),
+                                           self.settings.action_timeout_s)
+        except TimeoutError as exc:
+            raise AmiError(f"AMI {fields.get('Action')} timed out") from exc
+        messages = reply if isinstance(reply, list) else [reply]
+        return [m for m in messages if m.get("Event")
+                and not str(m.get("Event")).endswith("Complete")]
 
     def _on_disconnect(self, manager: Manager, exc: BaseException | None) -> None:
         log.warning("AMI connection lost (%r); panoramisk reconnects", exc)

@@ -50,10 +50,12 @@ class BridgeParty:
 
 class BridgeWatch:
     def __init__(self, settings: BridgeSettings, followed: Callable[[BridgeParty], bool],
-                 ledger: Callable[[Call], None]) -> None:
+                 ledger: Callable[[Call], None],
+                 bridged: Callable[[list[str]], None] = lambda channels: None) -> None:
         self.settings = settings
         self.followed = followed
         self.ledger = ledger
+        self.bridged = bridged  # two channels met (RouteWatch.on_bridged)
         self.bridges: dict[str, dict[str, BridgeParty]] = {}
         self.pending: dict[str, tuple[list[BridgeParty], StatusReason, Policy]] = {}
         self.seen = 0  # bridge events received
@@ -84,6 +86,8 @@ class BridgeWatch:
         party = BridgeParty.from_event(event)
         if kind == "BridgeEnter":
             parties[party.uniqueid] = party
+            if len(parties) == 2:
+                self.bridged([p.channel for p in parties.values()])
             if len(parties) == 2 and bridge not in self.pending:
                 verdict = self.assess(list(parties.values()))
                 if verdict is not None:

@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ari_app.outcomes import Facts, derive
 from ari_app.recorder import RecordingFile, VerifiedRecording
 from callrec.ids import is_outcome, new_call_id
 from callrec.manifest import (
@@ -21,9 +22,11 @@ from callrec.manifest import (
     CallManifest,
     Direction,
     Notice,
-    Outcome,
+    Park,
     Party,
     Policy,
+    QueueResult,
+    QueueVisit,
     Recording,
     RecordingStatus,
     normalise_number,
@@ -33,11 +36,10 @@ from callrec.reasons import StatusReason
 log = logging.getLogger(__name__)
 
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
-NOT_ANSWERED = {"BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE",
-                "INVALIDARGS"}
 # The channel variables whose changes matter to a call (_on_varset). A bridged call sets some 35
 # others (DIAL*, *TIME, BRIDGEPVTCALLID, RTPAUDIOQOS*...): stasis.wanted() drops those unparsed.
-WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME")
+# QUEUESTATUS: how Queue() ended when the queue gave up (apps/app_queue.c set_queue_result).
+WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME", "QUEUESTATUS")
 
 
 def endpoint_of(channel_name: str) -> str:
@@ -93,6 +95,9 @@ class Call:
         self.hangup_cause: int | None = None
         self.hangup_cause_text: str | None = None
         self.agents: list[AgentLeg] = []
+        self.queues: list[QueueVisit] = []  # ari_app/queues.py
+        self.parks: list[Park] = []
+        self.queue_hint: str | None = None  # the queue its route leads to (Plan.queue)
         self.dialplan_outcome: str | None = None
         self.failed = False
         self.journaled = False  # handed off: a restart adopts it from the journal
@@ -166,6 +171,7 @@ class Call:
         call.direction = m.direction
         call.notice, call._status, call.status_reason = m.notice, m.status, m.status_reason
         call.answered_at, call.agents, call._recording = m.answered_at, m.agents, m.recording
+        call.queues, call.parks = m.queues, m.parks
         call._file = file
         call.failed = m.outcome == "failed"
         if m.outcome_source == "dialplan":
@@ -233,13 +239,20 @@ class Call:
         self.agents.append(leg)
         return leg
 
+    def queue_visit(self, queue: str) -> QueueVisit | None:
+        """Its last stay in this queue."""
+        return next((v for v in reversed(self.queues) if v.queue == queue), None)
+
     def _on_dial(self, event: dict[str, Any]) -> bool:
         peer = (event.get("peer") or {}).get("name")
         if not peer:
             return False
         leg = self.leg(peer)
         status = event.get("dialstatus") or ""
-        if not status or status in ("RINGING", "PROGRESS"):
+        if not status:
+            leg.offered_at = leg.offered_at or _ts(event)
+            return False
+        if status in ("RINGING", "PROGRESS"):
             return False
         leg.dial_status = status
         if status == "ANSWER":
@@ -253,7 +266,26 @@ class Call:
         if name == "CALLREC_OUTCOME" and value and value != self.dialplan_outcome:
             self.dialplan_outcome = value
             return True
+        if name == "QUEUESTATUS" and value:
+            return self._on_queue_status(value.lower(), _ts(event))
         return False
+
+    def _on_queue_status(self, status: str, now: datetime) -> bool:
+        """Queue() returned without an agent. Final, over a QueueCallerAbandon that app_queue
+        also sends on a timeout. A queue that refused the caller outright (JOINEMPTY, FULL...)
+        sent no QueueCallerJoin: its stay is the route's queue, entered and left now."""
+        try:
+            result = QueueResult(status)
+        except ValueError:
+            return False
+        open_visits = [v for v in self.queues if v.result in (None, QueueResult.ABANDONED)]
+        if open_visits:
+            visit = open_visits[-1]
+        else:
+            visit = QueueVisit(queue=self.queue_hint or "", entered_at=now, wait_s=0.0)
+            self.queues.append(visit)
+        visit.result, visit.left_at = result, visit.left_at or now
+        return True
 
     def _on_bridge_peers(self, peers: set[str], now: datetime) -> bool:
         changed = False
@@ -291,22 +323,11 @@ class Call:
             self.dialplan_outcome = outcome
 
     # -- the result -----------------------------------------------------------------------------
-    def derived_outcome(self) -> Outcome:
-        if self.failed:
-            return Outcome.FAILED
-        if any(leg.answered_at or leg.dial_status == "ANSWER" for leg in self.agents):
-            return Outcome.COMPLETED
-        if self.pbx_restarted:  # the caller neither left nor was turned away: Asterisk died
-            return Outcome.FAILED
-        if self.notice.played and not self.notice.completed:
-            return Outcome.ABANDONED_IN_NOTICE
-        if self.agents and all(leg.dial_status in NOT_ANSWERED - {"CANCEL"}
-                               for leg in self.agents):
-            return Outcome.NO_AGENT
-        return Outcome.ABANDONED
-
     def manifest(self) -> CallManifest:
-        outcome, source = self.derived_outcome().value, "derived"
+        derived, abandoned = derive(Facts(
+            self.failed, self.pbx_restarted, self.agents, self.queues, self.parks, self.notice,
+            self.answered_at or self.entered_at, self.ended_at))
+        outcome, source = derived.value, "derived"
         if self.dialplan_outcome:
             if is_outcome(self.dialplan_outcome):
                 outcome, source = self.dialplan_outcome, "dialplan"
@@ -320,7 +341,8 @@ class Call:
             caller=self.caller, policy=self.policy, status=self.status,
             status_reason=self.status_reason, outcome=outcome,
             outcome_source=source,
-            agents=self.agents, notice=self.notice, recording=self.recording,
+            agents=self.agents, queues=self.queues, parks=self.parks, abandoned=abandoned,
+            notice=self.notice, recording=self.recording,
             entered_at=self.entered_at, answered_at=self.answered_at, ended_at=self.ended_at,
             hangup_cause=self.hangup_cause, hangup_cause_text=self.hangup_cause_text,
         )

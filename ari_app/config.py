@@ -64,6 +64,22 @@ class Route(BaseModel):
     priority: int = 1
     policy: Policy | None = None
     language: str | None = None
+    # The app_queue queue this route leads to: its [queues] policy and language apply.
+    queue: str | None = None
+
+
+class QueueRule(BaseModel):
+    """Recording policy and notice language of calls routed to one queue."""
+
+    policy: Policy | None = None
+    language: str | None = None
+
+
+class AgentEntry(BaseModel):
+    """One agent in the directory: who answers on an endpoint or extension."""
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field("", max_length=128)
 
 
 class NoticeSettings(BaseModel):
@@ -102,6 +118,10 @@ class AriAppSettings(CallrecSettings):
     policy: Policy = Policy.OPTIONAL
     default_route: Route | None = None
     routes: dict[str, Route] = Field(default_factory=dict)  # DID -> route
+    queues: dict[str, QueueRule] = Field(default_factory=dict)  # queue name -> rule
+    # Endpoint (PJSIP/agent-07 -> "agent-07"), extension ("1001") or app_agent_pool agent id
+    # -> the agent: who the manifest, the S3 agent tag and the archive name.
+    agents: dict[str, AgentEntry] = Field(default_factory=dict)
 
     @field_validator("routes")
     @classmethod

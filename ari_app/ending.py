@@ -82,11 +82,13 @@ class Sight:
 class Ending:
     def __init__(self, spool: Path, notice: NoticeSettings, recorder: Recorder,
                  journal: JournalBatch, metrics: CallMetrics, sight: Sight, tasks: Tasks,
-                 forget: Callable[[Call], None], check_sight: Callable[[Call], None]) -> None:
+                 forget: Callable[[Call], None], check_sight: Callable[[Call], None],
+                 identify: Callable[[Call], None] = lambda call: None) -> None:
         self.spool, self.notice, self.recorder = spool, notice, recorder
         self.journal, self.metrics, self.sight, self.tasks = journal, metrics, sight, tasks
         self.forget = forget  # its channel's events go nowhere any more (StasisApp.forget)
         self.check_sight = check_sight  # the bridge watch saw it (BridgeWatch.check_sight)
+        self.identify = identify  # who its agents are (ari_app/agents.py)
 
     def hand_off(self, call: Call) -> None:
         """The flow is done with the call: from now on a restart adopts it from the journal.
@@ -128,6 +130,7 @@ class Ending:
         if call.ended_at is None and call.recording and call.recording.closed_at:
             call.ended_at = call.recording.closed_at
         self.check_sight(call)
+        self.identify(call)
         manifest = call.manifest()
         data, name = manifest.to_json(), f"{call.call_id}.json"
         pauses = Backoff(first=0.5, cap=30.0, jitter=0.0)

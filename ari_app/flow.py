@@ -21,7 +21,7 @@ from typing import Any
 from ari_app.ami import AmiClient
 from ari_app.announce import Announcer, Door, NotRecording
 from ari_app.call import Call
-from ari_app.config import AriAppSettings, Route
+from ari_app.config import AriAppSettings, QueueRule, Route
 from ari_app.recorder import Recorder, RecordingFailed, VerifiedRecording
 from callrec.manifest import Direction, Policy
 from callrec.reasons import StatusReason
@@ -36,6 +36,7 @@ class Plan:
     policy: Policy
     language: str
     route: Route | None
+    queue: str | None = None  # the queue the route leads to, if it says
 
 
 async def together(*steps: Awaitable[Any], keep: type[BaseException] | None = None,
@@ -61,15 +62,19 @@ class Flow:
         self.languages = languages
 
     def plan(self, did: str | None, args: dict[str, str], channel_language: str) -> Plan:
+        """Most specific first: the door's arguments, the DID's route, the route's queue
+        ([queues]), then the service's defaults."""
         route = self.settings.routes.get(did or "") or self.settings.default_route
         if "context" in args:
             route = Route(context=args["context"], extension=args.get("exten", did or "s"),
                           priority=int(args.get("priority", "1")))
+        queue = args.get("queue") or (route.queue if route else None)
+        rule = self.settings.queues.get(queue or "") or QueueRule()
         policy = Policy(args["policy"]) if args.get("policy") in {p.value for p in Policy} \
-            else (route.policy if route and route.policy else self.settings.policy)
-        language = (args.get("lang") or (route.language if route else None)
+            else (route.policy if route and route.policy else rule.policy or self.settings.policy)
+        language = (args.get("lang") or (route.language if route else None) or rule.language
                     or channel_language or self.settings.notice.default_language)
-        return Plan(policy, language, route)
+        return Plan(policy, language, route, queue)
 
     def preflight(self, plan: Plan) -> tuple[StatusReason, str] | None:
         """(reason, detail) when this call cannot be recorded and announced honestly."""

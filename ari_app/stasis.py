@@ -154,7 +154,7 @@ class StasisApp:
         log.info("%s entered Stasis: channel %s, DID %r", p, call.channel_name, call.did)
         plan = self.flow.plan(call.did, parse_args(event.get("args") or []),
                               channel.get("language") or "")
-        call.policy = plan.policy
+        call.policy, call.queue_hint = plan.policy, plan.queue
         try:
             if self.stopping:
                 # Shutting down: take the app-down path of the shipped dialplan (no notice).

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ari_app.agents import identify
 from ari_app.agi import AgiServer
 from ari_app.agi_calls import AgiCalls
-from ari_app.ami import AmiClient
+from ari_app.ami import AmiClient, Subscription
 from ari_app.ari import AriClient
 from ari_app.bridges import BridgeParty, BridgeWatch
 from ari_app.call import Call
@@ -21,6 +23,7 @@ from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.flow import Flow
 from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
+from ari_app.queues import EVENTS, FILTERS, RouteWatch
 from ari_app.recorder import Recorder
 from ari_app.resync import Resync
 from ari_app.stasis import StasisApp, wanted
@@ -47,10 +50,11 @@ class Parts:
 
 def build(settings: AriAppSettings) -> Parts:
     calls: dict[str, Call] = {}  # StasisApp's, by channel id (the bridge watch reads it too)
+    routes = RouteWatch(calls, lambda call: journal.queue(call) if call.journaled else None)
     bridges = BridgeWatch(settings.bridges, lambda party: _followed(calls, party),
-                          lambda call: ending.ledger(call))
+                          lambda call: ending.ledger(call), routes.on_bridged)
     ari = AriClient(settings.ari)
-    ami = AmiClient(settings.ami, bridges.on_event if settings.bridges.watch else None)
+    ami = AmiClient(settings.ami, _subscription(settings, bridges, routes))
     metrics = CallMetrics(lambda: len(calls))
     metrics.ami_up.set_function(lambda: float(ami.connected))
     recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
@@ -66,12 +70,34 @@ def build(settings: AriAppSettings) -> Parts:
             metrics.blind_safety_net.set(float(bridges.warned))
 
     ending = Ending(settings.spool.local, settings.notice, recorder, journal, metrics, sight,
-                    call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight)
+                    call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight,
+                    identify=lambda call: identify(call.agents, settings.agents))
     app = StasisApp(ari, flow, ending, calls)
     resync = Resync(ari, app, recorder, ending, settings.notice, languages)
     agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
                  metrics, call_tasks, wanted)
+
+
+def _subscription(settings: AriAppSettings, bridges: BridgeWatch,
+                  routes: RouteWatch) -> Subscription:
+    """The AMI events callrec reads: the bridges of the safety net (when on), and the queue,
+    agent and parking events that say who took a call."""
+    bridge_events = ("BridgeEnter", "BridgeLeave") if settings.bridges.watch else ()
+
+    def on_event(event: Any) -> None:
+        if event.get("Event") in bridge_events:
+            bridges.on_event(event)
+        else:
+            routes.on_event(event)
+
+    async def on_login(ami: AmiClient) -> None:
+        for event in await ami.events_of({"Action": "Agents"}):
+            routes.on_event(event)
+
+    return Subscription(EVENTS | set(bridge_events),
+                        FILTERS + tuple(f"Event: {name}" for name in bridge_events),
+                        on_event, on_login)
 
 
 def _followed(calls: dict[str, Call], party: BridgeParty) -> bool:

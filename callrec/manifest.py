@@ -84,8 +84,20 @@ class Notice(_Model):
 
 
 class AgentLeg(_Model):
+    """One party the call was offered to or bridged with. ``endpoint`` and ``channel`` are the
+    raw channel facts; ``agent_id`` and ``agent_name`` say who the person is (ari_app/agents.py:
+    the agent directory, an app_agent_pool agent, the queue member name, else the endpoint)."""
+
     endpoint: str
     channel: str
+    agent_id: str | None = None
+    agent_name: str | None = None
+    queue: str | None = None  # offered by this queue (app_queue)
+    member_name: str | None = None  # the queue member's name (queues.conf member => ...,Name)
+    interface: str | None = None  # the member's interface: PJSIP/x, Local/1001@ctx/n, Agent/1001
+    device: str | None = None  # the endpoint that rang behind a Local or Agent channel
+    device_channel: str | None = None
+    offered_at: datetime | None = None
     dial_status: str | None = None
     answered_at: datetime | None = None
     bridged_at: datetime | None = None
@@ -93,6 +105,73 @@ class AgentLeg(_Model):
     # The notice played to this party: an outside party a transfer brought into a recorded call
     # hears it before the bridge (the call's own ``notice`` is the one the customer heard).
     notice: Notice | None = None
+
+
+class QueueResult(StrEnum):
+    """How the caller left a queue: answered, abandoned (hung up while waiting), or Asterisk's
+    QUEUESTATUS (apps/app_queue.c queue_results), lower-cased."""
+
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    TIMEOUT = "timeout"
+    FULL = "full"
+    JOINEMPTY = "joinempty"
+    LEAVEEMPTY = "leaveempty"
+    JOINUNAVAIL = "joinunavail"
+    LEAVEUNAVAIL = "leaveunavail"
+    CONTINUE = "continue"
+    WITHDRAW = "withdraw"
+
+
+# The queue gave up on the caller: no agent could take the call.
+NO_AGENT_RESULTS = frozenset({QueueResult.TIMEOUT, QueueResult.FULL, QueueResult.JOINEMPTY,
+                              QueueResult.LEAVEEMPTY, QueueResult.JOINUNAVAIL,
+                              QueueResult.LEAVEUNAVAIL})
+
+
+class QueueVisit(_Model):
+    """One stay of the caller in an app_queue queue."""
+
+    queue: str
+    entered_at: datetime | None = None
+    left_at: datetime | None = None
+    wait_s: float | None = None  # entered -> answered, or -> left
+    position: int | None = None  # on entry
+    result: QueueResult | None = None
+
+
+class ParkResult(StrEnum):
+    RETRIEVED = "retrieved"
+    CALLER_HUNG_UP = "caller_hung_up"
+    TIMEOUT = "timeout"  # nobody retrieved it in time: res_parking sent it on
+
+
+class Park(_Model):
+    """The caller parked (res_parking) by an agent, and what became of it."""
+
+    lot: str = ""
+    space: str = ""
+    parked_at: datetime
+    parked_by: str | None = None  # the parker's channel
+    ended_at: datetime | None = None
+    retrieved_by: str | None = None  # the channel that picked the call up
+    result: ParkResult | None = None
+
+
+class AbandonPlace(StrEnum):
+    NOTICE = "notice"
+    QUEUE = "queue"
+    RINGING = "ringing"  # an agent's phone was ringing (plain Dial)
+    PARKED = "parked"
+    WAITING = "waiting"  # anywhere else before an agent answered
+
+
+class Abandonment(_Model):
+    """Where the caller hung up before an agent took the call (outcomes abandoned*)."""
+
+    where: AbandonPlace
+    after_s: float | None = None  # how long the caller had waited there
+    queue: str | None = None
 
 
 class OutcomeChange(_Model):
@@ -136,6 +215,9 @@ class CallManifest(_Model):
     outcome_source: Literal["dialplan", "derived", "ops"] = "derived"
     outcome_changes: list[OutcomeChange] = Field(default_factory=list)
     agents: list[AgentLeg] = Field(default_factory=list)
+    queues: list[QueueVisit] = Field(default_factory=list)
+    parks: list[Park] = Field(default_factory=list)
+    abandoned: Abandonment | None = None
     notice: Notice = Field(default_factory=Notice)
     recording: Recording | None = None
     entered_at: datetime
@@ -152,11 +234,25 @@ class CallManifest(_Model):
         """Write ``<call_id>.json`` so a reader never sees half a manifest (tmp, fsync, rename)."""
         return write_atomic(directory, f"{self.call_id}.json", self.to_json())
 
+    def agent_leg(self) -> AgentLeg | None:
+        """The first agent who answered (else the first one offered; None if none was)."""
+        return next((a for a in self.agents if a.answered_at or a.dial_status == "ANSWER"),
+                    self.agents[0] if self.agents else None)
+
     def agent(self) -> str:
-        """The agent who answered (else the first one tried; "" if none was)."""
-        return next((a.endpoint for a in self.agents
-                     if a.answered_at or a.dial_status == "ANSWER"),
-                    self.agents[0].endpoint if self.agents else "")
+        """The agent's id (the ``agent`` tag and the archive's agent): the person who answered,
+        else the first one offered; "" if none was."""
+        leg = self.agent_leg()
+        return "" if leg is None else leg.agent_id or leg.endpoint
+
+    def agent_name(self) -> str:
+        leg = self.agent_leg()
+        return "" if leg is None else leg.agent_name or leg.member_name or ""
+
+    def queue(self) -> str:
+        """The queue that answered the call, else the last one it entered ("" if none)."""
+        answered = [v.queue for v in self.queues if v.result is QueueResult.ANSWERED]
+        return (answered or [v.queue for v in self.queues] or [""])[-1]
 
     def with_outcome(self, outcome: str, by: str, at: datetime) -> CallManifest:
         """A copy with the outcome changed by ops, the change recorded."""

@@ -49,6 +49,7 @@ class Ports:
     agent_transfer_out: int
     agent_consult: int
     agent_attended: int  # testbench/sipua.py, started by the test that uses it
+    agent_park: int  # parks the caller (REFER to the parking extension)
     outside: int  # an outside party's phone behind trunk2 (transfers to outside numbers)
     caller_media: tuple[int, int]
     agent_media: int
@@ -60,13 +61,13 @@ PRESETS: dict[str, Ports] = {
     "demo": Ports(sip=5060, http=8088, ami=5038, rtp_start=20000, rtp_end=20999, trunk=5070,
                   agent_answer=5071, agent_busy=5072, agent_noanswer=5073, agent_transfer=5074,
                   agent_transfer_out=5075, outside=5076, agent_consult=5077,
-                  agent_attended=5078,
+                  agent_attended=5078, agent_park=5079,
                   caller_media=(30000, 34999), agent_media=36000, s3=8333, agi=4573),
     # 2000 RTP ports: 2 legs x ~400 concurrent calls at saturation load (40 calls/s x 9 s).
     "test": Ports(sip=15060, http=18088, ami=15038, rtp_start=21000, rtp_end=22999, trunk=15070,
                   agent_answer=15071, agent_busy=15072, agent_noanswer=15073, agent_transfer=15074,
                   agent_transfer_out=15075, outside=15076, agent_consult=15077,
-                  agent_attended=15078,
+                  agent_attended=15078, agent_park=15079,
                   caller_media=(40000, 44999), agent_media=46000, s3=28333, agi=14573),
 }
 
@@ -124,7 +125,7 @@ class Asterisk:
             "AGENT_TRANSFER_PORT": str(p.agent_transfer),
             "AGENT_TRANSFER_OUT_PORT": str(p.agent_transfer_out), "OUTSIDE_PORT": str(p.outside),
             "AGENT_CONSULT_PORT": str(p.agent_consult),
-            "AGENT_ATTENDED_PORT": str(p.agent_attended),
+            "AGENT_ATTENDED_PORT": str(p.agent_attended), "AGENT_PARK_PORT": str(p.agent_park),
             "AGI_PORT": str(p.agi),
             "ARI_USER": creds.ari_user, "ARI_PASSWORD": creds.ari_password,
             "AMI_USER": creds.ami_user, "AMI_SECRET": creds.ami_secret,

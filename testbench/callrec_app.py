@@ -32,6 +32,17 @@ ROUTES: dict[str, dict[str, str]] = {
     "8001": {"context": "callrec-sandbox-route", "extension": "answer"},
     "8005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
 }
+# Queue DIDs (testbench/conf/queues.conf): 91xx through the Stasis door, 81xx through FastAGI.
+_QUEUE_DIDS = {"01": "support", "02": "sales", "03": "local", "04": "agents", "05": "nobody",
+               "06": "transfers", "07": "attended", "08": "parking", "09": "private",
+               "10": "compliance"}
+for _n, _queue in _QUEUE_DIDS.items():
+    for _door in ("91", "81"):
+        ROUTES[_door + _n] = {"context": "callrec-sandbox-queue", "extension": _queue,
+                              "queue": _queue}
+# Per-queue policy and language (callrec's [queues] settings).
+QUEUES: dict[str, dict[str, str]] = {"private": {"policy": "never"},
+                                     "compliance": {"policy": "force"}}
 
 
 CALLREC_NICE = -5  # the shipped unit's Nice=
@@ -55,6 +66,7 @@ def callrec_env(ep: Endpoints, chroot_home: str, recordings: Path,
         "CALLREC_NOTICE__DEFAULT_LANGUAGE": "ja",
         "CALLREC_POLICY": "optional",
         "CALLREC_ROUTES": json.dumps(ROUTES),
+        "CALLREC_QUEUES": json.dumps(QUEUES),
         "CALLREC_METRICS__PORT": "0",  # tests that read metrics pass a free port
     }
     env.update(overrides)

@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 TRUNK_IP = "127.0.0.2"  # the PBX matches the trunk by this source address
-AGENT_KINDS = ("answer", "busy", "noanswer", "transfer", "transfer_out", "consult")
+AGENT_KINDS = ("answer", "busy", "noanswer", "transfer", "transfer_out", "consult", "park")
 # Kinds that share a scenario, with the -key values that make them differ.
-SCENARIO_OF = {"transfer_out": ("transfer", {"refer_to": "2003"})}
+SCENARIO_OF = {"transfer_out": ("transfer", {"refer_to": "2003"}),
+               "park": ("transfer", {"refer_to": "700"})}  # res_parking.conf parkext
 # The SIPp default is 6000 for the RTP echo port: every agent phone gets its own.
 _HEADER = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$", re.MULTILINE)
 
