@@ -46,7 +46,11 @@ CREATE TABLE IF NOT EXISTS calls (
     recording_key TEXT,
     sha256 TEXT,
     size INTEGER,
-    etag TEXT NOT NULL
+    etag TEXT NOT NULL,
+    agent_name TEXT NOT NULL DEFAULT '',  -- the answering agent's display name
+    queue TEXT NOT NULL DEFAULT '',       -- the queue that answered, else the last one entered
+    queue_wait_s REAL,                    -- the caller's wait in that queue
+    abandoned TEXT NOT NULL DEFAULT ''    -- where the caller gave up (notice, queue, parked...)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS calls_time ON calls (entered_at);
 CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller_e164, entered_at);
@@ -55,6 +59,7 @@ CREATE INDEX IF NOT EXISTS calls_did ON calls (did, entered_at);
 CREATE INDEX IF NOT EXISTS calls_hold ON calls (legal_hold, entered_at) WHERE legal_hold;
 -- sync compares each listed key's ETag: without this, every batch of keys scans every call
 CREATE INDEX IF NOT EXISTS calls_key ON calls (manifest_key, etag);
+-- call_agents holds every agent's id and display name (searched either way), lower-cased
 CREATE TABLE IF NOT EXISTS call_agents (
     agent TEXT NOT NULL, entered_at INTEGER NOT NULL, call_id TEXT NOT NULL,
     PRIMARY KEY (agent, entered_at, call_id)
@@ -84,13 +89,18 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+-- (calls_queue is created after the columns of older catalogs are added: Catalog._migrate)
 CREATE TABLE IF NOT EXISTS applied_changes (key TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 COLUMNS = ("call_id", "entered_at", "day", "caller", "caller_e164", "caller_raw", "caller_name",
            "agent", "agents", "did", "direction", "outcome", "status", "status_reason",
            "notice_completed", "notice_failed", "duration_s", "legal_hold", "manifest_key",
-           "recording_key", "sha256", "size", "etag")
+           "recording_key", "sha256", "size", "etag", "agent_name", "queue", "queue_wait_s",
+           "abandoned")
+# Columns added since the first catalog (ALTER TABLE on open; ``sync --rebuild`` fills them).
+_ADDED = {"agent_name": "TEXT NOT NULL DEFAULT ''", "queue": "TEXT NOT NULL DEFAULT ''",
+          "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''"}
 _UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
@@ -111,17 +121,31 @@ def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
             legal_hold: bool) -> tuple[Any, ...]:
     caller = m.caller.number or normalise_number(m.caller.number_raw)
     ended = m.ended_at or m.entered_at
+    queue = m.queue()
+    visit = next((v for v in reversed(m.queues) if v.queue == queue), None)
     recorded = m.recording is not None and m.status.value != "unrecorded"
     wanted_notice = m.policy.value != "never"
     return (m.call_id, _ms(m.entered_at), f"{m.entered_at.astimezone(UTC):%Y-%m-%d}", caller,
             plan.e164(caller), m.caller.number_raw, m.caller.name_raw, m.agent(),
-            json.dumps([a.endpoint for a in m.agents]), m.did or "", m.direction.value,
+            json.dumps([a.agent_id or a.endpoint for a in m.agents]), m.did or "",
+            m.direction.value,
             m.outcome, m.status.value, m.status_reason or "", int(m.notice.completed),
             int(wanted_notice and not m.notice.completed),
             max(0.0, (ended - m.entered_at).total_seconds()), int(legal_hold), manifest_key,
             manifest_key.removesuffix(".json") + ".wav" if recorded else None,
             m.recording.sha256 if m.recording else None,
-            m.recording.size if m.recording else None, etag)
+            m.recording.size if m.recording else None, etag, m.agent_name(), queue,
+            visit.wait_s if visit else None, m.abandoned.where.value if m.abandoned else "")
+
+
+_AGENTS, _AGENT_NAME = COLUMNS.index("agents"), COLUMNS.index("agent_name")
+
+
+def agent_keys(row: tuple[Any, ...]) -> list[str]:
+    """What the agent search finds a call by, case-insensitively: every agent's id, and the
+    answering agent's display name."""
+    keys = [*json.loads(row[_AGENTS]), *(row[_AGENT_NAME:_AGENT_NAME + 1] or [""])]
+    return list(dict.fromkeys(k.strip().casefold() for k in keys if k))
 
 
 @dataclass
@@ -134,6 +158,7 @@ class Query:
     agent: str = ""
     outcome: str = ""
     did: str = ""
+    queue: str = ""
     status: str = ""
     since: datetime | None = None
     until: datetime | None = None
@@ -178,9 +203,17 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"catalog {path}: {exc}") from exc
         self.lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(calls)")}
+        for column, kind in _ADDED.items():
+            if column not in have:
+                self.db.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS calls_queue ON calls (queue, entered_at)")
 
     def close(self) -> None:
         self.db.close()
@@ -208,7 +241,7 @@ class Catalog:
                 db.execute("DELETE FROM call_agents WHERE call_id = ?", (row[0],))
                 db.execute(_UPSERT, row)
                 db.executemany("INSERT OR IGNORE INTO call_agents VALUES (?, ?, ?)",
-                               [(a, row[1], row[0]) for a in dict.fromkeys(json.loads(row[8]))])
+                               [(a, row[1], row[0]) for a in agent_keys(row)])
                 count += 1
         return count
 
@@ -270,7 +303,7 @@ class Catalog:
         if q.agent:  # the agents index orders by time: no sort of every call an agent took
             table, order = "call_agents a JOIN calls USING (call_id)", "a.entered_at"
             where.insert(0, "a.agent = ?")
-            args.insert(0, q.agent)
+            args.insert(0, q.agent.strip().casefold())
         sql = (f"SELECT {', '.join('calls.' + c for c in COLUMNS)} FROM {table}"
                + (" WHERE " + " AND ".join(where) if where else "")
                + f" ORDER BY {order} DESC LIMIT ?")
@@ -290,6 +323,7 @@ class Catalog:
              (prefix, prefix + "\U0010ffff")),
             (bool(q.outcome), "calls.outcome = ?", (q.outcome,)),
             (bool(q.did), "calls.did = ?", (q.did,)),
+            (bool(q.queue), "calls.queue = ?", (q.queue,)),
             (bool(q.status), "calls.status = ?", (q.status,)),
             (q.since is not None, "calls.entered_at >= ?", (q.since and _ms(q.since),)),
             (q.until is not None, "calls.entered_at < ?", (q.until and _ms(q.until),)),
@@ -301,6 +335,22 @@ class Catalog:
         where = [clause for on, clause, _ in wanted if on]
         args = [value for on, _, values in wanted if on for value in values]
         return where, args
+
+    def per_queue(self, days: int, today: date | None = None) -> list[dict[str, Any]]:
+        """Calls per queue over the last ``days`` days: answered, abandoned in the queue, no
+        agent, unrecorded (calls that entered no queue are under "")."""
+        end = today or datetime.now(UTC).date()
+        since = datetime.combine(end - timedelta(days=days - 1), datetime.min.time(), UTC)
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT queue, count(*), sum(outcome = 'completed'), "
+                "sum(abandoned = 'queue'), sum(outcome = 'no_agent'), "
+                "sum(status = 'unrecorded'), avg(queue_wait_s) FROM calls "
+                "WHERE entered_at >= ? GROUP BY queue ORDER BY queue = '', queue",
+                (_ms(since),)).fetchall()
+        keys = ("queue", "calls", "answered", "abandoned_in_queue", "no_agent", "unrecorded",
+                "average_wait_s")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def daily(self, days: int, today: date | None = None) -> list[dict[str, Any]]:
         """Calls per day over the last ``days`` days, by status, with notice failures."""

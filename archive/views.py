@@ -28,8 +28,9 @@ ACTOR = web.RequestKey("actor", Actor)
 LOGIN_COOKIE = "callrec_login"
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
-CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent", "agents",
-               "did", "direction", "outcome", "status", "status_reason", "notice_completed",
+CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent",
+               "agent_name", "agents", "queue", "queue_wait_s", "abandoned", "did",
+               "direction", "outcome", "status", "status_reason", "notice_completed",
                "duration_s", "legal_hold", "sha256", "size")
 
 
@@ -90,10 +91,11 @@ class Pages:
 
     async def dashboard(self, request: web.Request) -> web.Response:
         days = await self.w.run(self.w.archive.catalog.daily, 30)
+        queues = await self.w.run(self.w.archive.catalog.per_queue, 30)
         totals = {k: sum(d[k] for d in days)
                   for k in ("recorded", "interrupted", "unrecorded", "notice_failed")}
         return self.w.page(request, "dashboard.html", chart=chart(days), q=query_from({}),
-                           since="", until="", hold="", totals=totals)
+                           since="", until="", hold="", totals=totals, queues=queues)
 
     async def calls(self, request: web.Request) -> web.Response:
         q = query_from(request.query)

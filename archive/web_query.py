@@ -66,7 +66,8 @@ def _query(params: Any, limit_default: int) -> Query:  # noqa: C901
         caller=params.get("caller", "")[:64], caller_prefix=params.get("caller_prefix",
                                                                        "")[:64],
         agent=params.get("agent", "")[:128], outcome=params.get("outcome", "")[:32],
-        did=params.get("did", "")[:64], status=params.get("status", "")[:16],
+        did=params.get("did", "")[:64], queue=params.get("queue", "")[:128],
+        status=params.get("status", "")[:16],
         since=day("since"), until=day("until", plus=1),  # a date "until" includes the day
         min_duration_s=number("min_duration"), max_duration_s=number("max_duration"),
         legal_hold=None if hold == "" else hold == "1",

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +21,10 @@ import pytest
 from archive.catalog import Query
 from archive.config import ArchiveSettings
 from archive.service import ActionFailed, Actor, Archive, Forbidden
-from callrec.manifest import RecordingStatus
-from testbench.bench import Endpoints
+from callrec.manifest import CallManifest, RecordingStatus
+from testbench.bench import Bench, Endpoints
+from testbench.callrec_app import CallrecApp
+from testbench.sipp import Caller
 from testbench.spool import varied_call
 from tests.helpers import Ship, archive_settings, ids
 
@@ -233,3 +236,56 @@ async def test_the_uploader_feeds_the_catalog_as_it_archives(
     [row] = archive.search(ADMIN, Query(caller="03-6666-7777"))  # before any sync
     assert row["call_id"] == m.call_id and row["legal_hold"]
     assert archive.sync().fetched == 0  # the uploader's row is the object S3 lists
+
+
+async def test_real_queue_calls_are_tagged_and_found_by_agent_name_and_queue(
+    settings: ArchiveSettings, ship: Ship, archive: Archive, s3: S3Client, bench: Bench,
+    caller: Caller, callrec: CallrecApp, unique_caller: Callable[[], str],
+) -> None:
+    """Calls through real queues (PJSIP members, FreePBX-style Local members), their manifests
+    and recordings shipped by the real uploader: the S3 agent tag is the person, and the archive
+    finds them by agent name (any case) and by queue."""
+    assert bench.asterisk is not None
+    spool, calls = spool_of(settings), {}
+    for did, queue in (("9101", "support"), ("9103", "local")):
+        number = unique_caller()
+        caller.call(did, hold_s=9.0, caller_user=number, audio=bench.silence())
+        calls[queue] = _real_manifest(bench.asterisk.recordings, number, spool)
+    await ship()
+    for queue, agent in (("support", "Sato Hanako"), ("local", "Tanaka Aiko")):
+        m = calls[queue]
+        key = archive.layout.base(m) + ".wav"
+        tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(
+            Bucket=settings.s3.bucket, Key=key)["TagSet"]}
+        assert tags["agent"] == agent, tags
+    archive.sync(full=True)
+
+    def find(**kw: object) -> set[object]:
+        return ids(archive.search(ADMIN, Query(**kw)))  # type: ignore[arg-type]
+
+    assert find(agent="sato hanako") == {calls["support"].call_id}
+    assert find(agent="Tanaka Aiko") == {calls["local"].call_id}
+    assert find(queue="local") == {calls["local"].call_id}
+    [row] = archive.search(ADMIN, Query(queue="support"))
+    assert row["agent"] == "Sato Hanako" and row["queue_wait_s"] is not None
+    assert "suzuki ichiro" in [a.casefold() for a in row["agents"]]  # offered, not answered
+    queues = {r["queue"]: r for r in archive.catalog.per_queue(1)}
+    assert queues["support"]["answered"] == queues["local"]["answered"] == 1
+
+
+def _real_manifest(recordings: Path, number: str, spool: Path,
+                   timeout: float = 20.0) -> CallManifest:
+    """The manifest callrec wrote for the call from ``number``, moved with its recording into
+    the uploader's spool."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in recordings.glob("*.json"):
+            m = CallManifest.read(path)
+            if m.caller.number_raw == number:
+                time.sleep(0.3)
+                for suffix in (".wav", ".json"):  # the manifest last, as callrec writes it
+                    source = path.with_suffix(suffix)
+                    (spool / source.name).write_bytes(source.read_bytes())
+                return m
+        time.sleep(0.2)
+    raise AssertionError(f"no manifest for {number}")
