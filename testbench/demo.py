@@ -16,7 +16,8 @@ from pathlib import Path
 from testbench.bench import Bench, Endpoints, state_dir
 
 WEB_PORT = 8480
-# The demo's DIDs (9001, 8001) ring agent-answer, which is baresip there (an idle SIPp polls
+# The demo's DIDs ring agent-answer, which is baresip there (9101 and 8101 through the queue
+# "support", where it is the member Sato Hanako; 9001 and 8001 by a plain Dial) (an idle SIPp polls
 # every millisecond: about 2 % of a core); the tests' other SIPp phones are not started.
 DEMO_AGENTS: tuple[str, ...] = ()
 
@@ -60,12 +61,13 @@ def start_pipeline(bench: Bench) -> str:
     return password
 
 
-def place_call(bench: Bench, number: str = "0312345678", did: str = "9001") -> int:
+def place_call(bench: Bench, number: str = "0312345678", did: str = "9101") -> int:
     """One real call into the running sandbox, followed until it is archived."""
     assert bench.asterisk is not None
     spool = bench.asterisk.recordings
     before = set(spool.glob("*.json")) | set((spool / "done").glob("*.json"))
-    print(f"placing a call: caller {number} -> DID {did} -> notice (ja) -> agent-answer, 9 s")
+    print(f"placing a call: caller {number} -> DID {did} -> notice (ja) -> queue support -> "
+          "agent Sato Hanako (agent-answer), 9 s")
     run = bench.caller().call(did, hold_s=9.0, caller_user=number, caller_name="Demo Caller")
     status = run.calls[0].final_status if run.calls else None
     print(f"SIP: INVITE answered with {status}")
@@ -76,7 +78,11 @@ def place_call(bench: Bench, number: str = "0312345678", did: str = "9001") -> i
     manifest = json.loads(archived.read_text())
     print(f"\nmanifest: {archived}\n{archived.read_text()}")
     _show_objects(bench, manifest["call_id"])
+    queues = ", ".join(f"{v['queue']} ({v['result']}, waited {v['wait_s']} s)"
+                       for v in manifest.get("queues", []))
+    agents = ", ".join(str(a.get("agent_id") or a["endpoint"]) for a in manifest["agents"])
     print(f"\ncall {manifest['call_id']}: {manifest['status']}, outcome {manifest['outcome']}"
+          f", queue {queues or 'none'}, agents {agents or 'none'}"
           f" - in the web UI: http://127.0.0.1:{WEB_PORT}/calls/{manifest['call_id']}")
     return 0
 
@@ -124,9 +130,10 @@ def demo(bench: Bench) -> int:
     assert ep is not None
     print(f"""
 everything keeps running. Place your own call:
-  make demo-call                        (SIPp as the caller, into DID 9001)
+  make demo-call                        (SIPp as the caller, into DID 9101: queue support)
   or a softphone as the trunk: bind it to 127.0.0.2 (the trunk is matched by address), no
-  registration, and dial sip:9001@127.0.0.1:{ep.sip_port} (9001: Stasis door, 8001: FastAGI)
+  registration, and dial sip:9101@127.0.0.1:{ep.sip_port} (9101: Stasis door into the queue
+  support, 8101: the same by FastAGI; 9001/8001: a plain Dial to the agent)
 it appears in the web UI within seconds of its hang-up.
 stop everything: make sandbox-down""")
     return code
