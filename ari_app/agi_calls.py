@@ -14,20 +14,25 @@ from ari_app.ari import AriClient, AriError
 from ari_app.call import Call
 from ari_app.ending import Ending
 from ari_app.flow import Flow
+from ari_app.hotkeys import AgentKeys
 from ari_app.stasis import StasisApp
 
 log = logging.getLogger(__name__)
 
 
 class AgiCalls:
-    def __init__(self, app: StasisApp, flow: Flow, ari: AriClient, ending: Ending) -> None:
-        self.app, self.flow, self.ari, self.ending = app, flow, ari, ending
+    def __init__(self, app: StasisApp, flow: Flow, ari: AriClient, ending: Ending,
+                 keys: AgentKeys) -> None:
+        self.app, self.flow, self.ari, self.ending, self.keys = app, flow, ari, ending, keys
 
     async def __call__(self, session: AgiSession) -> None:
         channel = call_from_headers(session.headers)
         if not channel["id"] or self.app.stopping:
             return  # no CALLREC_DONE: the dialplan takes its app-down path, without a notice
         args = agi_args(session.headers)
+        if args.get("action") in ("warn", "end"):  # an agent's hot-key, on the caller's channel
+            await self._key(session, args["action"], str(channel.get("language") or ""))
+            return
         outbound = args.get("direction") == "outbound"
         host = self._call_on(args.get("agent", "")) if outbound else None
         if host is not None:  # a transfer out of a call callrec follows: notice only
@@ -51,6 +56,25 @@ class AgiCalls:
         self.ending.hand_off(call)
         # The AGI returns now (the dialplan goes on); the call is followed in its own task.
         self.ending.follow(call)
+
+    async def _key(self, session: AgiSession, action: str, language: str) -> None:
+        host = self._call_on(session.headers.get("agi_channel", ""))
+        try:
+            if host is None:  # not a call callrec follows: nothing to vouch for
+                log.warning("agent key %s on %s: not a call callrec follows; refused", action,
+                            session.headers.get("agi_channel"))
+                await session.command('SET VARIABLE CALLREC_KEY "refused"')
+                await session.done()
+                return
+            result = await self.keys.press(host, action, AgiDoor(session, self.ari, host),
+                                           language)
+            if result != "ended":
+                await AgiDoor(session, self.ari, host).set_var("CALLREC_KEY", result)
+                await session.done()
+        except (AgiError, AriError) as exc:
+            log.info("%s FastAGI (key %s): %s", host.log_prefix() if host else "", action, exc)
+        if host is not None:
+            self.ending.journal.queue(host)
 
     def _call_on(self, channel_name: str) -> Call | None:
         """The call callrec follows on this channel, if any."""

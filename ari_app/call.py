@@ -16,11 +16,14 @@ from typing import Any
 
 from ari_app.outcomes import Facts, derive
 from ari_app.recorder import RecordingFile, VerifiedRecording
+from ari_app.timeline import build as timeline
 from callrec.ids import is_outcome, new_call_id
 from callrec.manifest import (
+    NO_AGENT_RESULTS,
     AgentLeg,
     CallManifest,
     Direction,
+    EventKind,
     Notice,
     Park,
     Party,
@@ -29,6 +32,7 @@ from callrec.manifest import (
     QueueVisit,
     Recording,
     RecordingStatus,
+    TimelineEvent,
     normalise_number,
 )
 from callrec.reasons import StatusReason
@@ -39,6 +43,9 @@ _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
 # The channel variables whose changes matter to a call (_on_varset). A bridged call sets some 35
 # others (DIAL*, *TIME, BRIDGEPVTCALLID, RTPAUDIOQOS*...): stasis.wanted() drops those unparsed.
 # QUEUESTATUS: how Queue() ended when the queue gave up (apps/app_queue.c set_queue_result).
+# Timeline entries kept as they happen (journaled with the call); the rest are read off its facts.
+AGENT_EVENTS = frozenset({EventKind.WARNING_PLAYED, EventKind.WARNING_REFUSED,
+                          EventKind.ENDED_BY_AGENT, EventKind.END_REFUSED})
 WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME", "QUEUESTATUS")
 
 
@@ -99,6 +106,9 @@ class Call:
         self.parks: list[Park] = []
         self.queue_hint: str | None = None  # the queue its route leads to (Plan.queue)
         self.dialplan_outcome: str | None = None
+        self.agent_outcome: str | None = None  # set by an agent's hot-key (ari_app/hotkeys.py)
+        self.events: list[TimelineEvent] = []  # what agents did (the rest: ari_app/timeline.py)
+        self.hangup_by_caller = False  # the caller's side hung up (not the PBX, not a bridge)
         self.failed = False
         self.journaled = False  # handed off: a restart adopts it from the journal
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
@@ -176,6 +186,9 @@ class Call:
         call.failed = m.outcome == "failed"
         if m.outcome_source == "dialplan":
             call.dialplan_outcome = m.outcome
+        elif m.outcome_source == "agent":
+            call.agent_outcome = m.outcome
+        call.events = [e for e in m.timeline if e.kind in AGENT_EVENTS]
         return call
 
     def make_outbound(self, customer: str, agent_channel: str) -> None:
@@ -201,6 +214,9 @@ class Call:
         if kind == "ChannelVarset":
             return self._on_varset(event)
         if kind == "ChannelHangupRequest":
+            # A soft request is the PBX's (a bridge ending, Hangup()); a hard one came from the
+            # channel's own side (chan_pjsip queues it on the caller's BYE).
+            self.hangup_by_caller = self.hangup_by_caller or not event.get("soft")
             self.hung_up.set()
         elif kind == "ChannelDestroyed":
             self.hangup_cause = event.get("cause")
@@ -254,6 +270,8 @@ class Call:
             return False
         if status in ("RINGING", "PROGRESS"):
             return False
+        if status == "CANCEL" and leg.dial_status not in (None, "", "ANSWER"):
+            return False  # app_queue cancels a ring that already timed out: NOANSWER stays
         leg.dial_status = status
         if status == "ANSWER":
             leg.answered_at = _ts(event)
@@ -285,6 +303,8 @@ class Call:
             visit = QueueVisit(queue=self.queue_hint or "", entered_at=now, wait_s=0.0)
             self.queues.append(visit)
         visit.result, visit.left_at = result, visit.left_at or now
+        if visit.wait_s is None and visit.entered_at is not None:
+            visit.wait_s = round((visit.left_at - visit.entered_at).total_seconds(), 3)
         return True
 
     def _on_bridge_peers(self, peers: set[str], now: datetime) -> bool:
@@ -321,6 +341,9 @@ class Call:
         outcome = variables.get("CALLREC_OUTCOME", "")
         if outcome:
             self.dialplan_outcome = outcome
+        status = variables.get("QUEUESTATUS", "")
+        if status and not any(v.result in NO_AGENT_RESULTS for v in self.queues):
+            self._on_queue_status(status.lower(), datetime.now(UTC))
 
     # -- the result -----------------------------------------------------------------------------
     def manifest(self) -> CallManifest:
@@ -328,7 +351,9 @@ class Call:
             self.failed, self.pbx_restarted, self.agents, self.queues, self.parks, self.notice,
             self.answered_at or self.entered_at, self.ended_at))
         outcome, source = derived.value, "derived"
-        if self.dialplan_outcome:
+        if self.agent_outcome:
+            outcome, source = self.agent_outcome, "agent"
+        elif self.dialplan_outcome:
             if is_outcome(self.dialplan_outcome):
                 outcome, source = self.dialplan_outcome, "dialplan"
             else:
@@ -342,6 +367,8 @@ class Call:
             status_reason=self.status_reason, outcome=outcome,
             outcome_source=source,
             agents=self.agents, queues=self.queues, parks=self.parks, abandoned=abandoned,
+            timeline=timeline(self.notice, self.queues, self.agents, self.parks, self.events,
+                              self.recording, self.ended_at, self.hangup_by_caller),
             notice=self.notice, recording=self.recording,
             entered_at=self.entered_at, answered_at=self.answered_at, ended_at=self.ended_at,
             hangup_cause=self.hangup_cause, hangup_cause_text=self.hangup_cause_text,

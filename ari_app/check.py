@@ -82,8 +82,11 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
                              + ("registered (callrec ari is running)" if running else
                                 "not registered yet (callrec ari not running)")))
         needed = {settings.notice.default_language,
-                  *(r.language for r in settings.routes.values() if r.language)}
-        for prompt in (settings.notice.prompt, settings.notice.unavailable_prompt):
+                  *(r.language for r in settings.routes.values() if r.language),
+                  *(q.language for q in settings.queues.values() if q.language)}
+        keys = settings.agent_keys
+        for prompt in (settings.notice.prompt, settings.notice.unavailable_prompt,
+                       keys.warning_prompt, keys.closing_prompt):
             have = await ari.sound_languages(prompt)
             missing = sorted(needed - have)
             found.append(Finding(not missing, f"prompt {prompt}",

@@ -107,6 +107,29 @@ class BridgeSettings(BaseModel):
     external_policy: Policy = Policy.FORCE
 
 
+class AgentKeySettings(BaseModel):
+    """The agents' hot-keys against abusive callers (ari_app/hotkeys.py; the keys themselves are
+    features.conf's, dialplan/callrec-agent-keys.conf.sample)."""
+
+    # Played to the caller on "warn": it says the call is recorded, so only while the call's
+    # recording is verified and still running (the notice's gate).
+    warning_prompt: str = "callrec/warning"
+    closing_prompt: str = "callrec/closing"  # played before "end" hangs the caller up
+    refusal_tone: str = "beeperr"  # what the agent hears when callrec refuses (core sound)
+    end_requires_warning: bool = True  # "end" only after a warning on this call
+    end_outcome: str = Field("harassment", pattern=r"^[a-z0-9_]{1,32}$")
+
+
+class AlertSettings(BaseModel):
+    """Supervisor alerts on a warning or an end: a webhook (JSON, HMAC-SHA256 signed) besides
+    the Prometheus counter callrec_agent_actions_total."""
+
+    webhook_url: str = ""  # "" = no webhook
+    secret: SecretStr = SecretStr("")  # signs each body: X-Callrec-Signature: sha256=<hex>
+    timeout_s: float = Field(5.0, gt=0)
+    attempts: int = Field(6, ge=1, le=20)  # with backoff from 1 s, capped at 60 s
+
+
 class AriAppSettings(CallrecSettings):
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
@@ -115,6 +138,8 @@ class AriAppSettings(CallrecSettings):
     spool: SpoolSettings = SpoolSettings()
     notice: NoticeSettings = NoticeSettings()
     bridges: BridgeSettings = BridgeSettings()
+    agent_keys: AgentKeySettings = AgentKeySettings()
+    alerts: AlertSettings = AlertSettings()
     policy: Policy = Policy.OPTIONAL
     default_route: Route | None = None
     routes: dict[str, Route] = Field(default_factory=dict)  # DID -> route

@@ -42,6 +42,10 @@ class CallMetrics:
         self.write_failures = Counter("callrec_manifest_write_failures",
                                       "Manifest writes that failed and are retried (disk full?)",
                                       registry=r)
+        self.agent_actions = Counter(
+            "callrec_agent_actions",
+            "Agents' hot-key actions: warning, end (alerts), warning_refused, end_refused",
+            ["action"], registry=r)
         self.blind_safety_net = Gauge(
             "callrec_safety_net_blind",
             "1 once a bridged call was seen while AMI sent no bridge events", registry=r)

@@ -114,10 +114,9 @@ class RouteWatch:
                 return False
             if kind == "QueueCallerAbandon" and visit.result is None:
                 visit.result = QueueResult.ABANDONED  # unless QUEUESTATUS says the queue gave up
-            if visit.left_at is None:
-                visit.left_at = now
-                visit.wait_s = visit.wait_s if visit.wait_s is not None else \
-                    _seconds(visit.entered_at, now)
+            visit.left_at = visit.left_at or now  # (QUEUESTATUS, over ARI, may come first)
+            if visit.wait_s is None:
+                visit.wait_s = _seconds(visit.entered_at, visit.left_at)
         elif kind in ("AgentCalled", "AgentConnect"):
             self._member(call, kind, event, queue, now)
         else:

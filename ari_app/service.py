@@ -67,7 +67,8 @@ class Service:
         p.sight.stopping.set()
         p.bridges.flush()
         await self.tasks.cancel()
-        await p.call_tasks.cancel()
+        await p.call_tasks.cancel()  # alerts still being retried too (logged as not delivered)
+        await p.alerts.close()
         p.journal.flush()  # cancelled calls queued their latest state
         p.journal.journal.close()
         p.ami.close()

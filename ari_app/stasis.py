@@ -19,6 +19,7 @@ from ari_app.call import WATCHED_VARIABLES, Call
 from ari_app.config import Route
 from ari_app.ending import Ending
 from ari_app.flow import Flow
+from ari_app.hotkeys import TONE_ARGS
 from callrec.ids import call_id_time
 from callrec.reasons import StatusReason
 
@@ -121,6 +122,8 @@ class StasisApp:
         # Most events name a "channel"; Dial names the "caller" (ours) and the "peer" (the agent).
         channel = event.get("channel") or event.get("caller") or {}
         channel_id = str(channel.get("id", ""))
+        if event.get("type") == "StasisStart" and TONE_ARGS in (event.get("args") or []):
+            return  # a snoop channel of ours whispering a tone to an agent (ari_app/hotkeys.py)
         if event.get("type") == "StasisStart" and channel_id and channel_id not in self.calls:
             call = Call(channel, "stasis", self.flow.settings.policy)
             self.calls[channel_id] = call
@@ -223,7 +226,7 @@ class StasisApp:
         if not await self.ari.playback_exists(call.playback_id) and not waiting.done():
             waiting.set_result(UNSEEN)
 
-    SNAPSHOT = ("DIALEDPEERNAME", "DIALSTATUS", "BRIDGEPEER", "CALLREC_OUTCOME")
+    SNAPSHOT = ("DIALEDPEERNAME", "DIALSTATUS", "BRIDGEPEER", "CALLREC_OUTCOME", "QUEUESTATUS")
 
     async def catch_up(self, call: Call) -> None:
         """Events are not replayed after a reconnect: read the channel's state instead."""

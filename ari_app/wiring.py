@@ -13,6 +13,7 @@ from typing import Any
 from ari_app.agents import identify
 from ari_app.agi import AgiServer
 from ari_app.agi_calls import AgiCalls
+from ari_app.alerts import Alerts
 from ari_app.ami import AmiClient, Subscription
 from ari_app.ari import AriClient
 from ari_app.bridges import BridgeParty, BridgeWatch
@@ -21,6 +22,7 @@ from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
 from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.flow import Flow
+from ari_app.hotkeys import AgentKeys
 from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
 from ari_app.queues import EVENTS, FILTERS, RouteWatch
@@ -44,6 +46,7 @@ class Parts:
     resync: Resync
     agi: AgiServer
     metrics: CallMetrics
+    alerts: Alerts
     call_tasks: Tasks
     wanted: Callable[[str], bool]
 
@@ -74,9 +77,12 @@ def build(settings: AriAppSettings) -> Parts:
                     identify=lambda call: identify(call.agents, settings.agents))
     app = StasisApp(ari, flow, ending, calls)
     resync = Resync(ari, app, recorder, ending, settings.notice, languages)
-    agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending))
+    alerts = Alerts(settings.alerts, call_tasks, metrics.agent_actions)
+    keys = AgentKeys(settings.agent_keys, flow.announcer, ari, alerts,
+                     lambda legs: identify(legs, settings.agents))
+    agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending, keys))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
-                 metrics, call_tasks, wanted)
+                 metrics, alerts, call_tasks, wanted)
 
 
 def _subscription(settings: AriAppSettings, bridges: BridgeWatch,

@@ -174,6 +174,38 @@ class Abandonment(_Model):
     queue: str | None = None
 
 
+class EventKind(StrEnum):
+    """What a timeline entry says happened (ari_app/timeline.py)."""
+
+    NOTICE_STARTED = "notice_started"
+    NOTICE_ENDED = "notice_ended"
+    QUEUE_ENTERED = "queue_entered"
+    QUEUE_LEFT = "queue_left"
+    AGENT_OFFERED = "agent_offered"
+    AGENT_ANSWERED = "agent_answered"
+    AGENT_LEFT = "agent_left"
+    TRANSFERRED = "transferred"  # a party the call was not offered to joined (a transfer)
+    PARKED = "parked"
+    UNPARKED = "unparked"
+    WARNING_PLAYED = "warning_played"  # the agent's hot-key warning, heard by the caller
+    WARNING_REFUSED = "warning_refused"  # not played: see detail (no verified recording...)
+    ENDED_BY_AGENT = "ended_by_agent"
+    END_REFUSED = "end_refused"
+    CALLER_HUNG_UP = "caller_hung_up"
+    ENDED = "ended"
+
+
+class TimelineEvent(_Model):
+    """One moment of the call; ``offset_s`` is its place in the recording (None: unrecorded,
+    or before the recording started)."""
+
+    at: datetime
+    kind: EventKind
+    offset_s: float | None = None
+    by: str | None = None  # the agent (id) or party it concerns
+    detail: str | None = None
+
+
 class OutcomeChange(_Model):
     """An outcome set after the call (wrap-up, review), kept as an audit trail."""
 
@@ -212,12 +244,14 @@ class CallManifest(_Model):
     status: RecordingStatus
     status_reason: StatusReason | None = None
     outcome: str = Field(pattern=OUTCOME_RE)
-    outcome_source: Literal["dialplan", "derived", "ops"] = "derived"
+    # "agent": set by the agent's hot-key (ending a call for harassment, ari_app/hotkeys.py)
+    outcome_source: Literal["dialplan", "derived", "ops", "agent"] = "derived"
     outcome_changes: list[OutcomeChange] = Field(default_factory=list)
     agents: list[AgentLeg] = Field(default_factory=list)
     queues: list[QueueVisit] = Field(default_factory=list)
     parks: list[Park] = Field(default_factory=list)
     abandoned: Abandonment | None = None
+    timeline: list[TimelineEvent] = Field(default_factory=list)
     notice: Notice = Field(default_factory=Notice)
     recording: Recording | None = None
     entered_at: datetime

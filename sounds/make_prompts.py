@@ -24,10 +24,18 @@ PROMPTS: dict[str, dict[str, str]] = {
         "notice": "この通話は応対品質向上のため録音させていただきます。",
         "unavailable": ("申し訳ございません。ただいま電話をお受けできません。"
                         "後ほどおかけ直しください。"),
+        # The agent's hot-key warning (it repeats that the call is recorded: played only
+        # through the proof gate, ari_app/announce.py) and the closing before the agent ends it.
+        "warning": ("この通話は録音されています。このようなご発言が続く場合は、"
+                    "通話を終了させていただきます。"),
+        "closing": ("誠に申し訳ございませんが、これ以上のご対応はいたしかねますので、"
+                    "これで通話を終了させていただきます。"),
     },
     "en": {
         "notice": "This call is recorded to improve our service.",
         "unavailable": "We are sorry, we cannot take your call right now. Please call again later.",
+        "warning": ("This call is being recorded. If this continues, we will end the call."),
+        "closing": "We are unable to continue this call, and will end it now. Goodbye.",
     },
 }
 # (extension, sox output options): what Asterisk's format modules read.

@@ -50,6 +50,7 @@ class Ports:
     agent_consult: int
     agent_attended: int  # testbench/sipua.py, started by the test that uses it
     agent_park: int  # parks the caller (REFER to the parking extension)
+    agent_keys: int  # presses hot-keys (testbench/sipp.py KeysPhone, started by its test)
     outside: int  # an outside party's phone behind trunk2 (transfers to outside numbers)
     caller_media: tuple[int, int]
     agent_media: int
@@ -61,13 +62,13 @@ PRESETS: dict[str, Ports] = {
     "demo": Ports(sip=5060, http=8088, ami=5038, rtp_start=20000, rtp_end=20999, trunk=5070,
                   agent_answer=5071, agent_busy=5072, agent_noanswer=5073, agent_transfer=5074,
                   agent_transfer_out=5075, outside=5076, agent_consult=5077,
-                  agent_attended=5078, agent_park=5079,
+                  agent_attended=5078, agent_park=5079, agent_keys=5082,
                   caller_media=(30000, 34999), agent_media=36000, s3=8333, agi=4573),
     # 2000 RTP ports: 2 legs x ~400 concurrent calls at saturation load (40 calls/s x 9 s).
     "test": Ports(sip=15060, http=18088, ami=15038, rtp_start=21000, rtp_end=22999, trunk=15070,
                   agent_answer=15071, agent_busy=15072, agent_noanswer=15073, agent_transfer=15074,
                   agent_transfer_out=15075, outside=15076, agent_consult=15077,
-                  agent_attended=15078, agent_park=15079,
+                  agent_attended=15078, agent_park=15079, agent_keys=15082,
                   caller_media=(40000, 44999), agent_media=46000, s3=28333, agi=14573),
 }
 
@@ -126,6 +127,7 @@ class Asterisk:
             "AGENT_TRANSFER_OUT_PORT": str(p.agent_transfer_out), "OUTSIDE_PORT": str(p.outside),
             "AGENT_CONSULT_PORT": str(p.agent_consult),
             "AGENT_ATTENDED_PORT": str(p.agent_attended), "AGENT_PARK_PORT": str(p.agent_park),
+            "AGENT_KEYS_PORT": str(p.agent_keys),
             "AGI_PORT": str(p.agi),
             "ARI_USER": creds.ari_user, "ARI_PASSWORD": creds.ari_password,
             "AMI_USER": creds.ami_user, "AMI_SECRET": creds.ami_secret,
@@ -150,8 +152,10 @@ class Asterisk:
             if re.search(r"@[A-Z_]+@", text):
                 raise BenchError(f"unrendered placeholder left in {template.name}")
             _write_private(etc / template.name, text, gid)
-        for include in sorted(DIALPLAN.glob("*.conf")):
-            _write_private(etc / "callrec" / include.name, include.read_text(), gid)
+        for include in sorted(DIALPLAN.rglob("*.conf")):  # features/ too (features.conf)
+            target = etc / "callrec" / include.relative_to(DIALPLAN)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_private(target, include.read_text(), gid)
         for sub in ("cache", "lib", "spool", "run", "log"):
             for path in [home / sub, *(home / sub).rglob("*")]:
                 os.chown(path, uid, gid)

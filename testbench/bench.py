@@ -24,7 +24,7 @@ from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
 from testbench.procs import Child, stop_recorded, wait_until
 from testbench.s3 import S3Credentials, WeedMini
-from testbench.sipp import AGENT_KINDS, TRUNK_IP, AgentPhone, Caller, make_audio
+from testbench.sipp import AGENT_KINDS, TRUNK_IP, AgentPhone, Caller, KeysPhone, make_audio
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,14 @@ class Bench:
         phone = AgentPhone("answer", port, self.ports.agent_media + (44 if outside else 40),
                            self.log_dir, ip=TRUNK_IP, echo=False, name=name)
         self._track(name, phone.start())
+        return phone
+
+    def start_keys_phone(self, keys: list[tuple[float, str]]) -> KeysPhone:
+        """The agent-keys phone, pressing ``keys`` (pause s, digits) after it answers."""
+        phone = KeysPhone(self.ports.agent_keys, self.ports.agent_media + 60, self.log_dir,
+                          keys)
+        self._track("agent-keys", phone.start())
+        time.sleep(0.3)  # SIPp binds its port
         return phone
 
     def down(self) -> list[str]:

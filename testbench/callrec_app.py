@@ -29,6 +29,8 @@ ROUTES: dict[str, dict[str, str]] = {
     "9009": {"context": "callrec-sandbox-route", "extension": "transfer-out"},
     "9010": {"context": "callrec-sandbox-route", "extension": "consult"},
     "9011": {"context": "callrec-sandbox-route", "extension": "attended"},
+    "9012": {"context": "callrec-sandbox-route", "extension": "keys"},
+    "8012": {"context": "callrec-sandbox-route", "extension": "keys"},
     "8001": {"context": "callrec-sandbox-route", "extension": "answer"},
     "8005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
 }

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -214,6 +215,81 @@ class AgentPhone:
 
     def calls(self) -> list[CallResult]:
         """Every call this phone has seen so far."""
+        return _read_calls(self.message_log)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop(timeout=5)
+
+
+_DTMF_NAMES = {"*": "star", "#": "pound", **{d: d for d in "0123456789"}}
+
+
+def dtmf_pcap(digits: str, out: Path, gap_s: float = 0.3, step: int = 0) -> Path:
+    """One pcap of RFC 2833 events for ``digits``, from sip-tester's one-digit pcaps. Those all
+    start at unrelated RTP sequence numbers and timestamps: played one after another, a digit
+    whose numbers are lower than the last one's is dropped by Asterisk as an old packet (seen:
+    the 7 of "*7" never arrived). Here the numbers run on and each digit is a new event; ``step``
+    numbers the pcaps one phone plays in turn, so that each starts past the one before."""
+    packets: list[tuple[float, bytes]] = []  # (seconds from the start, frame)
+    seq, stamp = 1000 + step * 500, 160000 + step * 800000
+    for i, digit in enumerate(digits):
+        data = (Path("/usr/share/sip-tester") / f"dtmf_2833_{_DTMF_NAMES[digit]}.pcap"
+                ).read_bytes()
+        first, off = None, 24
+        while off < len(data):
+            sec, usec, incl, _ = struct.unpack("<IIII", data[off:off + 16])
+            frame = bytearray(data[off + 16:off + 16 + incl])
+            at = sec + usec / 1e6
+            first = at if first is None else first
+            # Ethernet 14 + IPv4 20 + UDP 8 = 42 bytes before the RTP header.
+            struct.pack_into(">HI", frame, 44, seq, stamp + i * int(gap_s * 8000))
+            seq += 1
+            packets.append((i * gap_s + at - first, bytes(frame)))
+            off += 16 + incl
+    body = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for at, frame in packets:
+        body.append(struct.pack("<IIII", int(at), int(at % 1 * 1e6), len(frame), len(frame)))
+        body.append(frame)
+    out.write_bytes(b"".join(body))
+    return out
+
+
+class KeysPhone:
+    """The agent-keys endpoint's phone (started by the test that uses it): answers, then after
+    each pause presses its keys, e.g. ``[(2.0, "*7"), (11.0, "*8")]``, and waits for the PBX
+    to hang up (the last key must come before that)."""
+
+    def __init__(self, port: int, media_port: int, log_dir: Path,
+                 keys: list[tuple[float, str]]) -> None:
+        self.port, self.media_port, self.log_dir, self.keys = port, media_port, log_dir, keys
+        self.message_log = log_dir / "agent-keys.messages.log"
+        self.child: Child | None = None
+
+    def _keys_xml(self) -> str:
+        steps = []
+        for n, (pause_s, digits) in enumerate(self.keys):
+            pcap = dtmf_pcap(digits, self.log_dir / f"agent-keys-{n}.pcap", step=n)
+            steps.append(f'  <pause milliseconds="{int(pause_s * 1000)}"/>\n'
+                         f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+                         f'  <pause milliseconds="{int(len(digits) * 300 + 200)}"/>')
+        return "\n".join(steps)
+
+    def start(self) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.message_log.unlink(missing_ok=True)
+        scenario = self.log_dir / "agent_keys.xml"
+        scenario.write_text((SCENARIOS / "agent_keys.xml").read_text().replace(
+            "{{KEYS}}", self._keys_xml(), 1))
+        argv = [sipp_binary(), "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(self.port),
+                "-mi", "127.0.0.1", "-mp", str(self.media_port), "-nostdin", "-trace_msg",
+                "-message_file", str(self.message_log), "-trace_err", "-error_file",
+                str(self.log_dir / "agent-keys.errors.log")]
+        self.child = Child("agent-keys", argv, self.log_dir / "agent-keys.log",
+                           marker=str(scenario))
+        return self.child
+
+    def calls(self) -> list[CallResult]:
         return _read_calls(self.message_log)
 
     def stop(self) -> None:

@@ -6,6 +6,7 @@ heard (Asterisk's own log, the manifest), for the integration tests against the 
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -18,6 +19,7 @@ from archive.auth import token_digest
 from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
+from testbench.asterisk import ari_auth
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
 from uploader.config import UploaderSettings, UploadSettings
@@ -134,3 +136,17 @@ async def login_token(client: Any) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', text)
     assert found is not None, "no CSRF token in the login form"
     return found.group(1)
+
+
+def wait_for_channel(endpoints: Endpoints, prefix: str, timeout: float = 20.0) -> str:
+    """The name of the first channel whose name starts with ``prefix`` and is up (ARI)."""
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(f"{endpoints.ari_url}/ari/channels",
+                                     headers=ari_auth(endpoints.asterisk))
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            for channel in json.loads(response.read()):
+                if channel["name"].startswith(prefix) and channel["state"] == "Up":
+                    return str(channel["name"])
+        time.sleep(0.2)
+    raise AssertionError(f"no channel {prefix}* came up within {timeout} s")

@@ -30,6 +30,8 @@ def tags_for(m: CallManifest) -> dict[str, str]:
         "did": m.did or "",
         "status": m.status.value,
     }
+    if m.queue():  # the queue that answered (else the last entered): S3 lifecycle rules per queue
+        tags["queue"] = m.queue()
     return {k: clean(v) for k, v in tags.items()}
 
 

@@ -257,7 +257,7 @@ async def test_real_queue_calls_are_tagged_and_found_by_agent_name_and_queue(
         key = archive.layout.base(m) + ".wav"
         tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(
             Bucket=settings.s3.bucket, Key=key)["TagSet"]}
-        assert tags["agent"] == agent, tags
+        assert tags["agent"] == agent and tags["queue"] == queue, tags
     archive.sync(full=True)
 
     def find(**kw: object) -> set[object]:

@@ -8,6 +8,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -18,7 +19,15 @@ from aiohttp import web
 from archive.config import ArchiveSettings
 from archive.service import Archive
 from archive.web import WebApp
-from callrec.manifest import CallManifest
+from callrec.manifest import (
+    Abandonment,
+    AbandonPlace,
+    CallManifest,
+    Park,
+    ParkResult,
+    QueueResult,
+    QueueVisit,
+)
 from testbench.spool import varied_call
 from tests.helpers import PASSWORDS, TOKENS, Ship, login_token
 
@@ -246,3 +255,48 @@ async def test_viewers_see_no_server_paths_and_s3_answers_no_store(
         presigned = r.headers["Location"]
     async with aiohttp.ClientSession() as s3, s3.get(presigned) as r:
         assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
+
+
+async def test_queue_facts_on_the_call_page_the_search_and_the_dashboard(
+    settings: ArchiveSettings, ship: Ship, archive: Archive, login: Login,
+) -> None:
+    spool = settings.archive.spool
+    assert spool is not None
+    m = varied_call(spool, caller_raw="0311110000", agents=("agent-07", "agent-09"))
+    at = m.entered_at
+    offered = [leg.model_copy(update={
+        "agent_id": name, "agent_name": name, "member_name": name, "queue": "support",
+        "interface": f"Local/{i}@from-queue/n", "device": leg.endpoint, "offered_at": at,
+        "dial_status": "ANSWER" if i == 0 else "CANCEL"}) for i, (leg, name) in
+        enumerate(zip(m.agents, ("Sato <b>Hanako</b>", "Suzuki Ichiro"), strict=True))]
+    m = m.model_copy(update={"agents": offered, "queues": [QueueVisit(
+        queue="support", entered_at=at, left_at=at + timedelta(seconds=12), wait_s=12.0,
+        result=QueueResult.ANSWERED)], "parks": [Park(
+            lot="default", space="701", parked_at=at, parked_by="PJSIP/agent-07",
+            ended_at=at, retrieved_by="PJSIP/agent-09-0000001", result=ParkResult.RETRIEVED)]})
+    m.write_atomic(spool)
+    gone = varied_call(spool, caller_raw="0311110001", agents=(), outcome="abandoned")
+    gone = gone.model_copy(update={"queues": [QueueVisit(
+        queue="support", entered_at=at, wait_s=30.5, result=QueueResult.ABANDONED)],
+        "abandoned": Abandonment(where=AbandonPlace.QUEUE, after_s=30.5, queue="support")})
+    gone.write_atomic(spool)
+    await ship()
+    archive.sync()
+    viewer = await login("viewer")
+    async with viewer.get(f"/calls/{m.call_id}") as r:
+        page = await r.text()
+    assert r.status == 200, page
+    assert "Sato &lt;b&gt;Hanako&lt;/b&gt;" in page and "<b>Hanako" not in page
+    assert "Suzuki Ichiro" in page and "CANCEL" in page and "support: answered" in page
+    assert "701" in page and "retrieved by PJSIP/agent-09-0000001" in page
+    async with viewer.get(f"/calls/{gone.call_id}") as r:
+        assert "abandoned (queue support after 30.5 s)" in await r.text()
+    async with viewer.get("/calls", params={"queue": "support", "agent": "suzuki ichiro"}) as r:
+        listed = await r.text()
+    assert m.call_id in listed and gone.call_id not in listed
+    async with viewer.get("/") as r:
+        dashboard = await r.text()
+    row = re.search(r'<tr data-queue="support">(.*?)</tr>', dashboard, re.S)
+    assert row, dashboard
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
+    assert cells[1:4] == ["2", "1", "1"], cells  # calls, answered, abandoned in the queue

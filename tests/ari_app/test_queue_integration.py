@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
@@ -16,30 +15,16 @@ from pathlib import Path
 import pytest
 
 from callrec.manifest import CallManifest
-from testbench.asterisk import ari_auth
 from testbench.audio import wait_complete
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import Caller
 from testbench.sipua import AttendedTransferPhone
+from tests.helpers import wait_for_channel
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
 NOTICE_S = 4.7  # the ja notice (sounds/), before the caller reaches the queue
-
-
-def channel_up(endpoints: Endpoints, prefix: str, timeout: float = 20.0) -> str:
-    """The first channel whose name starts with ``prefix`` and is up (ARI)."""
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(f"{endpoints.ari_url}/ari/channels",
-                                     headers=ari_auth(endpoints.asterisk))
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            for channel in json.loads(response.read()):
-                if channel["name"].startswith(prefix) and channel["state"] == "Up":
-                    return str(channel["name"])
-        time.sleep(0.2)
-    raise AssertionError(f"no channel {prefix}* up within {timeout} s")
 
 
 def one_recording(m: CallManifest, held_s: float) -> None:
@@ -107,7 +92,7 @@ def test_app_agent_pool_agent_is_the_agent_id(
         # Agent 1001 logs in from the agent-busy endpoint's number and waits for calls.
         login = pool.submit(bench.agent_caller().call, "agentlogin-1001", hold_s=30.0,
                             caller_user="agent-busy")
-        channel_up(endpoints, "PJSIP/agent-busy-")
+        wait_for_channel(endpoints, "PJSIP/agent-busy-")
         time.sleep(1.0)
         number = unique_caller()
         caller.call("9104", hold_s=10.0, caller_user=number, audio=bench.silence())
@@ -259,3 +244,46 @@ def test_agent_directory_names_the_agent_of_a_plain_dial_route(
     [leg] = m.agents
     assert leg.agent_id == "sato" and leg.agent_name == "Sato Hanako"
     assert leg.endpoint == "agent-answer" and m.agent() == "sato"
+
+
+def test_round_robin_offers_one_member_at_a_time_in_order(
+    bench: Bench, caller: Caller, callrec: CallrecApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    number = unique_caller()
+    # Queue "sales" (rrmemory, 2 s per member, retry 1 s): Suzuki Ichiro never answers, Sato
+    # Hanako does.
+    caller.call("9102", hold_s=14.0, caller_user=number, audio=bench.silence())
+    [m] = manifests(number)
+    one_recording(m, 14.0)
+    names = [leg.member_name for leg in m.agents]
+    assert names[-1] == "Sato Hanako" and m.agent() == "Sato Hanako", m.agents
+    # rrmemory starts after the member who took the last call: Suzuki first, or Sato at once.
+    if names == ["Suzuki Ichiro", "Sato Hanako"]:
+        suzuki, sato = m.agents
+        assert suzuki.dial_status == "NOANSWER" and suzuki.answered_at is None
+        assert suzuki.offered_at and sato.offered_at
+        assert 2.8 < (sato.offered_at - suzuki.offered_at).total_seconds() < 4.5
+        assert m.queues[0].wait_s is not None and m.queues[0].wait_s > 1.8
+    else:
+        assert names == ["Sato Hanako"], names
+    assert m.queues[0].result == "answered" and m.outcome == "completed"
+
+
+def test_an_agent_logged_in_before_callrec_started_is_still_the_agent_id(
+    bench: Bench, caller: Caller, start_callrec: Callable[..., CallrecApp],
+    manifests: Manifests, unique_caller: Callable[[], str], endpoints: Endpoints,
+) -> None:
+    """callrec reads who is logged in (AMI Agents) at each login, not only AgentLogin events."""
+    with ThreadPoolExecutor(1) as pool:
+        login = pool.submit(bench.agent_caller().call, "agentlogin-1001", hold_s=25.0,
+                            caller_user="agent-busy")
+        wait_for_channel(endpoints, "PJSIP/agent-busy-")
+        time.sleep(1.0)
+        start_callrec()
+        number = unique_caller()
+        caller.call("8104", hold_s=8.0, caller_user=number, audio=bench.silence())
+        [m] = manifests(number)
+        login.result()
+    [leg] = m.agents
+    assert (leg.agent_id, leg.agent_name, leg.device) == ("1001", "Yamada Taro", "agent-busy")

@@ -3,9 +3,7 @@ and the manifest lists every agent in order with their bridge times."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from callrec.manifest import CallManifest
-from testbench.asterisk import ami_action, ari_auth
+from testbench.asterisk import ami_action
 from testbench.audio import wait_complete
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
 from testbench.sipp import Caller
 from testbench.sipua import AttendedTransferPhone
+from tests.helpers import wait_for_channel
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
@@ -126,16 +125,3 @@ def test_attended_transfer_by_refer_one_recording_both_agents(
     assert any("Replaces=" in text for way, text in phone.messages
                if way == ">" and text.startswith("REFER"))
 
-
-def wait_for_channel(endpoints: Endpoints, prefix: str, timeout: float = 20.0) -> str:
-    """The name of the first channel whose name starts with ``prefix`` and is up (ARI)."""
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(f"{endpoints.ari_url}/ari/channels",
-                                     headers=ari_auth(endpoints.asterisk))
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            for channel in json.loads(response.read()):
-                if channel["name"].startswith(prefix) and channel["state"] == "Up":
-                    return str(channel["name"])
-        time.sleep(0.2)
-    raise AssertionError(f"no channel {prefix}* came up")

@@ -1,0 +1,136 @@
+"""The agent's hot-keys against an abusive caller: warn, and end the call.
+
+The keys are features.conf's (``dialplan/callrec-agent-keys.conf.sample``): the agent presses
+``*7`` or ``*8`` and Asterisk runs the shipped subroutine on the **caller's** channel (an
+applicationmap entry with ``peer``; the bridge waits meanwhile, the agent hears silence), which
+asks callrec by FastAGI (``action=warn`` / ``action=end``).
+
+- warn: the caller hears the recorded warning, which repeats that the call is recorded. So it is
+  played only through the notice's gate (``Announcer.announce``): with the call's proof, checked
+  right before the prompt, else not at all.
+- end: the caller hears the recorded closing, then their leg is hung up (the agent is free); the
+  outcome becomes ``agent_keys.end_outcome`` (``harassment``: its retention rule applies). By
+  default only after a warning on this call.
+
+A refused key leaves the caller unaware: nothing is played to them. The agent hears a short tone
+instead, whispered into their channel through an ARI snoop (the agent's channel is in the
+caller's bridge, not in Stasis: ARI can only play to it through a snoop channel). Every press is a
+timeline event and, when played, a supervisor alert (ari_app/alerts.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ari_app.alerts import Alerts
+from ari_app.announce import Announcer, Door, NotRecording
+from ari_app.ari import AriClient, AriError
+from ari_app.call import Call
+from ari_app.config import AgentKeySettings
+from callrec.manifest import AgentLeg, EventKind, TimelineEvent
+
+log = logging.getLogger(__name__)
+
+TONE_ARGS = "callrec-tone"  # Stasis args of the snoop channels this module makes (not calls)
+
+
+class AgentKeys:
+    def __init__(self, settings: AgentKeySettings, announcer: Announcer, ari: AriClient,
+                 alerts: Alerts, identify: Callable[[list[AgentLeg]], None]) -> None:
+        self.settings, self.announcer, self.ari, self.alerts = settings, announcer, ari, alerts
+        self.identify = identify  # who the agents are (ari_app/agents.py)
+
+    async def press(self, call: Call, action: str, door: Door, language: str) -> str:
+        """The result for CALLREC_KEY: played, ended or refused."""
+        # Who the agent is, on copies: the call's legs are identified once, at its end, from
+        # every fact gathered by then.
+        legs = [leg.model_copy() for leg in call.agents]
+        self.identify(legs)
+        leg = current_agent(legs)
+        if action == "warn":
+            return await self._warn(call, door, language, leg)
+        return await self._end(call, door, language, leg)
+
+    async def _warn(self, call: Call, door: Door, language: str, leg: AgentLeg | None) -> str:
+        proof = call.proof
+        try:
+            if proof is None:
+                raise NotRecording(f"no verified recording ({call.status.value})")
+            playing = self.announcer.announce(door, proof, self.settings.warning_prompt,
+                                              language)
+        except NotRecording as exc:
+            await self._refuse(call, EventKind.WARNING_REFUSED, leg, str(exc))
+            return "refused"
+        heard = await playing
+        call.events.append(TimelineEvent(
+            at=heard.started_at or datetime.now(UTC), kind=EventKind.WARNING_PLAYED,
+            by=who(leg), detail=f"{self.settings.warning_prompt} ({language}), "
+                                f"{'heard in full' if heard.completed else 'cut short'}"))
+        log.warning("%s agent %s warned the caller (%s)", call.log_prefix(), who(leg),
+                    "heard in full" if heard.completed else "cut short")
+        self.alerts.alert(call.call_id, "warning", _facts(call, leg))
+        return "played"
+
+    async def _end(self, call: Call, door: Door, language: str, leg: AgentLeg | None) -> str:
+        warned = any(e.kind is EventKind.WARNING_PLAYED for e in call.events)
+        if self.settings.end_requires_warning and not warned:
+            await self._refuse(call, EventKind.END_REFUSED, leg, "no warning on this call yet")
+            return "refused"
+        # The closing says nothing of recording: it is played whatever the recording does.
+        await door.play(self.settings.closing_prompt, language)
+        call.agent_outcome = self.settings.end_outcome
+        call.events.append(TimelineEvent(at=datetime.now(UTC), kind=EventKind.ENDED_BY_AGENT,
+                                         by=who(leg), detail=self.settings.end_outcome))
+        log.warning("%s agent %s ended the call: outcome %s", call.log_prefix(), who(leg),
+                    self.settings.end_outcome)
+        self.alerts.alert(call.call_id, "end", _facts(call, leg))
+        await door.hangup()
+        return "ended"
+
+    async def _refuse(self, call: Call, kind: EventKind, leg: AgentLeg | None,
+                      why: str) -> None:
+        call.events.append(TimelineEvent(at=datetime.now(UTC), kind=kind, by=who(leg),
+                                         detail=why))
+        log.warning("%s %s: %s", call.log_prefix(), kind.value, why)
+        self.alerts.count(kind.value)
+        if leg is not None:
+            await self.tone(call, leg.channel)
+
+    async def tone(self, call: Call, channel: str) -> None:
+        """The refusal tone, to the agent only (whispered through a snoop channel)."""
+        try:
+            found = [c for c in await self.ari.request("GET", "/channels")
+                     if c.get("name") == channel]
+            if not found:
+                return
+            snoop = await self.ari.request(
+                "POST", f"/channels/{found[0]['id']}/snoop", app=self.ari.settings.app,
+                appArgs=TONE_ARGS, spy="none", whisper="out")
+            await self.ari.request("POST", f"/channels/{snoop['id']}/play",
+                                   media=f"sound:{self.settings.refusal_tone}")
+            await asyncio.sleep(1.5)  # beeperr is 0.8 s
+            await self.ari.hangup(str(snoop["id"]))
+        except AriError as exc:
+            log.info("%s refusal tone to %s not played: %s", call.log_prefix(), channel, exc)
+
+
+def current_agent(legs: list[AgentLeg]) -> AgentLeg | None:
+    """The agent bridged with the caller now (else the last one who was)."""
+    bridged = [leg for leg in legs if leg.bridged_at]
+    live = [leg for leg in bridged if leg.left_at is None]
+    chosen = live or bridged
+    return chosen[-1] if chosen else None
+
+
+def who(leg: AgentLeg | None) -> str | None:
+    return None if leg is None else leg.agent_id or leg.endpoint
+
+
+def _facts(call: Call, leg: AgentLeg | None) -> dict[str, object]:
+    return {"caller": call.caller.number, "did": call.did, "agent": who(leg),
+            "agent_name": leg.agent_name if leg else None,
+            "queue": call.queues[-1].queue if call.queues else None,
+            "recorded": call.proof is not None}

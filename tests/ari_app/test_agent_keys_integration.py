@@ -1,0 +1,203 @@
+"""The agents' hot-keys through the shipped features and dialplan (RFC 2833 DTMF from a SIPp agent
+phone): the warning plays only while the recording is verified and running, the end needs a
+warning first, each press is on the timeline and alerts a supervisor (a signed webhook)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from callrec.manifest import CallManifest, EventKind
+from testbench.asterisk import ami_action
+from testbench.audio import envelope, wait_complete
+from testbench.bench import Bench, Endpoints
+from testbench.callrec_app import CallrecApp
+from testbench.sipp import Caller
+from tests.helpers import REPO, free_port, metric, scrape, wait_for_channel
+
+pytestmark = pytest.mark.integration
+Manifests = Callable[..., list[CallManifest]]
+WARNING_JA = REPO / "sounds/ja/callrec/warning.wav"
+SECRET = "alert-secret-for-tests"
+
+
+class Hooks:
+    """A webhook receiver: the alerts callrec POSTs, with their headers."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hooks.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, timeout: float = 10.0, count: int = 1) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out = []
+        for headers, body in self.received:
+            expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(headers["x-callrec-signature"], expected)
+            out.append(json.loads(body))
+        return out
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    receiver = Hooks()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def keyed(start_callrec: Callable[..., CallrecApp], hooks: Hooks) -> tuple[CallrecApp, int]:
+    port = free_port()
+    app = start_callrec(CALLREC_ALERTS__WEBHOOK_URL=hooks.url, CALLREC_ALERTS__SECRET=SECRET,
+                        CALLREC_METRICS__PORT=str(port))
+    return app, port
+
+
+def kinds(m: CallManifest) -> list[EventKind]:
+    return [e.kind for e in m.timeline]
+
+
+def heard_at(recording: Path, prompt: Path, near_s: float, window_s: float = 1.5) -> float:
+    """The best correlation of ``prompt``'s loudness contour with the recording's, within
+    ``window_s`` of ``near_s`` seconds into it."""
+    reference, contour = envelope(prompt), envelope(recording)
+    best, start = -1.0, max(0, int((near_s - window_s) / 0.02))
+    for lag in range(start, int((near_s + window_s) / 0.02) + 1):
+        window = contour[lag:lag + len(reference)]
+        if len(window) < len(reference) // 2:
+            break
+        n = min(len(window), len(reference))
+        a, b = window[:n], reference[:n]
+        ma, mb = sum(a) / n, sum(b) / n
+        cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+        va = sum((x - ma) ** 2 for x in a) ** 0.5
+        vb = sum((y - mb) ** 2 for y in b) ** 0.5
+        best = max(best, cov / (va * vb) if va and vb else 0.0)
+    return best
+
+
+@pytest.mark.parametrize("did", ["9012", "8012"], ids=["stasis", "agi"])
+def test_warning_is_played_to_the_caller_recorded_on_the_timeline_and_alerted(
+    did: str, bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    manifests: Manifests, unique_caller: Callable[[], str],
+) -> None:
+    assert bench.asterisk is not None
+    phone = bench.start_keys_phone([(2.0, "*7")])
+    try:
+        number = unique_caller()
+        caller.call(did, hold_s=20.0, caller_user=number, audio=bench.silence())
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    [warning] = [e for e in m.timeline if e.kind is EventKind.WARNING_PLAYED]
+    assert warning.by == "agent-keys" and "heard in full" in (warning.detail or "")
+    assert m.asterisk_channel and bench.asterisk.played(m.asterisk_channel, "callrec/warning")
+    assert m.status == "recorded" and m.outcome == "completed"
+    assert m.recording is not None and warning.offset_s is not None
+    # The warning is in the recording where the timeline says (the caller sent silence).
+    wait_complete(Path(m.recording.path))
+    assert heard_at(Path(m.recording.path), WARNING_JA, warning.offset_s) > 0.8
+    assert kinds(m).index(EventKind.NOTICE_ENDED) < kinds(m).index(EventKind.AGENT_ANSWERED) \
+        < kinds(m).index(EventKind.WARNING_PLAYED) < kinds(m).index(EventKind.CALLER_HUNG_UP)
+    [alert] = hooks.alerts()
+    assert alert["call_id"] == m.call_id and alert["action"] == "warning"
+    assert alert["agent"] == "agent-keys" and alert["recorded"] is True
+    assert metric(scrape(keyed[1]), 'callrec_agent_actions_total{action="warning"}') == 1
+
+
+def test_no_warning_once_the_recording_has_stopped(
+    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    manifests: Manifests, unique_caller: Callable[[], str], endpoints: Endpoints,
+) -> None:
+    assert bench.asterisk is not None
+    mark = bench.asterisk.log_mark()
+    phone = bench.start_keys_phone([(4.0, "*7")])
+    try:
+        number = unique_caller()
+        with ThreadPoolExecutor(1) as pool:
+            placed = pool.submit(caller.call, "9012", hold_s=14.0, caller_user=number,
+                                 audio=bench.silence())
+            wait_for_channel(endpoints, "PJSIP/agent-keys-")
+            trunk = wait_for_channel(endpoints, "PJSIP/trunk-")
+            # Someone stops the recording (a PBX admin, a full disk...) before the key.
+            reply = ami_action(bench.ports.ami, endpoints.asterisk,
+                               {"Action": "StopMixMonitor", "Channel": trunk})
+            assert reply.get("Response") == "Success", reply
+            placed.result()
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    assert m.status == "interrupted"
+    [refused] = [e for e in m.timeline if e.kind is EventKind.WARNING_REFUSED]
+    assert refused.by == "agent-keys" and "no verified recording" in (refused.detail or "")
+    assert EventKind.WARNING_PLAYED not in kinds(m)
+    assert bench.asterisk.plays(trunk, "callrec/warning", since=mark) == 0
+    assert "Playing 'beeperr." in bench.asterisk.log_text()[mark:]  # the agent's tone
+    assert hooks.alerts(timeout=2.0, count=1) == []  # a refusal is counted, not alerted
+    assert metric(scrape(keyed[1]), 'callrec_agent_actions_total{action="warning_refused"}') == 1
+
+
+def test_end_needs_a_warning_first(
+    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    manifests: Manifests, unique_caller: Callable[[], str],
+) -> None:
+    phone = bench.start_keys_phone([(2.0, "*8")])
+    try:
+        number = unique_caller()
+        run = caller.call("9012", hold_s=12.0, caller_user=number, audio=bench.silence())
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    assert run.calls[0].hangup_by_us is True  # the call went on until the caller left
+    assert EventKind.END_REFUSED in kinds(m) and EventKind.ENDED_BY_AGENT not in kinds(m)
+    assert m.outcome == "completed" and m.outcome_source == "derived"
+    assert metric(scrape(keyed[1]), 'callrec_agent_actions_total{action="end_refused"}') == 1
+
+
+def test_warning_then_end_closes_the_call_as_harassment(
+    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    manifests: Manifests, unique_caller: Callable[[], str],
+) -> None:
+    assert bench.asterisk is not None
+    phone = bench.start_keys_phone([(2.0, "*7"), (10.0, "*8")])
+    try:
+        number = unique_caller()
+        run = caller.call("9012", hold_s=45.0, caller_user=number, audio=bench.silence())
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    [call] = run.calls
+    assert call.hangup_by_us is False and call.duration_s is not None  # callrec hung up
+    assert call.duration_s < 40
+    assert m.outcome == "harassment" and m.outcome_source == "agent"
+    assert kinds(m).index(EventKind.WARNING_PLAYED) < kinds(m).index(EventKind.ENDED_BY_AGENT)
+    assert m.asterisk_channel and bench.asterisk.played(m.asterisk_channel, "callrec/closing")
+    [agent_call] = [c for c in phone.calls() if c.invite_at]
+    assert agent_call.bye is not None and agent_call.hangup_by_us is False  # the agent is free
+    assert [a["action"] for a in hooks.alerts(count=2)] == ["warning", "end"]
