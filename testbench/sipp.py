@@ -248,9 +248,9 @@ def dtmf_pcap(digits: str, out: Path, gap_s: float = 0.3, step: int = 0) -> Path
             packets.append((i * gap_s + at - first, bytes(frame)))
             off += 16 + incl
     body = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for at, frame in packets:
-        body.append(struct.pack("<IIII", int(at), int(at % 1 * 1e6), len(frame), len(frame)))
-        body.append(frame)
+    for at, data in packets:
+        body.append(struct.pack("<IIII", int(at), int(at % 1 * 1e6), len(data), len(data)))
+        body.append(data)
     out.write_bytes(b"".join(body))
     return out
 
