@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import ArchiveError
+from archive.flags import FlagSettings, joined, manifest_flags, mark_repeats
 from callrec.manifest import CallManifest, normalise_number
 from callrec.numbering import NumberingPlan
 
@@ -50,7 +51,9 @@ CREATE TABLE IF NOT EXISTS calls (
     agent_name TEXT NOT NULL DEFAULT '',  -- the answering agent's display name
     queue TEXT NOT NULL DEFAULT '',       -- the queue that answered, else the last one entered
     queue_wait_s REAL,                    -- the caller's wait in that queue
-    abandoned TEXT NOT NULL DEFAULT ''    -- where the caller gave up (notice, queue, parked...)
+    abandoned TEXT NOT NULL DEFAULT '',   -- where the caller gave up (notice, queue, parked...)
+    flags TEXT NOT NULL DEFAULT '',       -- for review (archive/flags.py), comma-separated
+    reviewed TEXT NOT NULL DEFAULT ''     -- "<who> <when>" a supervisor reviewed the flags
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS calls_time ON calls (entered_at);
 CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller_e164, entered_at);
@@ -97,10 +100,12 @@ COLUMNS = ("call_id", "entered_at", "day", "caller", "caller_e164", "caller_raw"
            "agent", "agents", "did", "direction", "outcome", "status", "status_reason",
            "notice_completed", "notice_failed", "duration_s", "legal_hold", "manifest_key",
            "recording_key", "sha256", "size", "etag", "agent_name", "queue", "queue_wait_s",
-           "abandoned")
+           "abandoned", "flags", "reviewed")
 # Columns added since the first catalog (ALTER TABLE on open; ``sync --rebuild`` fills them).
 _ADDED = {"agent_name": "TEXT NOT NULL DEFAULT ''", "queue": "TEXT NOT NULL DEFAULT ''",
-          "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''"}
+          "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''",
+          "flags": "TEXT NOT NULL DEFAULT ''", "reviewed": "TEXT NOT NULL DEFAULT ''"}
+_FLAGS, _REVIEWED = COLUMNS.index("flags"), COLUMNS.index("reviewed")
 _UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
@@ -118,7 +123,7 @@ def from_ms(ms: int) -> datetime:
 
 
 def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
-            legal_hold: bool) -> tuple[Any, ...]:
+            legal_hold: bool, flags: FlagSettings | None = None) -> tuple[Any, ...]:
     caller = m.caller.number or normalise_number(m.caller.number_raw)
     ended = m.ended_at or m.entered_at
     queue = m.queue()
@@ -135,7 +140,8 @@ def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
             manifest_key.removesuffix(".json") + ".wav" if recorded else None,
             m.recording.sha256 if m.recording else None,
             m.recording.size if m.recording else None, etag, m.agent_name(), queue,
-            visit.wait_s if visit else None, m.abandoned.where.value if m.abandoned else "")
+            visit.wait_s if visit else None, m.abandoned.where.value if m.abandoned else "",
+            joined(manifest_flags(m, flags or FlagSettings())), "")
 
 
 _AGENTS, _AGENT_NAME = COLUMNS.index("agents"), COLUMNS.index("agent_name")
@@ -165,6 +171,8 @@ class Query:
     min_duration_s: float | None = None
     max_duration_s: float | None = None
     legal_hold: bool | None = None
+    flag: str = ""  # "any", or one of archive/flags.py FLAGS
+    unreviewed: bool = False  # flags no supervisor has reviewed yet
     limit: int = 100
     before: int | None = None  # entered_at (ms) of the last row of the previous page
 
@@ -194,8 +202,10 @@ class AuditFilter:
 
 
 class Catalog:
-    def __init__(self, path: Path, plan: NumberingPlan) -> None:
+    def __init__(self, path: Path, plan: NumberingPlan,
+                 flags: FlagSettings | None = None) -> None:
         self.plan = plan
+        self.flags = flags or FlagSettings()
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +224,8 @@ class Catalog:
             if column not in have:
                 self.db.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
         self.db.execute("CREATE INDEX IF NOT EXISTS calls_queue ON calls (queue, entered_at)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS calls_flagged ON calls (entered_at) "
+                        "WHERE flags != '' AND reviewed = ''")
 
     def close(self) -> None:
         self.db.close()
@@ -237,20 +249,26 @@ class Catalog:
         count = 0
         with self.transaction() as db:
             for row in rows:
+                # A review outlives a new version of the manifest (an outcome changed).
+                before = db.execute("SELECT reviewed FROM calls WHERE call_id = ?",
+                                    (row[0],)).fetchone()
+                if before and before[0] and not row[_REVIEWED]:
+                    row = (*row[:_REVIEWED], before[0], *row[_REVIEWED + 1:])
                 db.execute("DELETE FROM calls WHERE call_id = ?", (row[0],))  # keeps daily right
                 db.execute("DELETE FROM call_agents WHERE call_id = ?", (row[0],))
                 db.execute(_UPSERT, row)
                 db.executemany("INSERT OR IGNORE INTO call_agents VALUES (?, ?, ?)",
                                [(a, row[1], row[0]) for a in agent_keys(row)])
+                mark_repeats(db, row[4], row[1], self.flags)
                 count += 1
         return count
 
     def add(self, m: CallManifest, manifest_key: str, etag: str, legal_hold: bool) -> None:
-        self.upsert([row_for(m, manifest_key, etag, self.plan, legal_hold)])
+        self.upsert([row_for(m, manifest_key, etag, self.plan, legal_hold, self.flags)])
 
     def set_fields(self, call_id: str, **values: Any) -> bool:
         """Change ``outcome`` or ``legal_hold`` of a call; False if the call is not catalogued."""
-        allowed = {"outcome", "legal_hold", "etag"}
+        allowed = {"outcome", "legal_hold", "etag", "reviewed"}
         if not values or set(values) - allowed:
             raise CatalogError(f"cannot set {sorted(values)}")
         sets = ", ".join(f"{k} = ?" for k in values)
@@ -331,6 +349,10 @@ class Catalog:
             (q.min_duration_s is not None, "calls.duration_s >= ?", (q.min_duration_s,)),
             (q.max_duration_s is not None, "calls.duration_s <= ?", (q.max_duration_s,)),
             (q.legal_hold is not None, "calls.legal_hold = ?", (int(bool(q.legal_hold)),)),
+            (q.flag == "any", "calls.flags != ''", ()),
+            (q.flag not in ("", "any"), "(',' || calls.flags || ',') LIKE ?",
+             (f"%,{q.flag},%",)),
+            (q.unreviewed, "calls.reviewed = ''", ()),
         ]
         where = [clause for on, clause, _ in wanted if on]
         args = [value for on, _, values in wanted if on for value in values]

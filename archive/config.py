@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from archive.flags import FlagSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.settings import CallrecSettings
@@ -83,6 +84,7 @@ class ArchiveSettings(CallrecSettings):
     numbering: NumberingPlan = NumberingPlan()
     archive: CatalogSettings = CatalogSettings()
     web: WebSettings = WebSettings()
+    flags: FlagSettings = FlagSettings()  # calls flagged for review (archive/flags.py)
     # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
     # (deploy/callrec-archive.service: 30). A second signal stops at once.
     shutdown_grace_s: float = Field(20.0, ge=0)

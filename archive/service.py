@@ -21,6 +21,7 @@ from typing import Any, Literal
 from archive import ArchiveError
 from archive.catalog import AuditFilter, Catalog, CatalogError, Query, described
 from archive.config import ArchiveSettings, Role
+from archive.flags import reviewed_by
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
@@ -33,7 +34,7 @@ Via = Literal["cli", "web", "api"]
 # Each role may do what the roles before it may.
 PERMISSIONS: dict[Role, set[str]] = {
     "viewer": {"search", "view", "play", "url", "download", "export"},
-    "supervisor": {"outcome", "hold", "release"},
+    "supervisor": {"outcome", "hold", "release", "review"},
     "admin": {"audit"},
 }
 RANK: dict[Role, int] = {"viewer": 0, "supervisor": 1, "admin": 2}
@@ -73,7 +74,8 @@ class Archive:
                  catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.store = store or Store(settings.s3, connections=settings.archive.sync_concurrency)
-        self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering)
+        self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering,
+                                          settings.flags)
         self.layout = Layout(settings.s3.key_template)
         self.archived = Archived(self.store, self.layout, settings.retention)
         self.syncer = Syncer(settings, self.store, self.catalog)
@@ -222,6 +224,15 @@ class Archive:
             raise ActionFailed(str(exc)) from exc
         self.catalog.set_fields(call_id, legal_hold=int(on))
         self._audit(actor, action, call_id)
+        self.ship_audit()
+
+    def review(self, actor: Actor, call_id: str) -> None:
+        """A supervisor has looked at a flagged call: it leaves the flagged-calls page (on
+        every archive server: the audit row travels with the change feed)."""
+        self._allow(actor, "review", call_id)
+        row = self.row(call_id, actor, "review")
+        self.catalog.set_fields(call_id, reviewed=reviewed_by(actor.name, datetime.now(UTC)))
+        self._audit(actor, "review", call_id, flags=row["flags"])
         self.ship_audit()
 
     # -- background ------------------------------------------------------------------------------

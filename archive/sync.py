@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from archive.catalog import Catalog, row_for
 from archive.config import ArchiveSettings
+from archive.flags import reviewed_by
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store, StoreError
@@ -31,7 +32,7 @@ from callrec.s3.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 BATCH = 1000
-CHANGE_ACTIONS = {"outcome", "hold", "release"}
+CHANGE_ACTIONS = {"outcome", "hold", "release", "review"}
 # Audit objects of other servers may land a little out of key order (clocks, slow PUTs):
 # the change feed re-lists this far back and skips the keys it already applied.
 CHANGE_OVERLAP = timedelta(minutes=10)
@@ -113,7 +114,7 @@ class Syncer:
         current = self.catalog.get(m.call_id)
         hold = self.settings.retention.lock_for(m).legal_hold or bool(
             current and current["legal_hold"])
-        return row_for(m, key, etag, self.settings.numbering, hold)
+        return row_for(m, key, etag, self.settings.numbering, hold, self.settings.flags)
 
     # -- the change feed -------------------------------------------------------------------------
     def _apply_changes(self, pool: ThreadPoolExecutor, report: SyncReport) -> None:
@@ -145,6 +146,10 @@ class Syncer:
         report.changes += 1
         if action == "outcome":  # the manifest's new version is the truth: read it again
             return {call_id}
+        if action == "review":
+            self.catalog.set_fields(call_id, reviewed=reviewed_by(
+                str(entry.get("actor", "?")), _at(entry)))
+            return set()
         self.catalog.set_fields(call_id, legal_hold=int(action == "hold"))
         return set()
 
@@ -183,3 +188,12 @@ def _entries(body: bytes, key: str) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(entry, dict):
             yield entry
+
+
+def _at(entry: dict[str, Any]) -> datetime:
+    """When an audit entry was made (now, if it does not say)."""
+    try:
+        at = datetime.fromisoformat(str(entry.get("at")))
+    except ValueError:
+        return datetime.now(UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

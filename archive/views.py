@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from archive.auth import same
+from archive.flags import FLAGS
 from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
 from archive.web_query import audit_filter_from, link_params, query_from, whole
@@ -152,6 +153,27 @@ class Pages:
         await self.w.run(self.w.archive.hold, request[ACTOR], call_id, on)
         raise web.HTTPSeeOther(f"/calls/{call_id}?done={'hold' if on else 'release'}")
 
+    async def flagged(self, request: web.Request) -> web.Response:
+        """Calls flagged for review (archive/flags.py), newest first; reviewed ones with
+        ?all=1."""
+        show_all = request.query.get("all") == "1"
+        q = query_from({k: v for k, v in request.query.items() if k in ("flag", "before")})
+        q.flag, q.unreviewed, q.limit = q.flag or "any", not show_all, 201
+        rows = await self.w.run(self.w.archive.search, request[ACTOR], q)
+        more, rows = len(rows) == q.limit, rows[:200]
+        older = link_params(request.query, before=int(rows[-1]["entered_at"].timestamp()
+                                                      * 1000)) if more and rows else ""
+        return self.w.page(request, "flagged.html", rows=rows, q=q, show_all=show_all,
+                           older=older, may_review=request[ACTOR].may("review"),
+                           flags=FLAGS)
+
+    async def review(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        await self.w.run(self.w.archive.review, request[ACTOR], call_id)
+        back = "/flagged" if (await request.post()).get("back") == "flagged" else \
+            f"/calls/{call_id}?done=review"
+        raise web.HTTPSeeOther(back)
+
     async def audit(self, request: web.Request) -> web.Response:
         f = audit_filter_from(request.query)
         rows = await self.w.run(self.w.archive.audit_log, request[ACTOR], f.limit, f)
@@ -173,6 +195,8 @@ class Pages:
         app.router.add_post("/calls" + CALL + "/outcome", self.set_outcome)
         app.router.add_post("/calls" + CALL + "/hold", self.hold)
         app.router.add_post("/calls" + CALL + "/release", self.hold)
+        app.router.add_get("/flagged", self.flagged)
+        app.router.add_post("/calls" + CALL + "/review", self.review)
         app.router.add_get("/audit", self.audit)
 
 

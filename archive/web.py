@@ -42,7 +42,7 @@ PUBLIC = {"/login", "/style.css"}
 OUTCOMES = ("completed", "abandoned_in_notice", "abandoned", "no_agent", "failed", "complaint",
             "harassment", "resolved", "escalated")
 DONE = {"outcome": "Outcome changed.", "hold": "Legal hold put on.",
-        "release": "Legal hold released."}
+        "release": "Legal hold released.", "review": "Marked reviewed."}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from archive import ArchiveError
 from archive.catalog import AuditFilter, Query
+from archive.flags import FLAGS
 
 MAX_LIMIT = 10_000
 MAX_EPOCH_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
@@ -71,8 +72,15 @@ def _query(params: Any, limit_default: int) -> Query:  # noqa: C901
         since=day("since"), until=day("until", plus=1),  # a date "until" includes the day
         min_duration_s=number("min_duration"), max_duration_s=number("max_duration"),
         legal_hold=None if hold == "" else hold == "1",
+        flag=flag_of(params.get("flag", "")), unreviewed=params.get("unreviewed") == "1",
         limit=whole(str(params.get("limit", limit_default)), "limit", 1, MAX_LIMIT),
         before=whole(before, "before", 0, MAX_EPOCH_MS) if before else None)
+
+
+def flag_of(value: str) -> str:
+    if value not in ("", "any", *FLAGS):
+        raise BadQuery(f"flag must be one of any, {', '.join(FLAGS)}")
+    return value
 
 
 def audit_filter_from(params: Any) -> AuditFilter:

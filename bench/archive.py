@@ -55,7 +55,7 @@ def _synthetic_rows(count: int, days: int, rng: random.Random,
                      json.dumps([agent]), f"05012340{i % 20:02d}", "inbound", outcomes[i],
                      statuses[i], "", 1, 0, float(rng.randrange(5, 900)), 0,
                      f"recordings/x/{i}.json", f"recordings/x/{i}.wav", None, None, "e", "",
-                     f"queue-{i % 8}", None, ""))
+                     f"queue-{i % 8}", None, "", "", ""))
     return rows, callers, agents
 
 

@@ -181,7 +181,7 @@ def _upload(args: argparse.Namespace) -> int:
     from uploader.config import UploaderSettings
 
     config = settings(UploaderSettings, args)
-    catalog = _local_catalog(config)
+    catalog = _local_catalog(config, args)
     try:
         return _ship(args, config, catalog)
     finally:
@@ -189,14 +189,16 @@ def _upload(args: argparse.Namespace) -> int:
             catalog.close()
 
 
-def _local_catalog(config: UploaderSettings) -> Catalog | None:
+def _local_catalog(config: UploaderSettings, args: argparse.Namespace) -> Catalog | None:
     """The archive catalog on this host, told of each call as it is archived (the uploader
-    itself knows nothing of the archive)."""
+    itself knows nothing of the archive), flagging calls as the archive's own settings say."""
     if config.upload.catalog is None:
         return None
     from archive.catalog import Catalog
+    from archive.config import ArchiveSettings
 
-    return Catalog(config.upload.catalog, config.numbering)
+    flags = settings(ArchiveSettings, args).flags
+    return Catalog(config.upload.catalog, config.numbering, flags)
 
 
 def _ship(args: argparse.Namespace, config: UploaderSettings, catalog: Catalog | None) -> int:

@@ -289,3 +289,43 @@ def _real_manifest(recordings: Path, number: str, spool: Path,
                 return m
         time.sleep(0.2)
     raise AssertionError(f"no manifest for {number}")
+
+
+async def test_a_call_ended_for_harassment_is_held_flagged_and_reviewed_everywhere(
+    settings: ArchiveSettings, ship: Ship, archive: Archive, s3: S3Client, bench: Bench,
+    caller: Caller, callrec: CallrecApp, unique_caller: Callable[[], str],
+    endpoints: Endpoints, tmp_path: Path, password_hashes: dict[str, str],
+) -> None:
+    """A real call: the agent warns (*7) then ends it (*8). Archived, its objects are under
+    legal hold (the harassment outcome's retention rule); the archive flags it until a
+    supervisor reviews it, and a second archive server learns the review from S3."""
+    assert bench.asterisk is not None
+    phone = bench.start_keys_phone([(2.0, "*7"), (10.0, "*8")])
+    try:
+        number = unique_caller()
+        caller.call("9012", hold_s=45.0, caller_user=number, audio=bench.silence())
+        m = _real_manifest(bench.asterisk.recordings, number, spool_of(settings))
+    finally:
+        phone.stop()
+    assert m.outcome == "harassment" and m.outcome_source == "agent"
+    await ship()
+    key = archive.layout.base(m)
+    for suffix in (".wav", ".json"):
+        hold = s3.get_object_legal_hold(Bucket=settings.s3.bucket, Key=key + suffix)
+        assert hold["LegalHold"]["Status"] == "ON", suffix
+    archive.sync()
+    [row] = archive.search(ADMIN, Query(flag="any", unreviewed=True))
+    assert row["call_id"] == m.call_id and row["flags"] == "agent_warning,ended_by_agent"
+    with pytest.raises(Forbidden):
+        archive.review(VIEWER, m.call_id)
+    archive.review(SUPERVISOR, m.call_id)
+    assert archive.search(ADMIN, Query(flag="any", unreviewed=True)) == []
+    assert ("sv1", "review") in {(r["actor"], r["action"]) for r in archive.catalog.audit_rows()}
+    other = Archive(archive_settings(endpoints, settings.s3.bucket, tmp_path, password_hashes,
+                                     host_id="second", catalog="second.sqlite3"))
+    try:
+        other.sync()
+        seen = other.catalog.get(m.call_id)
+        assert seen is not None and seen["reviewed"].startswith("sv1 ")
+    finally:
+        other.close()

@@ -23,10 +23,12 @@ from callrec.manifest import (
     Abandonment,
     AbandonPlace,
     CallManifest,
+    EventKind,
     Park,
     ParkResult,
     QueueResult,
     QueueVisit,
+    TimelineEvent,
 )
 from testbench.spool import varied_call
 from tests.helpers import PASSWORDS, TOKENS, Ship, login_token
@@ -300,3 +302,45 @@ async def test_queue_facts_on_the_call_page_the_search_and_the_dashboard(
     assert row, dashboard
     cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
     assert cells[1:4] == ["2", "1", "1"], cells  # calls, answered, abandoned in the queue
+
+
+async def test_flagged_page_review_and_timeline_links(
+    settings: ArchiveSettings, ship: Ship, archive: Archive, login: Login,
+) -> None:
+    spool = settings.archive.spool
+    assert spool is not None
+    m = varied_call(spool, caller_raw="0322220000", name=HOSTILE)
+    assert m.recording is not None
+    start = m.entered_at
+    m = m.model_copy(update={"recording": m.recording.model_copy(
+        update={"started_at": start}), "timeline": [
+        TimelineEvent(at=start + timedelta(seconds=3), offset_s=3.0,
+                      kind=EventKind.NOTICE_ENDED),
+        TimelineEvent(at=start + timedelta(seconds=75.5), offset_s=75.5,
+                      kind=EventKind.WARNING_PLAYED, by="<b>agent</b>")]})
+    m.write_atomic(spool)
+    await ship()
+    archive.sync()
+    viewer, supervisor = await login("viewer"), await login("supervisor")
+    async with viewer.get("/flagged") as r:
+        page = await r.text()
+    assert r.status == 200 and f'data-call="{m.call_id}"' in page and "agent_warning" in page
+    assert "Mark reviewed" not in page  # a viewer may not review
+    async with viewer.get(f"/calls/{m.call_id}") as r:
+        call_page = await r.text()
+    # The timeline links start the recording at each event's offset (a media fragment).
+    assert f'href="/calls/{m.call_id}/audio#t=75.5">1:15.5</a>' in call_page
+    assert "&lt;b&gt;agent&lt;/b&gt;" in call_page and "<b>agent" not in call_page
+    csrf = await csrf_of(supervisor, "/flagged")
+    async with supervisor.post(f"/calls/{m.call_id}/review",
+                               data={"csrf": csrf, "back": "flagged"},
+                               allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"] == "/flagged"
+    async with supervisor.get("/flagged") as r:
+        assert f'data-call="{m.call_id}"' not in await r.text()
+    async with supervisor.get("/flagged?all=1") as r:
+        assert f'data-call="{m.call_id}"' in await r.text()
+    assert ("supervisor", "review", m.call_id) in {
+        (r["actor"], r["action"], r["call_id"]) for r in archive.catalog.audit_rows()}
+    async with viewer.get("/flagged?flag=nonsense") as r:
+        assert r.status == 400

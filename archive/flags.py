@@ -1,0 +1,73 @@
+"""Calls flagged for a supervisor's review, never acted on automatically.
+
+The guideline Japanese contact centers work to names the lines: a call of an hour or more, or three
+or more calls from the same caller, is a harassment line. callrec flags, a human decides:
+
+- ``agent_warning``, ``ended_by_agent``: an agent used a hot-key on the call (its timeline);
+- ``long_call``: the call lasted ``flags.long_call_minutes`` or more (default 60);
+- ``repeat_caller``: the ``flags.repeat_calls``-th (default 3rd) or later call from the same
+  number within ``flags.repeat_hours`` (default 24). Anonymous callers are never repeat callers.
+
+A flagged call stays on the flagged-calls page until a supervisor marks it reviewed (audited, and
+applied by every archive server through the audit change feed, archive/sync.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from callrec.manifest import CallManifest, EventKind
+
+REPEAT = "repeat_caller"
+FLAGS = ("agent_warning", "ended_by_agent", "long_call", REPEAT)
+
+
+class FlagSettings(BaseModel):
+    long_call_minutes: float = Field(60.0, gt=0)
+    repeat_calls: int = Field(3, ge=2)
+    repeat_hours: float = Field(24.0, gt=0)
+
+
+def manifest_flags(m: CallManifest, settings: FlagSettings) -> set[str]:
+    kinds = {e.kind for e in m.timeline}
+    flags = set()
+    if EventKind.WARNING_PLAYED in kinds:
+        flags.add("agent_warning")
+    if EventKind.ENDED_BY_AGENT in kinds:
+        flags.add("ended_by_agent")
+    ended = m.ended_at or m.entered_at
+    if ended - m.entered_at >= timedelta(minutes=settings.long_call_minutes):
+        flags.add("long_call")
+    return flags
+
+
+def reviewed_by(who: str, at: datetime) -> str:
+    return f"{who} {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def joined(flags: set[str]) -> str:
+    return ",".join(f for f in FLAGS if f in flags)
+
+
+def mark_repeats(db: sqlite3.Connection, caller_e164: str, entered_ms: int,
+                 settings: FlagSettings) -> None:
+    """Set or clear ``repeat_caller`` on this caller's calls that a call entered at
+    ``entered_ms`` can change: those up to ``repeat_hours`` after it (and itself)."""
+    if not caller_e164:
+        return
+    window = int(settings.repeat_hours * 3600_000)
+    rows = db.execute("SELECT call_id, entered_at, flags FROM calls WHERE caller_e164 = ? "
+                      "AND entered_at >= ? AND entered_at <= ? ORDER BY entered_at",
+                      (caller_e164, entered_ms - window, entered_ms + window)).fetchall()
+    times = [at for _, at, _ in rows]
+    for call_id, at, flags in rows:
+        if at < entered_ms:
+            continue
+        earlier = sum(1 for t in times if at - window <= t <= at)  # itself included
+        have = set(filter(None, flags.split(",")))
+        want = have | {REPEAT} if earlier >= settings.repeat_calls else have - {REPEAT}
+        if want != have:
+            db.execute("UPDATE calls SET flags = ? WHERE call_id = ?", (joined(want), call_id))
