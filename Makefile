@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv chroot prompts sounds-install lint typecheck test bench demo demo-call sandbox-up sandbox-down sandbox-status \
+.PHONY: help deps venv chroot prompts i18n sounds-install lint typecheck test bench demo demo-call sandbox-up sandbox-down sandbox-status \
         sandbox-clean clean
 
 help:
@@ -65,6 +65,13 @@ sandbox-status: $(STAMP)
 sandbox-clean: sandbox-down
 	$(BIN)/python -m testbench down --instance test
 	$(BIN)/python -m testbench clean
+
+# The web UI's texts: extract them into the template and update each language's catalog
+# (archive/locale/<lang>/LC_MESSAGES/messages.po, where translators work; archive/i18n.py).
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k ngettext:1,2 --no-location --sort-output \
+	    --project callrec -o archive/locale/messages.pot .
+	$(BIN)/pybabel update -i archive/locale/messages.pot -d archive/locale --no-fuzzy-matching
 
 # Regenerate the prompts (sounds/make_prompts.py; Japanese needs the `prompts` extra).
 prompts: $(STAMP)

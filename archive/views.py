@@ -18,6 +18,7 @@ from aiohttp import web
 
 from archive.auth import same
 from archive.flags import FLAGS
+from archive.i18n import N_
 from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
 from archive.web_query import audit_filter_from, link_params, query_from, whole
@@ -78,8 +79,8 @@ class Pages:
             raise web.HTTPForbidden(text="the login form expired: reload the page")
         cookie = await self.w.login(request, user, password)
         if cookie is None:
-            return self.login_page(request, 401, "Wrong user or password (or too many tries: "
-                                                 "wait 5 minutes).")
+            return self.login_page(request, 401, N_("Wrong user or password (or too many "
+                                                    "tries: wait 5 minutes)."))
         response = web.HTTPSeeOther("/")
         self.w.set_cookie(response, cookie)
         raise response

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -24,6 +24,7 @@ from archive.auth import DUMMY_HASH, same, token_digest, verify_password
 from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
 from archive.front import Front
+from archive.i18n import CODES, LANG_COOKIE, LANGUAGES, N_, Texts, choose, current_language
 from archive.render import inert
 from archive.service import Actor, Archive, Forbidden, Invalid, NotFound
 from archive.sessions import Session, SessionStore
@@ -41,8 +42,8 @@ SESSION = web.RequestKey("session", Session)
 PUBLIC = {"/login", "/style.css"}
 OUTCOMES = ("completed", "abandoned_in_notice", "abandoned", "no_agent", "failed", "complaint",
             "harassment", "resolved", "escalated")
-DONE = {"outcome": "Outcome changed.", "hold": "Legal hold put on.",
-        "release": "Legal hold released.", "review": "Marked reviewed."}
+DONE = {"outcome": N_("Outcome changed."), "hold": N_("Legal hold put on."),
+        "release": N_("Legal hold released."), "review": N_("Marked reviewed.")}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -58,7 +59,13 @@ class WebApp:
                                      settings.web.idle_minutes)
         self.pool = ThreadPoolExecutor(8, "callrec-web")
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("archive", "templates"),
-                                      autoescape=True, undefined=jinja2.StrictUndefined)
+                                      autoescape=True, undefined=jinja2.StrictUndefined,
+                                      extensions=["jinja2.ext.i18n"])
+        self.texts = Texts()
+        self.env.install_gettext_callables(  # type: ignore[attr-defined]
+            self.texts.gettext, self.texts.ngettext, newstyle=True)
+        self.env.filters["label"] = self.texts.label
+        self.env.filters["labels"] = self.texts.labels
         self.env.filters["inert"] = inert
         self.env.filters["inert_lines"] = lambda text: "\n".join(
             inert(line) for line in str(text).splitlines())
@@ -73,7 +80,8 @@ class WebApp:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.headers, self.errors, self.authenticate],
+        app = web.Application(middlewares=[self.headers, self.language, self.errors,
+                                           self.authenticate],
                               client_max_size=64 << 10)
         add_routes(app, self)
         return app
@@ -94,6 +102,21 @@ class WebApp:
             raise
         response.headers.update(security)
         return response
+
+    @web.middleware
+    async def language(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The page's language (archive/i18n.py); ``?lang=ja`` keeps the choice in a cookie
+        and shows the same page again without it."""
+        chosen = request.query.get("lang", "")
+        if chosen in CODES and request.method == "GET":
+            rest = {k: v for k, v in request.query.items() if k != "lang"}
+            again = web.HTTPSeeOther(request.path + (f"?{urlencode(rest)}" if rest else ""))
+            again.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, httponly=True,
+                             samesite="Strict", secure=self.settings.web.cookie_secure)
+            raise again
+        self.texts.use(choose(request.cookies.get(LANG_COOKIE),
+                              request.headers.get("Accept-Language", "")))
+        return await handler(request)
 
     @web.middleware
     async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -218,8 +241,12 @@ class WebApp:
              **values: Any) -> web.Response:
         values.setdefault("session", request.get(SESSION))
         # Fixed texts only: a message taken from the URL would let a link put words on our page.
-        values.setdefault("message", DONE.get(request.query.get("done", ""), ""))
-        values.setdefault("error", "")
+        message = DONE.get(request.query.get("done", ""), "")
+        values.setdefault("message", self.texts.gettext(message) if message else "")
+        values.setdefault("lang", current_language())
+        values.setdefault("languages", LANGUAGES)
+        # Fixed messages are translated; others (an error's own text) show as they are.
+        values["error"] = self.texts.gettext(values["error"]) if values.get("error") else ""
         html = self.env.get_template(template).render(outcomes=OUTCOMES, **values)
         return web.Response(text=html, content_type="text/html", status=status)
 
