@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from archive.flags import FlagSettings
+from archive.marking import AutoMarkSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.settings import CallrecSettings
@@ -85,6 +86,7 @@ class ArchiveSettings(CallrecSettings):
     archive: CatalogSettings = CatalogSettings()
     web: WebSettings = WebSettings()
     flags: FlagSettings = FlagSettings()  # calls flagged for review (archive/flags.py)
+    marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
     # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
     # (deploy/callrec-archive.service: 30). A second signal stops at once.
     shutdown_grace_s: float = Field(20.0, ge=0)

@@ -12,7 +12,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +23,11 @@ from archive import ArchiveError
 from archive.catalog import AuditFilter, Catalog, CatalogError, Query, described
 from archive.config import ArchiveSettings, Role
 from archive.flags import reviewed_by
+from archive.marking import active_marks, all_marks, due_for_auto_mark, number_of
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
+from callrec.s3.marks import Mark, MarkStore, Treatment
 from callrec.s3.outcome import Archived, OutcomeError, set_outcome
 from callrec.s3.store import Store, StoreError
 
@@ -34,7 +37,7 @@ Via = Literal["cli", "web", "api"]
 # Each role may do what the roles before it may.
 PERMISSIONS: dict[Role, set[str]] = {
     "viewer": {"search", "view", "play", "url", "download", "export"},
-    "supervisor": {"outcome", "hold", "release", "review"},
+    "supervisor": {"outcome", "hold", "release", "review", "mark", "unmark"},
     "admin": {"audit"},
 }
 RANK: dict[Role, int] = {"viewer": 0, "supervisor": 1, "admin": 2}
@@ -69,6 +72,14 @@ class Actor:
         return any(action in PERMISSIONS[r] for r in PERMISSIONS if RANK[r] <= RANK[self.role])
 
 
+@contextmanager
+def _s3_failure() -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        raise ActionFailed(str(exc)) from exc
+
+
 class Archive:
     def __init__(self, settings: ArchiveSettings, store: Store | None = None,
                  catalog: Catalog | None = None) -> None:
@@ -79,6 +90,7 @@ class Archive:
         self.layout = Layout(settings.s3.key_template)
         self.archived = Archived(self.store, self.layout, settings.retention)
         self.syncer = Syncer(settings, self.store, self.catalog)
+        self.marks = MarkStore(self.store, settings.retention)
 
     def close(self) -> None:
         self.catalog.close()
@@ -235,6 +247,49 @@ class Archive:
         self._audit(actor, "review", call_id, flags=row["flags"])
         self.ship_audit()
 
+    def marked(self, actor: Actor) -> list[Mark]:
+        self._allow(actor, "view", None)
+        with _s3_failure():
+            return active_marks(self.marks)
+
+    def mark(self, actor: Actor, raw_number: str, treatment: str, note: str = "",
+             active: bool = True) -> Mark:
+        """Mark (or with ``active=False`` unmark) a caller number; every callrec host applies
+        it at the caller's next call (within its marks.refresh_s)."""
+        action = "mark" if active else "unmark"
+        self._allow(actor, action, None)
+        number = number_of(raw_number, self.settings.numbering)
+        if not number or treatment not in {t.value for t in Treatment}:
+            raise Invalid(f"cannot {action} {raw_number[:40]!r} with treatment "
+                          f"{treatment[:20]!r}")
+        mark = Mark(number=number, treatment=Treatment(treatment), active=active,
+                    by=actor.name, at=datetime.now(UTC), note=note[:500])
+        try:
+            self.marks.put(mark)
+        except StoreError as exc:
+            self._audit(actor, action, None, number=number, error=str(exc))
+            raise ActionFailed(str(exc)) from exc
+        self._audit(actor, action, None, number=number, treatment=treatment, note=mark.note)
+        self.ship_audit()
+        return mark
+
+    def auto_mark(self) -> list[str]:
+        """Mark the callers the auto-mark rule names (after each sync)."""
+        rules = self.settings.marks
+        with _s3_failure():
+            known = all_marks(self.marks)
+        due = due_for_auto_mark(self.catalog, rules, known)
+        for number in due:
+            mark = Mark(number=number, treatment=rules.treatment, reason="auto", by="auto",
+                        at=datetime.now(UTC), note=f"{rules.calls}+ calls ended as "
+                                                   f"{rules.outcome} in {rules.days:g} days")
+            with _s3_failure():
+                self.marks.put(mark)
+            self.catalog.audit("auto", "admin", "cli", "mark", None,
+                               {"number": number, "treatment": mark.treatment.value,
+                                "reason": mark.note})
+        return due
+
     # -- background ------------------------------------------------------------------------------
     def sync(self, full: bool = False, rebuild: bool = False,
              progress: Callable[[int], None] = lambda n: None) -> SyncReport:
@@ -242,6 +297,7 @@ class Archive:
             report = self.syncer.sync(full=full, rebuild=rebuild, progress=progress)
         except StoreError as exc:
             raise ActionFailed(str(exc)) from exc
+        self.auto_mark()
         self.ship_audit()
         return report
 

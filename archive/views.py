@@ -22,6 +22,8 @@ from archive.i18n import N_
 from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
 from archive.web_query import audit_filter_from, link_params, query_from, whole
+from callrec.ids import CALL_ID as CALL_ID_RE
+from callrec.s3.marks import Treatment
 
 if TYPE_CHECKING:
     from archive.web import WebApp
@@ -30,6 +32,7 @@ ACTOR = web.RequestKey("actor", Actor)
 LOGIN_COOKIE = "callrec_login"
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
+TREATMENTS = tuple(t.value for t in Treatment)
 CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent",
                "agent_name", "agents", "queue", "queue_wait_s", "abandoned", "did",
                "direction", "outcome", "status", "status_reason", "notice_completed",
@@ -129,7 +132,7 @@ class Pages:
             self.w.archive.show, request[ACTOR], call_id))
         return self.w.page(request, "call.html", row=row, m=manifest,
                            manifest_json=manifest.model_dump_json(indent=2),
-                           may_change=request[ACTOR].may("outcome"))
+                           may_change=request[ACTOR].may("outcome"), treatments=TREATMENTS)
 
     async def audio(self, request: web.Request) -> web.StreamResponse:
         url = await self.w.run(self.w.archive.url, request[ACTOR],
@@ -175,6 +178,22 @@ class Pages:
             f"/calls/{call_id}?done=review"
         raise web.HTTPSeeOther(back)
 
+    async def marks(self, request: web.Request) -> web.Response:
+        marks = await self.w.run(self.w.archive.marked, request[ACTOR])
+        return self.w.page(request, "marks.html", marks=marks, treatments=TREATMENTS,
+                           may_mark=request[ACTOR].may("mark"))
+
+    async def set_mark(self, request: web.Request) -> web.StreamResponse:
+        """Mark (or unmark: ``active=0``) a caller number; back where the form was."""
+        form = await request.post()
+        active = form.get("active", "1") != "0"
+        await self.w.run(self.w.archive.mark, request[ACTOR], str(form.get("number", ""))[:64],
+                         str(form.get("treatment", "warning"))[:20],
+                         str(form.get("note", ""))[:500], active)
+        back = str(form.get("back", ""))
+        target = f"/calls/{back}" if CALL_ID_RE.match(back) else "/marks"
+        raise web.HTTPSeeOther(f"{target}?done={'mark' if active else 'unmark'}")
+
     async def audit(self, request: web.Request) -> web.Response:
         f = audit_filter_from(request.query)
         rows = await self.w.run(self.w.archive.audit_log, request[ACTOR], f.limit, f)
@@ -197,6 +216,8 @@ class Pages:
         app.router.add_post("/calls" + CALL + "/hold", self.hold)
         app.router.add_post("/calls" + CALL + "/release", self.hold)
         app.router.add_get("/flagged", self.flagged)
+        app.router.add_get("/marks", self.marks)
+        app.router.add_post("/marks", self.set_mark)
         app.router.add_post("/calls" + CALL + "/review", self.review)
         app.router.add_get("/audit", self.audit)
 

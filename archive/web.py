@@ -43,7 +43,9 @@ PUBLIC = {"/login", "/style.css"}
 OUTCOMES = ("completed", "abandoned_in_notice", "abandoned", "no_agent", "failed", "complaint",
             "harassment", "resolved", "escalated")
 DONE = {"outcome": N_("Outcome changed."), "hold": N_("Legal hold put on."),
-        "release": N_("Legal hold released."), "review": N_("Marked reviewed.")}
+        "release": N_("Legal hold released."), "review": N_("Marked reviewed."),
+        "mark": N_("Caller marked: every callrec host applies it at their next call."),
+        "unmark": N_("Caller unmarked.")}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -24,6 +24,7 @@ from callrec.manifest import (
     CallManifest,
     Direction,
     EventKind,
+    MarkedCaller,
     Notice,
     Park,
     Party,
@@ -109,6 +110,7 @@ class Call:
         self.agent_outcome: str | None = None  # set by an agent's hot-key (ari_app/hotkeys.py)
         self.events: list[TimelineEvent] = []  # what agents did (the rest: ari_app/timeline.py)
         self.hangup_by_caller = False  # the caller's side hung up (not the PBX, not a bridge)
+        self.marked: MarkedCaller | None = None  # a marked caller's treatment (ari_app/flow.py)
         self.failed = False
         self.journaled = False  # handed off: a restart adopts it from the journal
         self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
@@ -189,6 +191,7 @@ class Call:
         elif m.outcome_source == "agent":
             call.agent_outcome = m.outcome
         call.events = [e for e in m.timeline if e.kind in AGENT_EVENTS]
+        call.marked = m.marked
         return call
 
     def make_outbound(self, customer: str, agent_channel: str) -> None:
@@ -349,7 +352,9 @@ class Call:
     def manifest(self) -> CallManifest:
         derived, abandoned = derive(Facts(
             self.failed, self.pbx_restarted, self.agents, self.queues, self.parks, self.notice,
-            self.answered_at or self.entered_at, self.ended_at))
+            self.answered_at or self.entered_at, self.ended_at,
+            refused=bool(self.marked and self.marked.treatment == "refuse"
+                         and self.marked.applied)))
         outcome, source = derived.value, "derived"
         if self.agent_outcome:
             outcome, source = self.agent_outcome, "agent"
@@ -369,6 +374,7 @@ class Call:
             agents=self.agents, queues=self.queues, parks=self.parks, abandoned=abandoned,
             timeline=timeline(self.notice, self.queues, self.agents, self.parks, self.events,
                               self.recording, self.ended_at, self.hangup_by_caller),
+            marked=self.marked,
             notice=self.notice, recording=self.recording,
             entered_at=self.entered_at, answered_at=self.answered_at, ended_at=self.ended_at,
             hangup_cause=self.hangup_cause, hangup_cause_text=self.hangup_cause_text,

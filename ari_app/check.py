@@ -85,8 +85,9 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
                   *(r.language for r in settings.routes.values() if r.language),
                   *(q.language for q in settings.queues.values() if q.language)}
         keys = settings.agent_keys
+        marks = (settings.marks.refusal_prompt,) if settings.marks.enabled else ()
         for prompt in (settings.notice.prompt, settings.notice.unavailable_prompt,
-                       keys.warning_prompt, keys.closing_prompt):
+                       keys.warning_prompt, keys.closing_prompt, *marks):
             have = await ari.sound_languages(prompt)
             missing = sorted(needed - have)
             found.append(Finding(not missing, f"prompt {prompt}",

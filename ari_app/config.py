@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from callrec.manifest import Policy
+from callrec.numbering import NumberingPlan
+from callrec.s3.settings import S3Settings
 from callrec.settings import CallrecSettings, load
 
 
@@ -130,6 +132,16 @@ class AlertSettings(BaseModel):
     attempts: int = Field(6, ge=1, le=20)  # with backoff from 1 s, capped at 60 s
 
 
+class MarkSettings(BaseModel):
+    """Marked callers (callrec/s3/marks.py), read from the bucket the archive writes them to."""
+
+    enabled: bool = False  # needs the [s3] section (read access to marks/ is enough)
+    refresh_s: float = Field(30.0, ge=1)  # a new mark reaches this host within this delay
+    # Treatment "supervisor": where such calls go instead of the DID's route.
+    supervisor_route: Route | None = None
+    refusal_prompt: str = "callrec/refused"  # treatment "refuse": played before the hang-up
+
+
 class AriAppSettings(CallrecSettings):
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
@@ -140,6 +152,9 @@ class AriAppSettings(CallrecSettings):
     bridges: BridgeSettings = BridgeSettings()
     agent_keys: AgentKeySettings = AgentKeySettings()
     alerts: AlertSettings = AlertSettings()
+    marks: MarkSettings = MarkSettings()
+    s3: S3Settings = S3Settings()  # only for marks
+    numbering: NumberingPlan = NumberingPlan()  # caller numbers as the archive writes marks
     policy: Policy = Policy.OPTIONAL
     default_route: Route | None = None
     routes: dict[str, Route] = Field(default_factory=dict)  # DID -> route

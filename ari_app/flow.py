@@ -22,9 +22,11 @@ from ari_app.ami import AmiClient
 from ari_app.announce import Announcer, Door, NotRecording
 from ari_app.call import Call
 from ari_app.config import AriAppSettings, QueueRule, Route
+from ari_app.marked import MarkedCallers
 from ari_app.recorder import Recorder, RecordingFailed, VerifiedRecording
-from callrec.manifest import Direction, Policy
+from callrec.manifest import Direction, EventKind, MarkedCaller, Policy, TimelineEvent
 from callrec.reasons import StatusReason
+from callrec.s3.marks import Treatment
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,9 @@ async def together(*steps: Awaitable[Any], keep: type[BaseException] | None = No
 
 class Flow:
     def __init__(self, settings: AriAppSettings, ami: AmiClient, recorder: Recorder,
-                 languages: dict[str, set[str]]) -> None:
+                 languages: dict[str, set[str]], marked: MarkedCallers | None = None) -> None:
         self.settings = settings
+        self.marked = marked  # marked callers (ari_app/marked.py), if marks are enabled
         self.ami = ami
         self.recorder = recorder
         self.announcer = Announcer(recorder)
@@ -99,6 +102,10 @@ class Flow:
         if plan.route is None and call.door == "stasis":
             await self._no_route(call, door, plan)
             return
+        treatment = self._treatment(call, plan)
+        if treatment == "refuse":
+            await self._refuse_marked(call, door, plan)
+            return
         started = await together(door.follow(), door.set_var("CALLREC_ID", call.call_id),
                                  self._start_recording(call, plan), keep=RecordingFailed)
         proof = started[2]
@@ -120,8 +127,62 @@ class Flow:
             await self._not_recorded(call, door, plan,
                                      StatusReason.RECORDING_STOPPED_BEFORE_NOTICE)
             return
+        if treatment == "warning" and not call.hung_up.is_set():
+            await self._warn_marked(call, door, plan, proof)
         if not call.hung_up.is_set():
             await door.proceed(plan.route)
+
+    def _treatment(self, call: Call, plan: Plan) -> str | None:
+        """A marked caller's treatment (callrec/s3/marks.py), noted on the call."""
+        if self.marked is None or call.direction is Direction.OUTBOUND:
+            return None
+        mark = self.marked.find(call.caller.number_raw)
+        if mark is None:
+            return None
+        call.marked = MarkedCaller(treatment=mark.treatment.value, reason=mark.reason,
+                                   marked_by=mark.by, marked_at=mark.at)
+        if mark.treatment is Treatment.SUPERVISOR:
+            route = self.settings.marks.supervisor_route
+            if route is None:
+                call.marked.applied = False
+                call.marked.detail = "no marks.supervisor_route configured: the DID's route"
+            else:
+                plan.route = route
+        log.warning("%s marked caller (%s, %s): treatment %s", call.log_prefix(), mark.reason,
+                    mark.by or "?", mark.treatment.value)
+        return mark.treatment.value
+
+    async def _refuse_marked(self, call: Call, door: Door, plan: Plan) -> None:
+        """Treatment refuse: the refusal prompt, then the hang-up. Nothing is recorded or said
+        about recording; the manifest says why (caller_refused, outcome refused)."""
+        await together(door.follow(), self._unrecorded(call, door, StatusReason.CALLER_REFUSED))
+        await door.set_var("CALLREC_STATUS", "rejected")
+        prompt = self.settings.marks.refusal_prompt
+        if plan.language in self.languages.get(prompt, set()):
+            await door.play(prompt, plan.language)
+        else:
+            log.error("%s refusal prompt %s not installed for %r: hanging up without it",
+                      call.log_prefix(), prompt, plan.language)
+        await door.hangup()
+
+    async def _warn_marked(self, call: Call, door: Door, plan: Plan,
+                           proof: VerifiedRecording | None) -> None:
+        """Treatment warning: the recorded warning after the notice, before the route. It says
+        the call is recorded, so it goes through the notice's gate like an agent's warning."""
+        prompt = self.settings.agent_keys.warning_prompt
+        try:
+            if proof is None or plan.policy is Policy.NEVER:
+                raise NotRecording("no verified recording")
+            playing = self.announcer.announce(door, proof, prompt, plan.language)
+        except NotRecording as exc:
+            call.events.append(TimelineEvent(at=datetime.now(UTC), by="marked caller",
+                                             kind=EventKind.WARNING_REFUSED, detail=str(exc)))
+            return
+        heard = await playing
+        call.events.append(TimelineEvent(
+            at=heard.started_at or datetime.now(UTC), kind=EventKind.WARNING_PLAYED,
+            by="marked caller", detail=f"{prompt} ({plan.language}), "
+                                       f"{'heard in full' if heard.completed else 'cut short'}"))
 
     async def _start_recording(self, call: Call, plan: Plan) -> VerifiedRecording | None:
         """Start and verify the recording; raises RecordingFailed with the reason."""

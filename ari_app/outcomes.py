@@ -42,9 +42,12 @@ class Facts:
     notice: Notice
     waiting_since: datetime  # the caller was answered (or entered) then
     ended_at: datetime | None
+    refused: bool = False  # a marked caller turned away (ari_app/flow.py)
 
 
 def derive(f: Facts) -> tuple[Outcome, Abandonment | None]:
+    if f.refused:
+        return Outcome.REFUSED, None
     if f.failed:
         return Outcome.FAILED, None
     if any(leg.answered_at or leg.dial_status == "ANSWER" for leg in f.agents):

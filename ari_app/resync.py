@@ -29,9 +29,11 @@ EVENTS = ("StasisStart", "Dial", "ChannelVarset", "ChannelHangupRequest", "Chann
 
 class Resync:
     def __init__(self, ari: AriClient, app: StasisApp, recorder: Recorder, ending: Ending,
-                 notice: NoticeSettings, languages: dict[str, set[str]]) -> None:
+                 notice: NoticeSettings, languages: dict[str, set[str]],
+                 more_prompts: tuple[str, ...] = ()) -> None:
         self.ari, self.app, self.recorder, self.ending = ari, app, recorder, ending
         self.notice, self.languages = notice, languages
+        self.more_prompts = more_prompts  # other prompts the flow checks before playing
         self.adoptable: list[CallManifest] = []  # journal entries of an earlier run
 
     async def on_connect(self) -> None:
@@ -48,7 +50,7 @@ class Resync:
             self.ending.sight.in_sight.clear()
 
     async def refresh_prompts(self) -> None:
-        for prompt in (self.notice.prompt, self.notice.unavailable_prompt):
+        for prompt in (self.notice.prompt, self.notice.unavailable_prompt, *self.more_prompts):
             self.languages[prompt] = await self.ari.sound_languages(prompt)
         log.info("prompts installed: %s", {k: sorted(v) for k, v in self.languages.items()})
 

@@ -45,6 +45,8 @@ class Service:
                                           p.sight.stopping, on_state=p.resync.on_state,
                                           wanted=p.wanted))
         self.tasks.spawn(p.journal.run())
+        if settings.marks.enabled:  # a new mark reaches this host within marks.refresh_s
+            self.tasks.spawn(p.marked.run())
         if settings.agi.enabled:
             await p.agi.start()
         if settings.metrics.port:

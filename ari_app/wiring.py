@@ -24,12 +24,16 @@ from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.flow import Flow
 from ari_app.hotkeys import AgentKeys
 from ari_app.journal import InflightJournal
+from ari_app.marked import MarkedCallers
 from ari_app.metrics import CallMetrics
 from ari_app.queues import EVENTS, FILTERS, RouteWatch
 from ari_app.recorder import Recorder
 from ari_app.resync import Resync
 from ari_app.stasis import StasisApp, wanted
 from callrec.lifecycle import Tasks
+from callrec.s3.marks import MarkStore
+from callrec.s3.settings import RetentionSettings
+from callrec.s3.store import Store
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Parts:
     agi: AgiServer
     metrics: CallMetrics
     alerts: Alerts
+    marked: MarkedCallers
     call_tasks: Tasks
     wanted: Callable[[str], bool]
 
@@ -63,7 +68,9 @@ def build(settings: AriAppSettings) -> Parts:
     recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
                         CloseWatch(settings.spool.local), metrics.unverified_stopped.inc)
     languages: dict[str, set[str]] = {}
-    flow = Flow(settings, ami, recorder, languages)
+    marked = MarkedCallers(settings.marks, MarkStore(Store(settings.s3), RetentionSettings())
+                           if settings.marks.enabled else None, settings.numbering)
+    flow = Flow(settings, ami, recorder, languages, marked if settings.marks.enabled else None)
     journal = JournalBatch(InflightJournal(settings.spool.local))
     sight, call_tasks = Sight(), Tasks()
 
@@ -76,13 +83,14 @@ def build(settings: AriAppSettings) -> Parts:
                     call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight,
                     identify=lambda call: identify(call.agents, settings.agents))
     app = StasisApp(ari, flow, ending, calls)
-    resync = Resync(ari, app, recorder, ending, settings.notice, languages)
+    resync = Resync(ari, app, recorder, ending, settings.notice, languages,
+                    (settings.marks.refusal_prompt,) if settings.marks.enabled else ())
     alerts = Alerts(settings.alerts, call_tasks, metrics.agent_actions)
     keys = AgentKeys(settings.agent_keys, flow.announcer, ari, alerts,
                      lambda legs: identify(legs, settings.agents))
     agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending, keys))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
-                 metrics, alerts, call_tasks, wanted)
+                 metrics, alerts, marked, call_tasks, wanted)
 
 
 def _subscription(settings: AriAppSettings, bridges: BridgeWatch,

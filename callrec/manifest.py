@@ -43,6 +43,7 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"  # caller hung up while waiting for an agent
     NO_AGENT = "no_agent"  # agents refused, did not answer or were unavailable
     FAILED = "failed"  # callrec could not take it (policy force, errors), or the PBX lost it
+    REFUSED = "refused"  # a marked caller whose treatment is refusal (callrec/s3/marks.py)
 
 
 class Policy(StrEnum):
@@ -206,6 +207,17 @@ class TimelineEvent(_Model):
     detail: str | None = None
 
 
+class MarkedCaller(_Model):
+    """The caller was marked (callrec/s3/marks.py) when the call entered: what callrec did."""
+
+    treatment: Literal["supervisor", "warning", "refuse"]
+    reason: Literal["manual", "auto"]  # a supervisor marked them, or N calls ended as harassment
+    marked_by: str = ""
+    marked_at: datetime | None = None
+    applied: bool = True  # False: the treatment could not be applied (see detail)
+    detail: str = ""
+
+
 class OutcomeChange(_Model):
     """An outcome set after the call (wrap-up, review), kept as an audit trail."""
 
@@ -252,6 +264,7 @@ class CallManifest(_Model):
     parks: list[Park] = Field(default_factory=list)
     abandoned: Abandonment | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)
+    marked: MarkedCaller | None = None
     notice: Notice = Field(default_factory=Notice)
     recording: Recording | None = None
     entered_at: datetime

@@ -21,6 +21,7 @@ class StatusReason(StrEnum):
     MIXMONITOR_UNVERIFIED = "mixmonitor_unverified"  # not proven within notice.verify_timeout_s
     RECORDING_STOPPED_BEFORE_NOTICE = "recording_stopped_before_notice"  # closed after proof
     NO_ROUTE = "no_route"  # the DID has no route in CALLREC_ROUTES and no default (failed)
+    CALLER_REFUSED = "caller_refused"  # a marked caller, treatment refuse (outcome refused)
     CALLREC_STOPPING = "callrec_stopping"  # arrived while callrec shut down: app-down path
     APP_DOWN = "app_down"  # set by the dialplan: callrec was not running
     # ledger entries: bridged calls that never went through a callrec door (ari_app/bridges.py)

@@ -30,12 +30,15 @@ PROMPTS: dict[str, dict[str, str]] = {
                     "通話を終了させていただきます。"),
         "closing": ("誠に申し訳ございませんが、これ以上のご対応はいたしかねますので、"
                     "これで通話を終了させていただきます。"),
+        # A marked caller whose treatment is refusal (callrec/s3/marks.py).
+        "refused": "申し訳ございませんが、このお電話はお受けいたしかねます。失礼いたします。",
     },
     "en": {
         "notice": "This call is recorded to improve our service.",
         "unavailable": "We are sorry, we cannot take your call right now. Please call again later.",
         "warning": ("This call is being recorded. If this continues, we will end the call."),
         "closing": "We are unable to continue this call, and will end it now. Goodbye.",
+        "refused": "We are sorry, we cannot take this call. Goodbye.",
     },
 }
 # (extension, sox output options): what Asterisk's format modules read.

@@ -1,0 +1,71 @@
+"""Marking caller numbers from the archive (callrec/s3/marks.py says what a mark is and how it
+reaches callrec): by a supervisor, or automatically for callers with ``marks.calls`` calls ended
+as ``marks.outcome`` (harassment) within ``marks.days`` days. Every mark is audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from archive.catalog import Catalog
+from callrec.manifest import normalise_number
+from callrec.numbering import NumberingPlan
+from callrec.s3.marks import NUMBER, Mark, MarkStore, Treatment
+
+
+class AutoMarkSettings(BaseModel):
+    enabled: bool = True
+    calls: int = Field(3, ge=1)  # calls ended as `outcome` ...
+    days: float = Field(30.0, gt=0)  # ... within this many days
+    outcome: str = "harassment"
+    treatment: Treatment = Treatment.WARNING
+
+
+def number_of(raw: str, plan: NumberingPlan) -> str:
+    """The number a mark is kept under (E.164 where the plan knows how), or ""."""
+    number = plan.e164(normalise_number(raw))
+    return number if NUMBER.match(number) else ""
+
+
+def all_marks(marks: MarkStore) -> list[Mark]:
+    """Every number's latest mark, active or not, newest first."""
+    _, found = marks.changed({})
+    return sorted((m for m in found if m is not None), key=lambda m: m.at, reverse=True)
+
+
+def active_marks(marks: MarkStore) -> list[Mark]:
+    return [m for m in all_marks(marks) if m.active]
+
+
+def due_for_auto_mark(catalog: Catalog, rules: AutoMarkSettings, marks: list[Mark],
+                      now: datetime | None = None) -> list[str]:
+    """Callers the rule marks now: enough such calls in the window, not marked already. A
+    caller a supervisor unmarked is marked again only by calls after the unmarking: their
+    decision holds until new calls say otherwise."""
+    if not rules.enabled:
+        return []
+    window = (now or datetime.now(UTC)) - timedelta(days=rules.days)
+    latest = {m.number: m for m in marks}
+    due = []
+    for number in _counted(catalog, rules, window, None):
+        mark = latest.get(number)
+        if mark is not None and mark.active:
+            continue
+        if mark is not None and _counted(catalog, rules, max(window, mark.at), number) == []:
+            continue
+        due.append(number)
+    return due
+
+
+def _counted(catalog: Catalog, rules: AutoMarkSettings, since: datetime,
+             number: str | None) -> list[str]:
+    """Numbers (or just ``number``) with at least ``rules.calls`` such calls since then."""
+    with catalog.lock:
+        rows = catalog.db.execute(
+            "SELECT caller_e164 FROM calls WHERE outcome = ? AND entered_at >= ? "
+            "AND caller_e164 != '' AND (? IS NULL OR caller_e164 = ?) "
+            "GROUP BY caller_e164 HAVING count(*) >= ?",
+            (rules.outcome, int(since.timestamp() * 1000), number, number,
+             rules.calls)).fetchall()
+    return [str(n) for (n,) in rows if NUMBER.match(str(n))]
