@@ -32,7 +32,7 @@ ACTOR = web.RequestKey("actor", Actor)
 LOGIN_COOKIE = "callrec_login"
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
-TREATMENTS = tuple(t.value for t in Treatment)
+TREATMENTS = ("warning", "supervisor", "refuse")  # Treatment values; the gentlest first
 CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent",
                "agent_name", "agents", "queue", "queue_wait_s", "abandoned", "did",
                "direction", "outcome", "status", "status_reason", "notice_completed",

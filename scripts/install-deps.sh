@@ -4,10 +4,11 @@
 # tcpdump times the first RTP packet in the benchmark (bench/rtp.py); chromium runs the archive web
 # UI test (Playwright drives /usr/bin/chromium: its own browser download cannot reach its host);
 # baresip-core is the demo's agent phone (testbench/baresip.py: it idles, SIPp polls); nginx-light
-# and openssl run the TLS reverse proxy the README recommends in front of the web UI, in its test.
+# and openssl run the TLS reverse proxy the README recommends in front of the web UI, in its test;
+# fonts-ipafont-gothic lets that browser draw the Japanese UI (screenshots in the test logs).
 set -euo pipefail
 packages=(debootstrap sip-tester sox espeak-ng ca-certificates tcpdump chromium baresip-core
-          nginx-light openssl)
+          nginx-light openssl fonts-ipafont-gothic)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

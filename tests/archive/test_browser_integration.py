@@ -16,21 +16,23 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 from archive.config import ArchiveSettings
-from archive.service import Archive
+from archive.service import Actor, Archive
 from archive.web import WebApp
-from callrec.manifest import CallManifest
+from callrec.manifest import CallManifest, EventKind
 from testbench import tlsproxy
 from testbench.bench import Bench
 from testbench.sipp import Caller
+from testbench.spool import varied_call
 from tests.helpers import PASSWORDS, Ship, StartApp, free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.integration
+ADMIN = Actor("tester", "admin", "cli")
 CHROMIUM = "/usr/bin/chromium"
 # No sandbox (root in CI); no calls home: the machine reaches no such hosts, and Chromium keeps
 # retrying them (../shared/notes/test-bench.md).
@@ -132,3 +134,91 @@ async def forged_forwarding_is_ignored(upstream: int, port: int, archive: Archiv
             assert r.status == 303
     addresses = {r["address"] for r in archive.catalog.audit_rows()}
     assert "6.6.6.6" not in addresses
+
+
+@pytest.mark.timeout(240)
+async def test_browser_in_japanese_then_english_flagged_calls_timeline_and_marking(
+    bench: Bench, caller: Caller, start_callrec: StartApp,
+    manifests: Callable[..., list[CallManifest]], unique_caller: Callable[[], str],
+    settings: ArchiveSettings, ship: Ship, tmp_path: Path,
+) -> None:
+    """A supervisor working in Japanese: the flagged-calls page lists a real call an agent
+    warned (*7 from a SIPp agent phone); its timeline link starts the recording at the
+    warning; marking the caller is audited; the language link switches to English. A hostile
+    caller name stays text on every new page."""
+    assert bench.asterisk is not None
+    settings.archive.spool = bench.asterisk.recordings
+    start_callrec()
+    phone = bench.start_keys_phone([(2.0, "*7")])
+    try:
+        number = unique_caller()
+        await asyncio.to_thread(caller.call, "9012", hold_s=18.0, caller_user=number)
+        [m] = await asyncio.to_thread(manifests, number)
+    finally:
+        phone.stop()
+    [warning] = [e for e in m.timeline if e.kind is EventKind.WARNING_PLAYED]
+    assert warning.offset_s is not None
+    hostile = varied_call(bench.asterisk.recordings, caller_raw="0355550000",
+                          name='<img src=x onerror="document.title=1">', seconds=4000)
+    await ship()
+    settings.web.cookie_secure = False  # plain HTTP on loopback in this test
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(webapp.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        await asyncio.to_thread(archive.sync)
+        with tempfile.TemporaryDirectory() as profile:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch_persistent_context(
+                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                    locale="ja-JP")
+                try:
+                    page = await browser.new_page()
+                    await supervisor_in_japanese(page, base, m, hostile.call_id,
+                                                 warning.offset_s, bench.log_dir)
+                finally:
+                    await browser.close()
+        audited = {(r["actor"], r["action"]) for r in archive.catalog.audit_rows()}
+        assert {("supervisor", "mark"), ("supervisor", "play")} <= audited
+        assert [mk.number for mk in archive.marked(ADMIN)] == [
+            settings.numbering.e164(number)]
+    finally:
+        await runner.cleanup()
+        webapp.pool.shutdown(wait=True)
+        archive.close()
+
+
+async def supervisor_in_japanese(page: Page, base: str, m: CallManifest, hostile_id: str,
+                                 offset_s: float, shots: Path) -> None:
+    await page.goto(base + "/login")
+    assert await page.inner_text("h1") == "ログイン"
+    await page.fill("input[name=user]", "supervisor")
+    await page.fill("input[name=password]", PASSWORDS["supervisor"])
+    await page.click("button[type=submit]")
+    await page.click("nav a[href='/flagged']")
+    assert await page.inner_text("h1") == "要確認の通話"
+    assert "オペレーターによる警告" in await page.inner_text(f"tr[data-call='{m.call_id}']")
+    assert "長時間通話" in await page.inner_text(f"tr[data-call='{hostile_id}']")
+    await page.screenshot(path=str(shots / "archive-flagged-ja.png"), full_page=True)
+    await page.click(f"tr[data-call='{m.call_id}'] a")
+    await page.screenshot(path=str(shots / "archive-call-timeline-ja.png"), full_page=True)
+    link = page.locator("#timeline tr.warning_played a")
+    assert (await link.get_attribute("href") or "").endswith(f"#t={offset_s:.1f}")
+    await link.click()  # a media fragment: the browser's own player starts at the warning
+    await page.wait_for_function(
+        "() => { const p = document.querySelector('video, audio'); return p && p.readyState >= 1"
+        " }")
+    at = await page.evaluate("() => document.querySelector('video, audio').currentTime")
+    assert abs(at - offset_s) < 0.6, (at, offset_s)
+    await page.go_back()
+    await page.select_option("#mark-caller select[name=treatment]", "warning")
+    await page.click("#mark-caller button")
+    assert "発信者を登録しました" in await page.inner_text("p.message")
+    await page.click("a[hreflang=en]")
+    assert "Marked callers" in await page.inner_text("nav")
+    await page.goto(base + f"/calls/{hostile_id}")
+    assert await page.title() != "1" and await page.locator("img").count() == 0
+    assert "onerror" in await page.inner_text("#caller-name")  # shown as text
