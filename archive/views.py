@@ -23,7 +23,6 @@ from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
 from archive.web_query import audit_filter_from, link_params, query_from, whole
 from callrec.ids import CALL_ID as CALL_ID_RE
-from callrec.s3.marks import Treatment
 
 if TYPE_CHECKING:
     from archive.web import WebApp
