@@ -86,7 +86,7 @@ class ArchiveSettings(CallrecSettings):
     archive: CatalogSettings = CatalogSettings()
     web: WebSettings = WebSettings()
     flags: FlagSettings = FlagSettings()  # calls flagged for review (archive/flags.py)
-    marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
+    auto_marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
     # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
     # (deploy/callrec-archive.service: 30). A second signal stops at once.
     shutdown_grace_s: float = Field(20.0, ge=0)

@@ -275,7 +275,7 @@ class Archive:
 
     def auto_mark(self) -> list[str]:
         """Mark the callers the auto-mark rule names (after each sync)."""
-        rules = self.settings.marks
+        rules = self.settings.auto_marks
         with _s3_failure():
             known = all_marks(self.marks)
         due = due_for_auto_mark(self.catalog, rules, known)

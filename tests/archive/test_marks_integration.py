@@ -77,15 +77,16 @@ def test_a_refused_caller_hears_the_refusal_and_nothing_is_recorded(
     assert again[0].marked is None and again[0].status == "recorded"
 
 
+@pytest.mark.parametrize("did", ["9001", "8001"], ids=["stasis", "agi"])
 def test_a_warned_caller_hears_the_notice_then_the_warning(
-    bench: Bench, caller: Caller, archive: Archive, marked_callrec: CallrecApp,
+    did: str, bench: Bench, caller: Caller, archive: Archive, marked_callrec: CallrecApp,
     manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     assert bench.asterisk is not None
     number = unique_caller()
     archive.mark(SUPERVISOR, number, "warning")
     time.sleep(REFRESH_S * 2.5)
-    m = placed(caller, bench, "9001", number, 18.0, manifests)
+    m = placed(caller, bench, did, number, 18.0, manifests)
     assert m.marked is not None and m.marked.treatment == "warning"
     kinds = [e.kind for e in m.timeline]
     assert kinds.index(EventKind.NOTICE_ENDED) < kinds.index(EventKind.WARNING_PLAYED) \

@@ -62,3 +62,18 @@ def test_with_outcome_keeps_an_audit_trail() -> None:
     assert m.outcome == "completed" and m.outcome_changes == []  # the original is untouched
     with pytest.raises(ValidationError):
         m.with_outcome("Not Valid", "x", at)
+
+
+def test_a_manifest_written_before_queues_timelines_and_marks_still_reads() -> None:
+    """The fields added since schema 1 first shipped (agents' identity and queue facts,
+    queues, parks, abandoned, timeline, marked) are optional: older manifests validate."""
+    old = {
+        "schema_version": 1, "call_id": "20261101T090000Z-0123456789ab", "direction": "inbound",
+        "door": "stasis", "asterisk_uniqueid": "1.1", "policy": "optional",
+        "status": "recorded", "outcome": "completed", "outcome_source": "derived",
+        "agents": [{"endpoint": "agent-answer", "channel": "PJSIP/agent-answer-00000001",
+                    "dial_status": "ANSWER", "answered_at": "2026-11-01T09:00:05Z"}],
+        "notice": {"played": True, "completed": True}, "entered_at": "2026-11-01T09:00:00Z"}
+    m = CallManifest.model_validate(old)
+    assert m.queues == [] and m.timeline == [] and m.marked is None and m.abandoned is None
+    assert m.agent() == "agent-answer" and m.queue() == "" and m.agent_name() == ""
