@@ -185,7 +185,22 @@ def _read_calls(path: Path) -> list[CallResult]:
     return list(parse_message_log(text).values())
 
 
-class AgentPhone:
+class _Phone:
+    """A SIPp UAS the bench runs: its calls from its message log, stopped by its PID."""
+
+    message_log: Path
+    child: Child | None
+
+    def calls(self) -> list[CallResult]:
+        """Every call this phone has seen so far."""
+        return _read_calls(self.message_log)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop(timeout=5)
+
+
+class AgentPhone(_Phone):
     """A SIPp UAS that answers (echoing RTP), refuses with 486, or rings until cancelled."""
 
     def __init__(self, kind: str, port: int, media_port: int, log_dir: Path,
@@ -212,14 +227,6 @@ class AgentPhone:
         self.child = Child(self.name, argv, self.log_dir / f"{self.name}.log",
                            marker=f"agent_{scenario}.xml")
         return self.child
-
-    def calls(self) -> list[CallResult]:
-        """Every call this phone has seen so far."""
-        return _read_calls(self.message_log)
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop(timeout=5)
 
 
 _DTMF_NAMES = {"*": "star", "#": "pound", **{d: d for d in "0123456789"}}
@@ -255,7 +262,7 @@ def dtmf_pcap(digits: str, out: Path, gap_s: float = 0.3, step: int = 0) -> Path
     return out
 
 
-class KeysPhone:
+class KeysPhone(_Phone):
     """The agent-keys endpoint's phone (started by the test that uses it): answers, then after
     each pause presses its keys, e.g. ``[(2.0, "*7"), (11.0, "*8")]``, and waits for the PBX
     to hang up (the last key must come before that)."""
@@ -288,13 +295,6 @@ class KeysPhone:
         self.child = Child("agent-keys", argv, self.log_dir / "agent-keys.log",
                            marker=str(scenario))
         return self.child
-
-    def calls(self) -> list[CallResult]:
-        return _read_calls(self.message_log)
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop(timeout=5)
 
 
 @dataclass

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from ipaddress import ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import BrowserContext, Page, async_playwright
 
 from archive.config import ArchiveSettings
 from archive.service import Actor, Archive
@@ -73,34 +74,28 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     proxy = tlsproxy.start(tmp_path / "nginx", port, runner.addresses[0][1])
     try:
         await asyncio.to_thread(archive.sync)
-        with tempfile.TemporaryDirectory() as profile:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch_persistent_context(
-                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                    ignore_https_errors=True)  # the fixture's self-signed certificate
-                try:
-                    page = await browser.new_page()
-                    await page.goto(base + "/calls")  # redirected to the login
-                    assert page.url == base + "/login"
-                    await page.fill("input[name=user]", "supervisor")
-                    await page.fill("input[name=password]", PASSWORDS["supervisor"])
-                    await page.click("button[type=submit]")
-                    await page.fill("input[name=caller]", number)
-                    await page.click("form.search button[type=submit]")
-                    await page.click(f"a[href='/calls/{m.call_id}']")
-                    assert await page.inner_text("#caller") == number
-                    duration = await page.evaluate(DURATION_JS)
-                    assert abs(duration - m.recording.duration_s) < 0.5, duration
-                    await page.evaluate("() => document.getElementById('player').play()")
-                    await page.wait_for_function(
-                        "() => document.getElementById('player').currentTime > 0.2")
-                    await page.fill("input[name=outcome]", "complaint")
-                    await page.click("text=Set outcome")
-                    assert await page.inner_text("#outcome") == "complaint"
-                    await page.screenshot(path=str(bench.log_dir / "archive-call-page.png"),
-                                          full_page=True)
-                finally:
-                    await browser.close()
+        # ignore_https_errors: the fixture's self-signed certificate
+        async with chromium(ignore_https_errors=True) as browser:
+            page = await browser.new_page()
+            await page.goto(base + "/calls")  # redirected to the login
+            assert page.url == base + "/login"
+            await page.fill("input[name=user]", "supervisor")
+            await page.fill("input[name=password]", PASSWORDS["supervisor"])
+            await page.click("button[type=submit]")
+            await page.fill("input[name=caller]", number)
+            await page.click("form.search button[type=submit]")
+            await page.click(f"a[href='/calls/{m.call_id}']")
+            assert await page.inner_text("#caller") == number
+            duration = await page.evaluate(DURATION_JS)
+            assert abs(duration - m.recording.duration_s) < 0.5, duration
+            await page.evaluate("() => document.getElementById('player').play()")
+            await page.wait_for_function(
+                "() => document.getElementById('player').currentTime > 0.2")
+            await page.fill("input[name=outcome]", "complaint")
+            await page.click("text=Set outcome")
+            assert await page.inner_text("#outcome") == "complaint"
+            await page.screenshot(path=str(bench.log_dir / "archive-call-page.png"),
+                                  full_page=True)
         rows = archive.catalog.audit_rows()
         audited = {(r["actor"], r["action"], r["call_id"]) for r in rows}
         assert {("supervisor", a, m.call_id) for a in ("view", "play", "outcome")} <= audited
@@ -116,6 +111,20 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     tags = {t["Key"]: t["Value"] for t in
             s3.get_object_tagging(Bucket=settings.s3.bucket, Key=key)["TagSet"]}
     assert tags["outcome"] == "complaint"
+
+
+@asynccontextmanager
+async def chromium(**options: Any) -> AsyncIterator[BrowserContext]:
+    """Debian's Chromium in a fresh profile, driven by Playwright."""
+    with tempfile.TemporaryDirectory() as profile:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                **options)
+            try:
+                yield browser
+            finally:
+                await browser.close()
 
 
 async def forged_forwarding_is_ignored(upstream: int, port: int, archive: Archive) -> None:
@@ -170,17 +179,10 @@ async def test_browser_in_japanese_then_english_flagged_calls_timeline_and_marki
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         await asyncio.to_thread(archive.sync)
-        with tempfile.TemporaryDirectory() as profile:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch_persistent_context(
-                    profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                    locale="ja-JP")
-                try:
-                    page = await browser.new_page()
-                    await supervisor_in_japanese(page, base, m, hostile.call_id,
-                                                 warning.offset_s, bench.log_dir)
-                finally:
-                    await browser.close()
+        async with chromium(locale="ja-JP") as browser:
+            page = await browser.new_page()
+            await supervisor_in_japanese(page, base, m, hostile.call_id,
+                                         warning.offset_s, bench.log_dir)
         audited = {(r["actor"], r["action"]) for r in archive.catalog.audit_rows()}
         assert {("supervisor", "mark"), ("supervisor", "play")} <= audited
         assert [mk.number for mk in archive.marked(ADMIN)] == [
