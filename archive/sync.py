@@ -22,9 +22,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archive.catalog import Catalog, row_for
+from archive.catalog import Catalog
 from archive.config import ArchiveSettings
 from archive.flags import reviewed_by
+from archive.rows import row_for
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store, StoreError

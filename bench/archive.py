@@ -37,7 +37,7 @@ ACTOR = Actor("bench", "admin", "cli")
 
 def _synthetic_rows(count: int, days: int, rng: random.Random,
                     plan: NumberingPlan) -> tuple[list[tuple[Any, ...]], list[str], list[str]]:
-    """Rows shaped as ``archive.catalog.row_for`` makes them: 200 000 callers (repeat callers),
+    """Rows shaped as ``archive.rows.row_for`` makes them: 200 000 callers (repeat callers),
     300 agents, 20 DIDs, over ``days`` days."""
     callers = [f"0{rng.choice('3456789')}{rng.randrange(10 ** 8, 10 ** 9)}"
                for _ in range(200_000)]

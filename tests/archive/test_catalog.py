@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.catalog import Catalog, CatalogError, Query, row_for
+from archive.catalog import Catalog, CatalogError, Query
+from archive.rows import row_for
 from callrec.manifest import AgentLeg, CallManifest, Notice, Party, Policy, RecordingStatus
 from callrec.numbering import NumberingPlan
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from archive.catalog import Catalog, Query, row_for
+from archive.catalog import Catalog, Query
 from archive.flags import FlagSettings
+from archive.rows import row_for
 from callrec.manifest import CallManifest, EventKind, Party, Policy, RecordingStatus, TimelineEvent
 from callrec.numbering import NumberingPlan
 
