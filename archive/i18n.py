@@ -5,8 +5,9 @@ shown as labels); ``make i18n`` extracts them with Babel into ``archive/locale/m
 updates ``archive/locale/<lang>/LC_MESSAGES/messages.po``, where translators work. The .po files
 are compiled in memory when the web server starts (Babel's own compiler): no stale .mo can ship.
 
-The language: the ``callrec_lang`` cookie a user set with the language links (each browser keeps
-its user's choice), else the browser's Accept-Language, else English.
+The language: the one a logged-in user picked with the language links (kept for the user, so all
+their browsers follow), else the ``callrec_lang`` cookie those links set (before a login), else
+the browser's Accept-Language, else English.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_sessions (
     id_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
     started REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS web_languages (user TEXT PRIMARY KEY, lang TEXT NOT NULL);
 """
 TOUCH_S = 30.0  # last_seen is written at most this often per session (one write per request
 # would serialise every page view on the database)
@@ -87,6 +88,17 @@ class SessionStore:
                 db.execute("UPDATE web_sessions SET last_seen = ? WHERE id_sha256 = ?",
                            (now, key))
         return Session(user, role, started + self.seconds, csrf)
+
+    def language(self, user: str) -> str | None:
+        """The language this user picked (on any browser), if any."""
+        with self.catalog.lock:
+            row = self.catalog.db.execute("SELECT lang FROM web_languages WHERE user = ?",
+                                          (user,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_language(self, user: str, lang: str) -> None:
+        with self.catalog.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO web_languages VALUES (?, ?)", (user, lang))
 
     def end(self, cookie: str | None) -> None:
         if cookie:

@@ -111,6 +111,9 @@ class WebApp:
         and shows the same page again without it."""
         chosen = request.query.get("lang", "")
         if chosen in CODES and request.method == "GET":
+            session = await self.session_of(request)
+            if session is not None:  # kept for the user too: their other browsers follow
+                await self.run(self.sessions.set_language, session.user, chosen)
             rest = {k: v for k, v in request.query.items() if k != "lang"}
             again = web.HTTPSeeOther(request.path + (f"?{urlencode(rest)}" if rest else ""))
             again.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, httponly=True,
@@ -243,6 +246,9 @@ class WebApp:
              **values: Any) -> web.Response:
         values.setdefault("session", request.get(SESSION))
         # Fixed texts only: a message taken from the URL would let a link put words on our page.
+        session = values["session"]
+        if session is not None:  # the user's own pick, made on any browser, comes first
+            self.texts.use(self.sessions.language(session.user) or current_language())
         message = DONE.get(request.query.get("done", ""), "")
         values.setdefault("message", self.texts.gettext(message) if message else "")
         values.setdefault("lang", current_language())

@@ -38,3 +38,22 @@ async def test_japanese_from_the_browser_english_on_request(web_client: Client) 
     page = await (await http.get("/flagged", headers=JA)).text()
     assert '<html lang="en">' in page and "Flagged calls" in page
     assert re.search(r'<a href="\?lang=ja"[^>]*>日本語</a>', page)
+
+
+async def test_a_users_pick_follows_them_to_another_browser(web_client: Client) -> None:
+    http, _ = web_client
+
+    async def log_in() -> None:
+        token = await login_token(http)
+        reply = await http.post("/login", allow_redirects=False, data={
+            "user": WEB_USER, "password": WEB_PASSWORD, "csrf": token})
+        assert reply.status == 303
+
+    await log_in()
+    assert "Flagged calls" in await (await http.get("/flagged")).text()
+    await http.get("/flagged?lang=ja", allow_redirects=False)
+    http.session.cookie_jar.clear()  # another browser: no cookies, English by its headers
+    assert "<h1>Log in</h1>" in await (await http.get("/login")).text()
+    await log_in()
+    page = await (await http.get("/flagged", headers={"Accept-Language": "en"})).text()
+    assert '<html lang="ja">' in page and "要確認の通話" in page
