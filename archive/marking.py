@@ -38,17 +38,23 @@ def active_marks(marks: MarkStore) -> list[Mark]:
     return [m for m in all_marks(marks) if m.active]
 
 
-def due_for_auto_mark(catalog: Catalog, rules: AutoMarkSettings, marks: list[Mark],
-                      now: datetime | None = None) -> list[str]:
-    """Callers the rule marks now: enough such calls in the window, not marked already. A
-    caller a supervisor unmarked is marked again only by calls after the unmarking: their
-    decision holds until new calls say otherwise."""
+def candidates(catalog: Catalog, rules: AutoMarkSettings,
+               now: datetime | None = None) -> list[str]:
+    """Numbers with enough such calls in the window (the catalog alone: no S3 request)."""
     if not rules.enabled:
         return []
-    window = (now or datetime.now(UTC)) - timedelta(days=rules.days)
+    return _counted(catalog, rules, _window(rules, now), None)
+
+
+def due_for_auto_mark(catalog: Catalog, rules: AutoMarkSettings, marks: list[Mark],
+                      found: list[str], now: datetime | None = None) -> list[str]:
+    """Of the ``found`` candidates, those the rule marks now: not marked already. A caller a
+    supervisor unmarked is marked again only by calls after the unmarking: their decision
+    holds until new calls say otherwise."""
+    window = _window(rules, now)
     latest = {m.number: m for m in marks}
     due = []
-    for number in _counted(catalog, rules, window, None):
+    for number in found:
         mark = latest.get(number)
         if mark is not None and mark.active:
             continue
@@ -56,6 +62,10 @@ def due_for_auto_mark(catalog: Catalog, rules: AutoMarkSettings, marks: list[Mar
             continue
         due.append(number)
     return due
+
+
+def _window(rules: AutoMarkSettings, now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)) - timedelta(days=rules.days)
 
 
 def _counted(catalog: Catalog, rules: AutoMarkSettings, since: datetime,

@@ -23,7 +23,7 @@ from archive import ArchiveError
 from archive.catalog import AuditFilter, Catalog, CatalogError, Query, described
 from archive.config import ArchiveSettings, Role
 from archive.flags import reviewed_by
-from archive.marking import active_marks, all_marks, due_for_auto_mark, number_of
+from archive.marking import active_marks, all_marks, candidates, due_for_auto_mark, number_of
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
@@ -276,9 +276,12 @@ class Archive:
     def auto_mark(self) -> list[str]:
         """Mark the callers the auto-mark rule names (after each sync)."""
         rules = self.settings.auto_marks
+        found = candidates(self.catalog, rules)
+        if not found:  # the usual case: no S3 request at every sync
+            return []
         with _s3_failure():
             known = all_marks(self.marks)
-        due = due_for_auto_mark(self.catalog, rules, known)
+        due = due_for_auto_mark(self.catalog, rules, known, found)
         for number in due:
             mark = Mark(number=number, treatment=rules.treatment, reason="auto", by="auto",
                         at=datetime.now(UTC), note=f"{rules.calls}+ calls ended as "

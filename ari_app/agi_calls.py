@@ -73,7 +73,7 @@ class AgiCalls:
                 await session.done()
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI (key %s): %s", host.log_prefix() if host else "", action, exc)
-        if host is not None:
+        if host is not None and host.journaled:
             self.ending.journal.queue(host)
 
     def _call_on(self, channel_name: str) -> Call | None:
