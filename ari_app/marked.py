@@ -25,15 +25,12 @@ class MarkedCallers:
                  numbering: NumberingPlan) -> None:
         self.settings, self.store, self.numbering = settings, store, numbering
         self.etags: dict[str, str] = {}
-        self.marks: dict[str, Mark] = {}  # by object key
+        self.marks: dict[str, Mark] = {}  # by number
         self.loaded = False
 
     def find(self, caller_number: str) -> Mark | None:
-        """The active mark of this caller, if any."""
-        number = self.numbering.e164(normalise_number(caller_number))
-        if not number or self.store is None:
-            return None
-        mark = self.marks.get(self.store.key(number)) if len(number) <= 32 else None
+        """The active mark of this caller, if any (any caller ID, however odd: a lookup)."""
+        mark = self.marks.get(self.numbering.e164(normalise_number(caller_number)))
         return mark if mark is not None and mark.active else None
 
     def refresh(self) -> int:
@@ -42,8 +39,8 @@ class MarkedCallers:
         now, fresh = self.store.changed(self.etags)
         for mark in fresh:
             if mark is not None:
-                self.marks[self.store.key(mark.number)] = mark
-        self.marks = {k: m for k, m in self.marks.items() if k in now}
+                self.marks[mark.number] = mark
+        self.marks = {n: m for n, m in self.marks.items() if MarkStore.key(n) in now}
         self.etags, self.loaded = now, True
         return sum(m.active for m in self.marks.values())
 
