@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
 from ari_app import AriAppError
 from ari_app.config import Route
 from ari_app.recorder import Recorder, VerifiedRecording
-from callrec.manifest import Notice
+from callrec.manifest import EventKind, Notice, TimelineEvent
+
+if TYPE_CHECKING:
+    from ari_app.call import Call
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,28 @@ class Announcer:
         if not self.recorder.still_running(proof):
             raise NotRecording(f"{proof.file.local_path.name} is closed: {prompt} not played")
         return self._play(door, prompt, language)
+
+    async def warn(self, call: Call, door: Door, prompt: str, language: str,
+                   by: str | None) -> TimelineEvent:
+        """A recorded warning that repeats the call is recorded (an agent's key, a marked
+        caller's treatment): played through the gate above with the call's proof, else not at
+        all. Either way it is on the call's timeline, which this returns."""
+        proof = call.proof
+        try:
+            if proof is None:
+                raise NotRecording(f"no verified recording ({call.status.value})")
+            playing = self.announce(door, proof, prompt, language)
+        except NotRecording as exc:
+            event = TimelineEvent(at=datetime.now(UTC), kind=EventKind.WARNING_REFUSED, by=by,
+                                  detail=str(exc))
+        else:
+            heard = await playing
+            event = TimelineEvent(
+                at=heard.started_at or datetime.now(UTC), kind=EventKind.WARNING_PLAYED, by=by,
+                detail=f"{prompt} ({language}), "
+                       f"{'heard in full' if heard.completed else 'cut short'}")
+        call.events.append(event)
+        return event
 
     @staticmethod
     async def _play(door: Door, prompt: str, language: str) -> Notice:

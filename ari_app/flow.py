@@ -24,7 +24,7 @@ from ari_app.call import Call
 from ari_app.config import AriAppSettings, QueueRule, Route
 from ari_app.marked import MarkedCallers
 from ari_app.recorder import Recorder, RecordingFailed, VerifiedRecording
-from callrec.manifest import Direction, EventKind, MarkedCaller, Policy, TimelineEvent
+from callrec.manifest import Direction, MarkedCaller, Policy
 from callrec.reasons import StatusReason
 from callrec.s3.marks import Treatment
 
@@ -128,7 +128,9 @@ class Flow:
                                      StatusReason.RECORDING_STOPPED_BEFORE_NOTICE)
             return
         if treatment == "warning" and not call.hung_up.is_set():
-            await self._warn_marked(call, door, plan, proof)
+            # It says the call is recorded: through the gate, with the call's proof.
+            await self.announcer.warn(call, door, self.settings.agent_keys.warning_prompt,
+                                      plan.language, "marked caller")
         if not call.hung_up.is_set():
             await door.proceed(plan.route)
 
@@ -164,25 +166,6 @@ class Flow:
             log.error("%s refusal prompt %s not installed for %r: hanging up without it",
                       call.log_prefix(), prompt, plan.language)
         await door.hangup()
-
-    async def _warn_marked(self, call: Call, door: Door, plan: Plan,
-                           proof: VerifiedRecording | None) -> None:
-        """Treatment warning: the recorded warning after the notice, before the route. It says
-        the call is recorded, so it goes through the notice's gate like an agent's warning."""
-        prompt = self.settings.agent_keys.warning_prompt
-        try:
-            if proof is None or plan.policy is Policy.NEVER:
-                raise NotRecording("no verified recording")
-            playing = self.announcer.announce(door, proof, prompt, plan.language)
-        except NotRecording as exc:
-            call.events.append(TimelineEvent(at=datetime.now(UTC), by="marked caller",
-                                             kind=EventKind.WARNING_REFUSED, detail=str(exc)))
-            return
-        heard = await playing
-        call.events.append(TimelineEvent(
-            at=heard.started_at or datetime.now(UTC), kind=EventKind.WARNING_PLAYED,
-            by="marked caller", detail=f"{prompt} ({plan.language}), "
-                                       f"{'heard in full' if heard.completed else 'cut short'}"))
 
     async def _start_recording(self, call: Call, plan: Plan) -> VerifiedRecording | None:
         """Start and verify the recording; raises RecordingFailed with the reason."""

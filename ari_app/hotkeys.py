@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ari_app.alerts import Alerts
-from ari_app.announce import Announcer, Door, NotRecording
+from ari_app.announce import Announcer, Door
 from ari_app.ari import AriClient, AriError
 from ari_app.call import Call
 from ari_app.config import AgentKeySettings
@@ -55,29 +55,23 @@ class AgentKeys:
         return await self._end(call, door, language, leg)
 
     async def _warn(self, call: Call, door: Door, language: str, leg: AgentLeg | None) -> str:
-        proof = call.proof
-        try:
-            if proof is None:
-                raise NotRecording(f"no verified recording ({call.status.value})")
-            playing = self.announcer.announce(door, proof, self.settings.warning_prompt,
-                                              language)
-        except NotRecording as exc:
-            await self._refuse(call, EventKind.WARNING_REFUSED, leg, str(exc))
+        event = await self.announcer.warn(call, door, self.settings.warning_prompt, language,
+                                          who(leg))
+        if event.kind is EventKind.WARNING_REFUSED:
+            await self._refused(call, event, leg)
             return "refused"
-        heard = await playing
-        call.events.append(TimelineEvent(
-            at=heard.started_at or datetime.now(UTC), kind=EventKind.WARNING_PLAYED,
-            by=who(leg), detail=f"{self.settings.warning_prompt} ({language}), "
-                                f"{'heard in full' if heard.completed else 'cut short'}"))
         log.warning("%s agent %s warned the caller (%s)", call.log_prefix(), who(leg),
-                    "heard in full" if heard.completed else "cut short")
+                    event.detail)
         self.alerts.alert(call.call_id, "warning", _facts(call, leg))
         return "played"
 
     async def _end(self, call: Call, door: Door, language: str, leg: AgentLeg | None) -> str:
         warned = any(e.kind is EventKind.WARNING_PLAYED for e in call.events)
         if self.settings.end_requires_warning and not warned:
-            await self._refuse(call, EventKind.END_REFUSED, leg, "no warning on this call yet")
+            event = TimelineEvent(at=datetime.now(UTC), kind=EventKind.END_REFUSED,
+                                  by=who(leg), detail="no warning on this call yet")
+            call.events.append(event)
+            await self._refused(call, event, leg)
             return "refused"
         # The closing says nothing of recording: it is played whatever the recording does.
         await door.play(self.settings.closing_prompt, language)
@@ -90,12 +84,10 @@ class AgentKeys:
         await door.hangup()
         return "ended"
 
-    async def _refuse(self, call: Call, kind: EventKind, leg: AgentLeg | None,
-                      why: str) -> None:
-        call.events.append(TimelineEvent(at=datetime.now(UTC), kind=kind, by=who(leg),
-                                         detail=why))
-        log.warning("%s %s: %s", call.log_prefix(), kind.value, why)
-        self.alerts.count(kind.value)
+    async def _refused(self, call: Call, event: TimelineEvent, leg: AgentLeg | None) -> None:
+        """A refused key (on the timeline already): counted, and the agent hears a tone."""
+        log.warning("%s %s: %s", call.log_prefix(), event.kind.value, event.detail)
+        self.alerts.count(event.kind.value)
         if leg is not None:
             await self.tone(call, leg.channel)
 
