@@ -112,13 +112,7 @@ class AmiClient:
     async def events_of(self, fields: dict[str, str]) -> list[Any]:
         """An action whose answer is a list of events (``Agents``, ``QueueStatus``...): the
         events, without the response and the ``...Complete`` end marker."""
-        if self._manager is None or not self.connected:
-            raise AmiNotConnected(f"AMI not connected; {fields.get('Action')} not sent")
-        try:
-            reply = await asyncio.wait_for(self._manager.send_action(fields),
-                                           self.settings.action_timeout_s)
-        except TimeoutError as exc:
-            raise AmiError(f"AMI {fields.get('Action')} timed out") from exc
+        reply = await self._send(fields)
         messages = reply if isinstance(reply, list) else [reply]
         return [m for m in messages if m.get("Event")
                 and not str(m.get("Event")).endswith("Complete")]
@@ -132,14 +126,18 @@ class AmiClient:
             self._manager.close()
             self.connected = False
 
-    async def action(self, fields: dict[str, str], timeout: float | None = None) -> Any:
+    async def _send(self, fields: dict[str, str], timeout: float | None = None) -> Any:
+        """The action's raw reply (a message, or a list for event-list actions)."""
         if self._manager is None or not self.connected:
             raise AmiNotConnected(f"AMI not connected; {fields.get('Action')} not sent")
         limit = timeout or self.settings.action_timeout_s
         try:
-            reply = await asyncio.wait_for(self._manager.send_action(fields), limit)
+            return await asyncio.wait_for(self._manager.send_action(fields), limit)
         except TimeoutError as exc:
             raise AmiError(f"AMI {fields.get('Action')} timed out after {limit:.1f} s") from exc
+
+    async def action(self, fields: dict[str, str], timeout: float | None = None) -> Any:
+        reply = await self._send(fields, timeout)
         if isinstance(reply, list):
             reply = reply[0]
         if str(reply.get("Response", "")).lower() != "success":
