@@ -39,6 +39,7 @@ class Session:
     role: Role
     expires: float  # the absolute end; the idle end may come first
     csrf: str
+    lang: str | None = None  # the language the user picked (on any browser), if any
 
 
 def _key(cookie: str) -> str:
@@ -73,13 +74,14 @@ class SessionStore:
         try:
             with self.catalog.lock:  # a read: no write transaction for every page view
                 row = self.catalog.db.execute(
-                    "SELECT user, role, csrf, started, last_seen FROM web_sessions "
+                    "SELECT user, role, csrf, started, last_seen, (SELECT lang FROM "
+                    "web_languages l WHERE l.user = s.user) FROM web_sessions s "
                     "WHERE id_sha256 = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog {self.catalog.path}: {exc}") from exc
         if row is None:
             return None
-        user, role, csrf, started, last_seen = row
+        user, role, csrf, started, last_seen, lang = row
         if started + self.seconds < now or last_seen + self.idle_s < now or role not in ROLES:
             self.end(cookie)
             return None
@@ -87,14 +89,7 @@ class SessionStore:
             with self.catalog.transaction() as db:
                 db.execute("UPDATE web_sessions SET last_seen = ? WHERE id_sha256 = ?",
                            (now, key))
-        return Session(user, role, started + self.seconds, csrf)
-
-    def language(self, user: str) -> str | None:
-        """The language this user picked (on any browser), if any."""
-        with self.catalog.lock:
-            row = self.catalog.db.execute("SELECT lang FROM web_languages WHERE user = ?",
-                                          (user,)).fetchone()
-        return str(row[0]) if row else None
+        return Session(user, role, started + self.seconds, csrf, lang)
 
     def set_language(self, user: str, lang: str) -> None:
         with self.catalog.transaction() as db:

@@ -248,7 +248,7 @@ class WebApp:
         # Fixed texts only: a message taken from the URL would let a link put words on our page.
         session = values["session"]
         if session is not None:  # the user's own pick, made on any browser, comes first
-            self.texts.use(self.sessions.language(session.user) or current_language())
+            self.texts.use(session.lang or current_language())
         message = DONE.get(request.query.get("done", ""), "")
         values.setdefault("message", self.texts.gettext(message) if message else "")
         values.setdefault("lang", current_language())
