@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from ari_app.outcomes import Facts, derive
+from ari_app.outcomes import Facts, derive, seconds_between
 from ari_app.recorder import RecordingFile, VerifiedRecording
 from ari_app.timeline import build as timeline
 from callrec.ids import is_outcome, new_call_id
@@ -306,8 +306,8 @@ class Call:
             visit = QueueVisit(queue=self.queue_hint or "", entered_at=now, wait_s=0.0)
             self.queues.append(visit)
         visit.result, visit.left_at = result, visit.left_at or now
-        if visit.wait_s is None and visit.entered_at is not None:
-            visit.wait_s = round((visit.left_at - visit.entered_at).total_seconds(), 3)
+        if visit.wait_s is None:
+            visit.wait_s = seconds_between(visit.entered_at, visit.left_at)
         return True
 
     def _on_bridge_peers(self, peers: set[str], now: datetime) -> bool:

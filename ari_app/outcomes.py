@@ -56,7 +56,7 @@ def derive(f: Facts) -> tuple[Outcome, Abandonment | None]:
         return Outcome.FAILED, None
     if f.notice.played and not f.notice.completed:
         return Outcome.ABANDONED_IN_NOTICE, Abandonment(
-            where=AbandonPlace.NOTICE, after_s=_since(f.notice.started_at, f.ended_at))
+            where=AbandonPlace.NOTICE, after_s=seconds_between(f.notice.started_at, f.ended_at))
     visit = f.queues[-1] if f.queues else None
     if visit is not None and visit.result in NO_AGENT_RESULTS:
         return Outcome.NO_AGENT, None
@@ -69,25 +69,26 @@ def derive(f: Facts) -> tuple[Outcome, Abandonment | None]:
 def _after_answer(f: Facts) -> tuple[Outcome, Abandonment | None]:
     park = f.parks[-1] if f.parks else None
     if park is not None and park.result is ParkResult.CALLER_HUNG_UP:
-        return Outcome.ABANDONED, Abandonment(where=AbandonPlace.PARKED,
-                                              after_s=_since(park.parked_at, park.ended_at))
+        return Outcome.ABANDONED, Abandonment(
+            where=AbandonPlace.PARKED, after_s=seconds_between(park.parked_at, park.ended_at))
     return Outcome.COMPLETED, None
 
 
 def _where(f: Facts, visit: QueueVisit | None) -> Abandonment:
     if visit is not None and (visit.result is QueueResult.ABANDONED or visit.left_at is None):
         wait = visit.wait_s if visit.wait_s is not None else \
-            _since(visit.entered_at, f.ended_at)
+            seconds_between(visit.entered_at, f.ended_at)
         return Abandonment(where=AbandonPlace.QUEUE, after_s=wait, queue=visit.queue)
     rang = [leg for leg in f.agents if leg.dial_status in (None, "", "CANCEL")]
     if rang:  # hung up while an agent's phone rang
         first = min((leg.offered_at for leg in rang if leg.offered_at), default=None)
-        return Abandonment(where=AbandonPlace.RINGING, after_s=_since(first, f.ended_at))
+        return Abandonment(where=AbandonPlace.RINGING, after_s=seconds_between(first, f.ended_at))
     return Abandonment(where=AbandonPlace.WAITING,
-                       after_s=_since(f.notice.ended_at or f.waiting_since, f.ended_at))
+                       after_s=seconds_between(f.notice.ended_at or f.waiting_since, f.ended_at))
 
 
-def _since(start: datetime | None, end: datetime | None) -> float | None:
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """How long from ``start`` to ``end`` (ms precision, never negative), if both are known."""
     if start is None or end is None:
         return None
     return round(max(0.0, (end - start).total_seconds()), 3)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ari_app.call import Call, endpoint_of
+from ari_app.outcomes import seconds_between
 from callrec.manifest import AgentLeg, Park, ParkResult, QueueResult, QueueVisit
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class RouteWatch:
                 visit.result = QueueResult.ABANDONED  # unless QUEUESTATUS says the queue gave up
             visit.left_at = visit.left_at or now  # (QUEUESTATUS, over ARI, may come first)
             if visit.wait_s is None:
-                visit.wait_s = _seconds(visit.entered_at, visit.left_at)
+                visit.wait_s = seconds_between(visit.entered_at, visit.left_at)
         elif kind in ("AgentCalled", "AgentConnect"):
             self._member(call, kind, event, queue, now)
         else:
@@ -140,7 +141,7 @@ class RouteWatch:
             visit = call.queue_visit(queue)
             if visit is not None:
                 visit.result, visit.left_at = QueueResult.ANSWERED, visit.left_at or now
-                visit.wait_s = _seconds(visit.entered_at, now)
+                visit.wait_s = seconds_between(visit.entered_at, now)
 
     def _park(self, call: Call, kind: str, event: Any, now: datetime) -> None:
         if kind == "ParkedCall":
@@ -158,10 +159,6 @@ class RouteWatch:
         else:
             park.result = ParkResult.CALLER_HUNG_UP if kind == "ParkedCallGiveUp" \
                 else ParkResult.TIMEOUT
-
-
-def _seconds(start: datetime | None, end: datetime) -> float | None:
-    return None if start is None else round((end - start).total_seconds(), 3)
 
 
 def _remember(store: OrderedDict[str, Any], key: str, value: Any) -> None:
