@@ -159,13 +159,7 @@ class Flow:
         about recording; the manifest says why (caller_refused, outcome refused)."""
         await together(door.follow(), self._unrecorded(call, door, StatusReason.CALLER_REFUSED))
         await door.set_var("CALLREC_STATUS", "rejected")
-        prompt = self.settings.marks.refusal_prompt
-        if plan.language in self.languages.get(prompt, set()):
-            await door.play(prompt, plan.language)
-        else:
-            log.error("%s refusal prompt %s not installed for %r: hanging up without it",
-                      call.log_prefix(), prompt, plan.language)
-        await door.hangup()
+        await self._turn_away(call, door, plan, self.settings.marks.refusal_prompt)
 
     async def _start_recording(self, call: Call, plan: Plan) -> VerifiedRecording | None:
         """Start and verify the recording; raises RecordingFailed with the reason."""
@@ -259,7 +253,14 @@ class Flow:
             # left to the subroutine: GOSUB_RESULT=ABORT ends both legs before the agent's is
             # answered (a hang-up here would let Dial answer the agent first).
             return
-        prompt = self.settings.notice.unavailable_prompt
+        await self._turn_away(call, door, plan, self.settings.notice.unavailable_prompt)
+
+    async def _turn_away(self, call: Call, door: Door, plan: Plan, prompt: str) -> None:
+        """The recorded prompt that says why (when installed in the call's language), then the
+        hang-up."""
         if plan.language in self.languages.get(prompt, set()):
             await door.play(prompt, plan.language)
+        else:
+            log.error("%s %s not installed for %r: hanging up without it", call.log_prefix(),
+                      prompt, plan.language)
         await door.hangup()
