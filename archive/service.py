@@ -72,14 +72,6 @@ class Actor:
         return any(action in PERMISSIONS[r] for r in PERMISSIONS if RANK[r] <= RANK[self.role])
 
 
-@contextmanager
-def _s3_failure() -> Iterator[None]:
-    try:
-        yield
-    except StoreError as exc:
-        raise ActionFailed(str(exc)) from exc
-
-
 class Archive:
     def __init__(self, settings: ArchiveSettings, store: Store | None = None,
                  catalog: Catalog | None = None) -> None:
@@ -100,6 +92,18 @@ class Archive:
                **detail: Any) -> None:
         self.catalog.audit(actor.name, actor.role, actor.via, action, call_id, detail,
                            actor.address)
+
+    @contextmanager
+    def _failing(self, actor: Actor | None, action: str, call_id: str | None,
+                 **detail: Any) -> Iterator[None]:
+        """S3 (or an archived manifest) failed: ActionFailed with a message safe to show,
+        audited under the action tried when an actor asked for it."""
+        try:
+            yield
+        except (OutcomeError, StoreError) as exc:
+            if actor is not None:
+                self._audit(actor, action, call_id, **detail, error=str(exc))
+            raise ActionFailed(str(exc)) from exc
 
     def _allow(self, actor: Actor, action: str, call_id: str | None) -> None:
         if not actor.may(action):
@@ -130,11 +134,8 @@ class Archive:
         """The catalog row and the manifest as archived now (read from S3, the truth)."""
         self._allow(actor, "view", call_id)
         row = self.row(call_id, actor, "view")
-        try:
+        with self._failing(actor, "view", call_id):
             manifest = self.archived.manifest(call_id)
-        except (OutcomeError, StoreError) as exc:
-            self._audit(actor, "view", call_id, error=str(exc))
-            raise ActionFailed(str(exc)) from exc
         self._audit(actor, "view", call_id)
         return row, manifest
 
@@ -228,12 +229,9 @@ class Archive:
         action = "hold" if on else "release"
         self._allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
-        try:
+        with self._failing(actor, action, call_id):
             for key in filter(None, (row["recording_key"], row["manifest_key"])):
                 self.store.set_legal_hold(key, on)
-        except StoreError as exc:
-            self._audit(actor, action, call_id, error=str(exc))
-            raise ActionFailed(str(exc)) from exc
         self.catalog.set_fields(call_id, legal_hold=int(on))
         self._audit(actor, action, call_id)
         self.ship_audit()
@@ -249,7 +247,7 @@ class Archive:
 
     def marked(self, actor: Actor) -> list[Mark]:
         self._allow(actor, "view", None)
-        with _s3_failure():
+        with self._failing(None, "marks", None):
             return active_marks(self.marks)
 
     def mark(self, actor: Actor, raw_number: str, treatment: str, note: str = "",
@@ -264,11 +262,8 @@ class Archive:
                           f"{treatment[:20]!r}")
         mark = Mark(number=number, treatment=Treatment(treatment), active=active,
                     by=actor.name, at=datetime.now(UTC), note=note[:500])
-        try:
+        with self._failing(actor, action, None, number=number):
             self.marks.put(mark)
-        except StoreError as exc:
-            self._audit(actor, action, None, number=number, error=str(exc))
-            raise ActionFailed(str(exc)) from exc
         self._audit(actor, action, None, number=number, treatment=treatment, note=mark.note)
         self.ship_audit()
         return mark
@@ -279,14 +274,14 @@ class Archive:
         found = candidates(self.catalog, rules)
         if not found:  # the usual case: no S3 request at every sync
             return []
-        with _s3_failure():
+        with self._failing(None, "marks", None):
             known = all_marks(self.marks)
         due = due_for_auto_mark(self.catalog, rules, known, found)
         for number in due:
             mark = Mark(number=number, treatment=rules.treatment, reason="auto", by="auto",
                         at=datetime.now(UTC), note=f"{rules.calls}+ calls ended as "
                                                    f"{rules.outcome} in {rules.days:g} days")
-            with _s3_failure():
+            with self._failing(None, "marks", None):
                 self.marks.put(mark)
             self.catalog.audit("auto", "admin", "cli", "mark", None,
                                {"number": number, "treatment": mark.treatment.value,
@@ -296,10 +291,8 @@ class Archive:
     # -- background ------------------------------------------------------------------------------
     def sync(self, full: bool = False, rebuild: bool = False,
              progress: Callable[[int], None] = lambda n: None) -> SyncReport:
-        try:
+        with self._failing(None, "sync", None):
             report = self.syncer.sync(full=full, rebuild=rebuild, progress=progress)
-        except StoreError as exc:
-            raise ActionFailed(str(exc)) from exc
         self.auto_mark()
         self.ship_audit()
         return report
