@@ -36,7 +36,6 @@ def signature(secret: bytes, body: bytes) -> str:
 class Alerts:
     def __init__(self, settings: AlertSettings, tasks: Tasks, counter: Counter) -> None:
         self.settings, self.tasks, self.counter = settings, tasks, counter
-        self.sent = 0  # webhook deliveries acknowledged (2xx)
         self._session: aiohttp.ClientSession | None = None
 
     def count(self, action: str) -> None:
@@ -63,7 +62,6 @@ class Alerts:
             try:
                 async with self._client().post(url, data=body, headers=headers) as reply:
                     if 200 <= reply.status < 300:
-                        self.sent += 1
                         log.info("[%s] alert %s delivered to %s", call_id, action, where)
                         return
                     problem = f"HTTP {reply.status}"

@@ -26,7 +26,6 @@ class MarkedCallers:
         self.settings, self.store, self.numbering = settings, store, numbering
         self.etags: dict[str, str] = {}
         self.marks: dict[str, Mark] = {}  # by number
-        self.loaded = False
 
     def find(self, caller_number: str) -> Mark | None:
         """The active mark of this caller, if any (any caller ID, however odd: a lookup)."""
@@ -41,7 +40,7 @@ class MarkedCallers:
             if mark is not None:
                 self.marks[mark.number] = mark
         self.marks = {n: m for n, m in self.marks.items() if MarkStore.key(n) in now}
-        self.etags, self.loaded = now, True
+        self.etags = now
         return sum(m.active for m in self.marks.values())
 
     async def run(self) -> None:
