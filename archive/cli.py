@@ -1,4 +1,5 @@
-"""``callrec archive``: sync, search, show, get, url, outcome, hold, release (and the web UI).
+"""``callrec archive``: sync, search, show, get, url, outcome, hold, release, verify, export
+(and the web UI).
 
 The CLI runs with the archive's S3 credentials, so its user acts as ``admin``; each action is
 audited under the login name (``$SUDO_USER`` first). Caller names and numbers are untrusted:
@@ -21,6 +22,9 @@ from archive import ArchiveError
 from archive.auth import hash_password, token_digest
 from archive.catalog import Query
 from archive.config import ROLES, ArchiveSettings
+from archive.evidence_cli import ACTIONS as EVIDENCE_ACTIONS
+from archive.evidence_cli import add_parsers as add_evidence_parsers
+from archive.evidence_cli import run as run_evidence
 from archive.render import inert
 from archive.service import Actor, Archive
 
@@ -55,6 +59,7 @@ def add_parser(sub: Any) -> None:
     audit = cmds.add_parser("audit", help="the audit log, newest first")
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--json", action="store_true")
+    add_evidence_parsers(cmds)
     cmds.add_parser("serve", help="run the web UI and JSON API")
     cmds.add_parser("hash-password", help="hash a password for [web.users] (read from stdin "
                     "or asked twice)")
@@ -139,6 +144,8 @@ def offline(args: argparse.Namespace) -> int | None:
 
 def _run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:  # noqa: C901
     action = args.action
+    if action in EVIDENCE_ACTIONS:
+        return run_evidence(archive, actor, args)
     if action == "sync":
         print(archive.sync(full=args.full, rebuild=args.rebuild).line())
     elif action == "search":

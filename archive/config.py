@@ -14,8 +14,10 @@ from pydantic_settings import SettingsConfigDict
 
 from archive.flags import FlagSettings
 from archive.marking import AutoMarkSettings
+from archive.reconcile import ReconcileSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
+from callrec.sealing import EvidenceSettings
 from callrec.settings import CallrecSettings
 
 Role = Literal["viewer", "supervisor", "admin"]
@@ -59,6 +61,11 @@ class WebSettings(BaseModel):
     cookie_secure: bool = True
     play_url_s: int = Field(120, ge=10)  # lifetime of the audio player's presigned URL
     sync_interval_s: float = Field(30.0, ge=0)  # 0: the web server does not sync
+    # `callrec archive verify` on a schedule (0: never), its result on the metrics endpoint
+    # (callrec_archive_verify_*; port 0: none) and on the admins' /admin/evidence page.
+    verify_interval_s: float = Field(86400.0, ge=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9472, ge=0, le=65535)
     # Behind a reverse proxy: the address users type (https://archive.example.jp). Forms are
     # accepted only from this origin and requests only for its host. Empty: the request's own
     # scheme and host (loopback, no proxy).
@@ -87,6 +94,9 @@ class ArchiveSettings(CallrecSettings):
     web: WebSettings = WebSettings()
     flags: FlagSettings = FlagSettings()  # calls flagged for review (archive/flags.py)
     auto_marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
+    # Outcome changes are sealed in this host's archive chain (callrec/s3/ledger.py).
+    evidence: EvidenceSettings = EvidenceSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()  # CDRs vs manifests (archive/reconcile.py)
     # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
     # (deploy/callrec-archive.service: 30). A second signal stops at once.
     shutdown_grace_s: float = Field(20.0, ge=0)

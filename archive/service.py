@@ -27,6 +27,7 @@ from archive.marking import active_marks, all_marks, candidates, due_for_auto_ma
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
+from callrec.s3.ledger import archive_ledger
 from callrec.s3.marks import Mark, MarkStore, Treatment
 from callrec.s3.outcome import Archived, OutcomeError, set_outcome
 from callrec.s3.store import Store, StoreError
@@ -37,8 +38,8 @@ Via = Literal["cli", "web", "api"]
 # Each role may do what the roles before it may.
 PERMISSIONS: dict[Role, set[str]] = {
     "viewer": {"search", "view", "play", "url", "download", "export"},
-    "supervisor": {"outcome", "hold", "release", "review", "mark", "unmark"},
-    "admin": {"audit"},
+    "supervisor": {"outcome", "hold", "release", "review", "mark", "unmark", "evidence"},
+    "admin": {"audit", "verify", "reconcile"},
 }
 RANK: dict[Role, int] = {"viewer": 0, "supervisor": 1, "admin": 2}
 # Catalog columns only admins see (Archive.visible).
@@ -80,7 +81,8 @@ class Archive:
         self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering,
                                           settings.flags)
         self.layout = Layout(settings.s3.key_template)
-        self.archived = Archived(self.store, self.layout, settings.retention)
+        self.archived = Archived(self.store, self.layout, settings.retention,
+                                 archive_ledger(self.store, settings.evidence))
         self.syncer = Syncer(settings, self.store, self.catalog)
         self.marks = MarkStore(self.store, settings.retention)
 
@@ -88,7 +90,7 @@ class Archive:
         self.catalog.close()
         self.store.close()
 
-    def _audit(self, actor: Actor, action: str, call_id: str | None,
+    def audit(self, actor: Actor, action: str, call_id: str | None,
                **detail: Any) -> None:
         self.catalog.audit(actor.name, actor.role, actor.via, action, call_id, detail,
                            actor.address)
@@ -102,23 +104,23 @@ class Archive:
             yield
         except (OutcomeError, StoreError) as exc:
             if actor is not None:
-                self._audit(actor, action, call_id, **detail, error=str(exc))
+                self.audit(actor, action, call_id, **detail, error=str(exc))
             raise ActionFailed(str(exc)) from exc
 
-    def _allow(self, actor: Actor, action: str, call_id: str | None) -> None:
+    def allow(self, actor: Actor, action: str, call_id: str | None) -> None:
         if not actor.may(action):
-            self._audit(actor, action, call_id, refused="role")
+            self.audit(actor, action, call_id, refused="role")
             raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
 
     # -- reading ---------------------------------------------------------------------------------
     def search(self, actor: Actor, q: Query, action: str = "search") -> list[dict[str, Any]]:
-        self._allow(actor, action, None)
+        self.allow(actor, action, None)
         try:
             rows = self.catalog.search(q)
         except CatalogError as exc:
-            self._audit(actor, action, None, query=q.describe(), error=str(exc))
+            self.audit(actor, action, None, query=q.describe(), error=str(exc))
             raise
-        self._audit(actor, action, None, query=q.describe(), results=len(rows))
+        self.audit(actor, action, None, query=q.describe(), results=len(rows))
         return rows
 
     def row(self, call_id: str, actor: Actor | None = None, action: str = "") -> dict[str, Any]:
@@ -126,17 +128,17 @@ class Archive:
         row = self.catalog.get(call_id)
         if row is None:
             if actor is not None:
-                self._audit(actor, action, call_id, error="unknown call")
+                self.audit(actor, action, call_id, error="unknown call")
             raise NotFound(f"no call {call_id} in the catalog (try `callrec archive sync`)")
         return row
 
     def show(self, actor: Actor, call_id: str) -> tuple[dict[str, Any], CallManifest]:
         """The catalog row and the manifest as archived now (read from S3, the truth)."""
-        self._allow(actor, "view", call_id)
+        self.allow(actor, "view", call_id)
         row = self.row(call_id, actor, "view")
         with self._failing(actor, "view", call_id):
             manifest = self.archived.manifest(call_id)
-        self._audit(actor, "view", call_id)
+        self.audit(actor, "view", call_id)
         return row, manifest
 
     @staticmethod
@@ -159,7 +161,7 @@ class Archive:
     def url(self, actor: Actor, call_id: str, expires_s: int | None = None,
             action: Literal["url", "play", "download"] = "url") -> str:
         """A presigned GET URL of the recording, capped at ``presign_max_s``."""
-        self._allow(actor, action, call_id)
+        self.allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
         if not row["recording_key"]:
             raise NotFound(f"call {call_id} has no recording ({row['status']})")
@@ -167,14 +169,14 @@ class Archive:
         expires = max(1, min(expires_s or cfg.presign_s, cfg.presign_max_s))
         name = f"{call_id}.wav" if action == "download" else None
         url = self.store.presign(row["recording_key"], expires, name)
-        self._audit(actor, action, call_id, expires_s=expires)
+        self.audit(actor, action, call_id, expires_s=expires)
         return url
 
     def get(self, actor: Actor, call_id: str, directory: Path,
             progress: Callable[[int], None] = lambda n: None) -> Path:
         """Download the recording (and manifest) into ``directory``; the SHA-256 must equal the
         manifest's or nothing is kept."""
-        self._allow(actor, "download", call_id)
+        self.allow(actor, "download", call_id)
         row = self.row(call_id, actor, "download")
         if not row["recording_key"]:
             raise NotFound(f"call {call_id} has no recording ({row['status']})")
@@ -191,27 +193,39 @@ class Archive:
             (directory / f"{call_id}.json").write_bytes(manifest.to_json())
         except (OSError, StoreError, OutcomeError, ActionFailed) as exc:
             tmp.unlink(missing_ok=True)
-            self._audit(actor, "download", call_id, error=str(exc))
+            self.audit(actor, "download", call_id, error=str(exc))
             raise ActionFailed(str(exc)) from exc
-        self._audit(actor, "download", call_id, sha256=digest, verified=True)
+        self.audit(actor, "download", call_id, sha256=digest, verified=True)
         return target
+
+    def call_audit(self, call_id: str) -> list[dict[str, Any]]:
+        """Every audit row of one call, oldest first (for its evidence bundle)."""
+        rows: list[dict[str, Any]] = []
+        before: int | None = None
+        while True:
+            page = self.catalog.audit_page(AuditFilter(call_id=call_id, before_id=before,
+                                                       limit=500))
+            rows += page
+            if len(page) < 500:
+                return rows[::-1]
+            before = min(int(r["id"]) for r in page)
 
     def audit_log(self, actor: Actor, limit: int = 200,
                   f: AuditFilter | None = None) -> list[dict[str, Any]]:
         f = f or AuditFilter(limit=limit)
-        self._allow(actor, "audit", None)
-        self._audit(actor, "audit", None, limit=f.limit, filter=described(f))
+        self.allow(actor, "audit", None)
+        self.audit(actor, "audit", None, limit=f.limit, filter=described(f))
         return self.catalog.audit_page(f)
 
     # -- changing --------------------------------------------------------------------------------
     def set_outcome(self, actor: Actor, call_id: str, outcome: str) -> CallManifest:
-        self._allow(actor, "outcome", call_id)
+        self.allow(actor, "outcome", call_id)
         before = self.catalog.get(call_id)
         try:
             where, updated = set_outcome(self.settings.archive.spool, self.archived, call_id,
                                          outcome, f"{actor.name} ({actor.via})")
         except (OutcomeError, StoreError) as exc:
-            self._audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
+            self.audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
             if isinstance(exc, OutcomeError):
                 raise Invalid(str(exc)) from exc
             raise ActionFailed(str(exc)) from exc
@@ -220,33 +234,33 @@ class Archive:
                 before and before["legal_hold"])
             # ETag unknown here: the next sync that lists the key reads it once more.
             self.catalog.add(updated, self.layout.manifest_key(call_id), "", hold)
-        self._audit(actor, "outcome", call_id, outcome=outcome, where=where,
+        self.audit(actor, "outcome", call_id, outcome=outcome, where=where,
                     previous=updated.outcome_changes[-1].previous)
         self.ship_audit()
         return updated
 
     def hold(self, actor: Actor, call_id: str, on: bool) -> None:
         action = "hold" if on else "release"
-        self._allow(actor, action, call_id)
+        self.allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
         with self._failing(actor, action, call_id):
             for key in filter(None, (row["recording_key"], row["manifest_key"])):
                 self.store.set_legal_hold(key, on)
         self.catalog.set_fields(call_id, legal_hold=int(on))
-        self._audit(actor, action, call_id)
+        self.audit(actor, action, call_id)
         self.ship_audit()
 
     def review(self, actor: Actor, call_id: str) -> None:
         """A supervisor has looked at a flagged call: it leaves the flagged-calls page (on
         every archive server: the audit row travels with the change feed)."""
-        self._allow(actor, "review", call_id)
+        self.allow(actor, "review", call_id)
         row = self.row(call_id, actor, "review")
         self.catalog.set_fields(call_id, reviewed=reviewed_by(actor.name, datetime.now(UTC)))
-        self._audit(actor, "review", call_id, flags=row["flags"])
+        self.audit(actor, "review", call_id, flags=row["flags"])
         self.ship_audit()
 
     def marked(self, actor: Actor) -> list[Mark]:
-        self._allow(actor, "view", None)
+        self.allow(actor, "view", None)
         with self._failing(None, "marks", None):
             return active_marks(self.marks)
 
@@ -255,7 +269,7 @@ class Archive:
         """Mark (or with ``active=False`` unmark) a caller number; every callrec host applies
         it at the caller's next call (within its marks.refresh_s)."""
         action = "mark" if active else "unmark"
-        self._allow(actor, action, None)
+        self.allow(actor, action, None)
         number = number_of(raw_number, self.settings.numbering)
         if not number or treatment not in {t.value for t in Treatment}:
             raise Invalid(f"cannot {action} {raw_number[:40]!r} with treatment "
@@ -264,7 +278,7 @@ class Archive:
                     by=actor.name, at=datetime.now(UTC), note=note[:500])
         with self._failing(actor, action, None, number=number):
             self.marks.put(mark)
-        self._audit(actor, action, None, number=number, treatment=treatment, note=mark.note)
+        self.audit(actor, action, None, number=number, treatment=treatment, note=mark.note)
         self.ship_audit()
         return mark
 

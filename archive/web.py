@@ -23,6 +23,8 @@ from archive import ArchiveError
 from archive.auth import DUMMY_HASH, same, token_digest, verify_password
 from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
+from archive.evidence import EvidenceDesk, VerifyMetrics
+from archive.evidence_web import EvidencePages, serve_metrics_app
 from archive.front import Front
 from archive.i18n import CODES, LANG_COOKIE, LANGUAGES, N_, Texts, choose, current_language
 from archive.render import inert
@@ -72,6 +74,8 @@ class WebApp:
         self.env.filters["inert_lines"] = lambda text: "\n".join(
             inert(line) for line in str(text).splitlines())
         self.throttle = LoginThrottle()
+        self.verify_metrics = VerifyMetrics()
+        self.evidence = EvidencePages(self, EvidenceDesk(archive), self.verify_metrics)
         self.front = Front(settings.web)
         s3 = urlsplit(settings.s3.endpoint or f"https://s3.{settings.s3.region}.amazonaws.com")
         self.csp = ("default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -86,6 +90,7 @@ class WebApp:
                                            self.authenticate],
                               client_max_size=64 << 10)
         add_routes(app, self)
+        self.evidence.register(app)
         return app
 
     # -- middlewares -----------------------------------------------------------------------------
@@ -295,6 +300,7 @@ class WebServer:
         self.settings = settings
         self.webapp = WebApp(settings, archive)
         self.runner = web.AppRunner(self.webapp.app(), access_log=None)
+        self.metrics_runner: web.AppRunner | None = None
         self.tasks = Tasks()
 
     async def startup(self) -> None:
@@ -303,10 +309,20 @@ class WebServer:
         await site.start()
         port = self.runner.addresses[0][1] if self.runner.addresses else self.settings.web.port
         log.info("archive web UI on http://%s:%s/", self.settings.web.host, port)
+        web_settings = self.settings.web
+        if web_settings.metrics_port:
+            self.metrics_runner = web.AppRunner(serve_metrics_app(self.webapp.verify_metrics),
+                                                access_log=None)
+            await self.metrics_runner.setup()
+            await web.TCPSite(self.metrics_runner, web_settings.metrics_host,
+                              web_settings.metrics_port).start()
 
     async def run(self, stop: Stop) -> None:
         if self.settings.web.sync_interval_s > 0:
             self.tasks.spawn(self._sync_loop(self.settings.web.sync_interval_s, stop))
+        if self.settings.web.verify_interval_s > 0:
+            self.tasks.spawn(self.webapp.evidence.schedule(self.settings.web.verify_interval_s,
+                                                           stop))
         await stop.requested.wait()
 
     async def shutdown(self, stop: Stop) -> None:
@@ -314,6 +330,9 @@ class WebServer:
         # Requests in flight get the grace period (aiohttp waits for its handlers).
         await stop.within_grace(self.runner.cleanup())
         await self.tasks.cancel()
+        await self.webapp.evidence.close()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         self.webapp.pool.shutdown(wait=True)
         self.webapp.archive.close()
 

@@ -7,6 +7,11 @@ visible, not silent: such a bridge gets a manifest ``unrecorded`` with the reaso
 (no party on a trunk) follow ``bridges.internal_policy``, ``never`` by default: their entry says
 ``internal_call``. callrec never starts a recording here: the parties were not told.
 
+Calls that took the dialplan's app-down path (``CALLREC_REASON=app_down``: callrec was not
+running, or was restarting) are watched from that ``VarSet`` on: bridged, their entry says
+``app_down``; ended without a bridge, they get one too. After a restart, what is still up is taken
+on (ari_app/takeon.py).
+
 Skipped: bridges with a Local channel (one leg of a call whose real pair meets in another bridge)
 and bridges where a party belongs to a call callrec follows (same unique id or linked id: the
 agent legs, transfers and consultation of a recorded call are that call's business).
@@ -23,6 +28,7 @@ from typing import Any
 
 from ari_app.call import Call, endpoint_of
 from ari_app.config import BridgeSettings
+from callrec.ids import new_call_id
 from callrec.manifest import AgentLeg, Policy
 from callrec.reasons import StatusReason
 
@@ -39,13 +45,13 @@ class BridgeParty:
     entered_at: datetime
 
     @classmethod
-    def from_event(cls, event: Any) -> BridgeParty:
+    def from_event(cls, event: Any, entered_at: datetime | None = None) -> BridgeParty:
         def get(key: str) -> str:
             value = str(event.get(key) or "")
             return "" if value in ("<unknown>", "(null)") else value
 
         return cls(get("Uniqueid"), get("Linkedid"), get("Channel"), get("CallerIDNum"),
-                   get("CallerIDName"), datetime.now(UTC))
+                   get("CallerIDName"), entered_at or datetime.now(UTC))
 
 
 class BridgeWatch:
@@ -60,6 +66,11 @@ class BridgeWatch:
         self.pending: dict[str, tuple[list[BridgeParty], StatusReason, Policy]] = {}
         self.seen = 0  # bridge events received
         self.warned = False
+        # Channels the dialplan sent down its app-down path, not bridged yet (by unique id),
+        # and those that then met someone in a bridge.
+        self.app_down: dict[str, BridgeParty] = {}
+        self.down_bridged: set[str] = set()
+        self.written: set[str] = set()  # bridges whose entry is written already
 
     def check_sight(self, call: Call) -> None:
         """A call of callrec's reached an agent, yet AMI never sent a bridge event: the AMI
@@ -77,20 +88,28 @@ class BridgeWatch:
         endpoint = endpoint_of(party.channel)
         return any(fnmatch.fnmatchcase(endpoint, p) for p in self.settings.trunks)
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Any, entered_at: datetime | None = None) -> None:
         kind, bridge = event.get("Event"), str(event.get("BridgeUniqueid") or "")
         self.seen += 1
         if not bridge:
             return
         parties = self.bridges.setdefault(bridge, {})
-        party = BridgeParty.from_event(event)
+        party = BridgeParty.from_event(event, entered_at)
         if kind == "BridgeEnter":
+            if self.app_down.pop(party.uniqueid, None) is not None:
+                self.down_bridged.add(party.uniqueid)
             parties[party.uniqueid] = party
             if len(parties) == 2:
                 self.bridged([p.channel for p in parties.values()])
-            if len(parties) == 2 and bridge not in self.pending:
+            if len(parties) == 2 and bridge not in self.pending and bridge not in self.written:
                 verdict = self.assess(list(parties.values()))
-                if verdict is not None:
+                if verdict is not None and (entered_at is not None
+                                            or verdict[0] is StatusReason.APP_DOWN):
+                    # Taken on after a restart, or an app-down call: written at once (its end
+                    # unknown), so that a second crash before it ends cannot lose it.
+                    self._write(list(parties.values()), *verdict, ended=False)
+                    self.written.add(bridge)
+                elif verdict is not None:
                     self.pending[bridge] = (list(parties.values()), *verdict)
         elif kind == "BridgeLeave":
             parties.pop(party.uniqueid, None)
@@ -98,23 +117,42 @@ class BridgeWatch:
                 self._write(*self.pending.pop(bridge))
             if not parties:
                 del self.bridges[bridge]
+                self.written.discard(bridge)
+
+    def on_app_down(self, party: BridgeParty) -> None:
+        """The dialplan marked this channel ``CALLREC_REASON=app_down`` (a ``VarSet``)."""
+        if party.uniqueid not in self.down_bridged:
+            self.app_down.setdefault(party.uniqueid, party)
+
+    def on_hangup(self, uniqueid: str) -> None:
+        """An app-down call ended without ever being bridged: its own entry."""
+        party = self.app_down.pop(uniqueid, None)
+        if party is not None:
+            self._write([party], StatusReason.APP_DOWN, Policy.OPTIONAL)
 
     def assess(self, parties: list[BridgeParty]) -> tuple[StatusReason, Policy] | None:
         """(reason, policy) when this pair needs a ledger entry of its own."""
         if any(p.channel.startswith("Local/") for p in parties):
             return None
         if any(self.followed(p) for p in parties):
-            return None
+            return None  # (an AGI call whose callrec died mid-flow, then adopted, too)
+        if any(p.uniqueid in self.down_bridged for p in parties):
+            return StatusReason.APP_DOWN, Policy.OPTIONAL
         internal = not any(self.is_trunk(p) for p in parties)
         if internal and self.settings.internal_policy is Policy.NEVER:
             return StatusReason.INTERNAL_CALL, Policy.NEVER
         return StatusReason.NOT_ROUTED_THROUGH_CALLREC, (self.settings.internal_policy if internal
                                               else self.settings.external_policy)
 
-    def flush(self) -> None:
-        """Shutting down: write what is pending (the bridge's end is then unknown)."""
+    def flush(self) -> list[str]:
+        """Shutting down: write what is pending (the bridge's end is then unknown); returns
+        the unique ids of their parties (not to be taken on again: ari_app/takeon.py)."""
+        written = []
         for bridge in list(self.pending):
-            self._write(*self.pending.pop(bridge), ended=False)
+            parties, reason, policy = self.pending.pop(bridge)
+            written += [p.uniqueid for p in parties]
+            self._write(parties, reason, policy, ended=False)
+        return written
 
     def _write(self, parties: list[BridgeParty], reason: StatusReason, policy: Policy,
                ended: bool = True) -> None:
@@ -125,15 +163,18 @@ class BridgeWatch:
         first, others = parties[0], parties[1:]
         call = Call({"id": first.uniqueid, "linkedid": first.linkedid, "name": first.channel,
                      "caller": {"number": first.number, "name": first.name}}, "none", policy)
-        call.entered_at = call.answered_at = first.entered_at
+        call.entered_at = first.entered_at
+        call.call_id = new_call_id(first.entered_at)  # its key's date is the entry date
+        call.answered_at = first.entered_at if others else None
+        self.down_bridged.difference_update(p.uniqueid for p in parties)
         call.mark_unrecorded(reason)
         call.ended_at = datetime.now(UTC) if ended else None
-        bridged = max(p.entered_at for p in parties)
+        bridged = max(p.entered_at for p in others) if others else first.entered_at
         call.agents = [AgentLeg(endpoint=endpoint_of(p.channel), channel=p.channel,
                                 dial_status="ANSWER", answered_at=bridged, bridged_at=bridged,
                                 left_at=call.ended_at) for p in others]
         level = logging.INFO if reason is StatusReason.INTERNAL_CALL else logging.WARNING
-        log.log(level, "%s bridge %s <-> %s without callrec: %s (policy %s)",
-                call.log_prefix(), first.channel, ", ".join(p.channel for p in others), reason,
-                policy.value)
+        log.log(level, "%s %s %s <-> %s without callrec: %s (policy %s)", call.log_prefix(),
+                "bridge" if others else "unbridged call", first.channel,
+                ", ".join(p.channel for p in others) or "-", reason, policy.value)
         self.ledger(call)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from callrec.manifest import Policy
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import S3Settings
+from callrec.sealing import EvidenceSettings
 from callrec.settings import CallrecSettings, load
 
 
@@ -154,6 +155,7 @@ class AriAppSettings(CallrecSettings):
     alerts: AlertSettings = AlertSettings()
     marks: MarkSettings = MarkSettings()
     s3: S3Settings = S3Settings()  # only for marks
+    evidence: EvidenceSettings = EvidenceSettings()  # sealed manifests (callrec/sealing.py)
     numbering: NumberingPlan = NumberingPlan()  # caller numbers as the archive writes marks
     policy: Policy = Policy.OPTIONAL
     default_route: Route | None = None

@@ -26,8 +26,9 @@ from ari_app.wavfile import Header
 from callrec.aio import first_of
 from callrec.backoff import Backoff
 from callrec.lifecycle import Tasks
-from callrec.manifest import CallManifest, RecordingStatus, write_atomic
+from callrec.manifest import CallManifest, RecordingStatus
 from callrec.reasons import StatusReason
+from callrec.sealing import SealError, SpoolWriter
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,12 @@ class Sight:
 
 
 class Ending:
-    def __init__(self, spool: Path, notice: NoticeSettings, recorder: Recorder,
+    def __init__(self, writer: SpoolWriter, notice: NoticeSettings, recorder: Recorder,
                  journal: JournalBatch, metrics: CallMetrics, sight: Sight, tasks: Tasks,
                  forget: Callable[[Call], None], check_sight: Callable[[Call], None],
                  identify: Callable[[Call], None] = lambda call: None) -> None:
-        self.spool, self.notice, self.recorder = spool, notice, recorder
+        # Sealed (signed, chained) when evidence is on: callrec/sealing.py.
+        self.writer, self.notice, self.recorder = writer, notice, recorder
         self.journal, self.metrics, self.sight, self.tasks = journal, metrics, sight, tasks
         self.forget = forget  # its channel's events go nowhere any more (StasisApp.forget)
         self.check_sight = check_sight  # the bridge watch saw it (BridgeWatch.check_sight)
@@ -132,13 +134,12 @@ class Ending:
         self.check_sight(call)
         self.identify(call)
         manifest = call.manifest()
-        data, name = manifest.to_json(), f"{call.call_id}.json"
         pauses = Backoff(first=0.5, cap=30.0, jitter=0.0)
         while True:
             try:
-                path = await self._write(call, manifest, name, data)
+                path = await self._write(call, manifest)
                 break
-            except OSError as exc:
+            except (OSError, SealError) as exc:
                 # A full or failing disk: the call stays in the journal (a restart finishes
                 # it) and the write is retried; the manifest is never given up on. Shutting
                 # down, the journal alone keeps it: retrying here would hang the shutdown.
@@ -154,16 +155,17 @@ class Ending:
                 await asyncio.sleep(delay)
         self._written(call, manifest, path)
 
-    async def _write(self, call: Call, manifest: CallManifest, name: str, data: bytes) -> Path:
+    async def _write(self, call: Call, manifest: CallManifest) -> Path:
         # fsync can take milliseconds: never on the event loop that answers calls. The thread
-        # does system calls only (Python work there fights the loop for the GIL).
-        write = asyncio.ensure_future(asyncio.to_thread(write_atomic, self.spool, name, data))
+        # also serialises and signs (~0.1 ms of Python that fights the loop for the GIL, but
+        # sealing must hold the chain's lock across the write: callrec/sealing.py).
+        write = asyncio.ensure_future(asyncio.to_thread(self.writer.write, manifest))
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
             # Shutting down mid-write: the thread finishes it anyway, so finish the
             # bookkeeping too (else the next run would adopt the call and write twice).
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, SealError):
                 self._written(call, manifest, await write)
             raise
 

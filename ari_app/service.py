@@ -33,6 +33,10 @@ class Service:
         p, settings = self.parts, self.parts.settings
         settings.spool.local.mkdir(parents=True, exist_ok=True)
         p.resync.adoptable = p.journal.journal.open()
+        recovered = await asyncio.to_thread(p.writer.recover)
+        if recovered:
+            log.warning("evidence: %d sealed manifest(s) in the spool were missing from the "
+                        "chain's log (a crash while writing them); appended", recovered)
         p.recorder.watch.start()
         await p.ari.start()
         try:
@@ -67,7 +71,7 @@ class Service:
         if not await stop.within_grace(self._handed_off()):
             log.warning("grace period over: calls not yet handed off are cut short")
         p.sight.stopping.set()
-        p.bridges.flush()
+        p.takeon.remember(p.bridges.flush())
         await self.tasks.cancel()
         await p.call_tasks.cancel()  # alerts still being retried too (logged as not delivered)
         await p.alerts.close()

@@ -30,10 +30,12 @@ from ari_app.queues import EVENTS, FILTERS, RouteWatch
 from ari_app.recorder import Recorder
 from ari_app.resync import Resync
 from ari_app.stasis import StasisApp, wanted
+from ari_app.takeon import TakeOn
 from callrec.lifecycle import Tasks
 from callrec.s3.marks import MarkStore
 from callrec.s3.settings import RetentionSettings
 from callrec.s3.store import Store
+from callrec.sealing import SpoolWriter
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Parts:
     marked: MarkedCallers
     call_tasks: Tasks
     wanted: Callable[[str], bool]
+    writer: SpoolWriter
+    takeon: TakeOn
 
 
 def build(settings: AriAppSettings) -> Parts:
@@ -62,7 +66,9 @@ def build(settings: AriAppSettings) -> Parts:
     bridges = BridgeWatch(settings.bridges, lambda party: _followed(calls, party),
                           lambda call: ending.ledger(call), routes.on_bridged)
     ari = AriClient(settings.ari)
-    ami = AmiClient(settings.ami, _subscription(settings, bridges, routes))
+    sight = Sight()
+    takeon = TakeOn(bridges, sight, settings.spool.local)
+    ami = AmiClient(settings.ami, _subscription(settings, bridges, routes, takeon))
     metrics = CallMetrics(lambda: len(calls))
     metrics.ami_up.set_function(lambda: float(ami.connected))
     recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
@@ -72,14 +78,15 @@ def build(settings: AriAppSettings) -> Parts:
                            if settings.marks.enabled else None, settings.numbering)
     flow = Flow(settings, ami, recorder, languages, marked if settings.marks.enabled else None)
     journal = JournalBatch(InflightJournal(settings.spool.local))
-    sight, call_tasks = Sight(), Tasks()
+    call_tasks = Tasks()
 
     def check_sight(call: Call) -> None:
         if settings.bridges.watch and call.door != "none" and ami.connected:
             bridges.check_sight(call)
             metrics.blind_safety_net.set(float(bridges.warned))
 
-    ending = Ending(settings.spool.local, settings.notice, recorder, journal, metrics, sight,
+    writer = SpoolWriter(settings.spool.local, settings.evidence)
+    ending = Ending(writer, settings.notice, recorder, journal, metrics, sight,
                     call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight,
                     identify=lambda call: identify(call.agents, settings.agents))
     app = StasisApp(ari, flow, ending, calls)
@@ -90,28 +97,39 @@ def build(settings: AriAppSettings) -> Parts:
                      lambda legs: identify(legs, settings.agents))
     agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending, keys))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
-                 metrics, alerts, marked, call_tasks, wanted)
+                 metrics, alerts, marked, call_tasks, wanted, writer, takeon)
 
 
-def _subscription(settings: AriAppSettings, bridges: BridgeWatch,
-                  routes: RouteWatch) -> Subscription:
-    """The AMI events callrec reads: the bridges of the safety net (when on), and the queue,
-    agent and parking events that say who took a call."""
-    bridge_events = ("BridgeEnter", "BridgeLeave") if settings.bridges.watch else ()
+def _subscription(settings: AriAppSettings, bridges: BridgeWatch, routes: RouteWatch,
+                  takeon: TakeOn) -> Subscription:
+    """The AMI events callrec reads: the bridges of the safety net and the app-down calls
+    (when on), and the queue, agent and parking events that say who took a call."""
+    watch = settings.bridges.watch
+    bridge_events = ("BridgeEnter", "BridgeLeave") if watch else ()
+    # VarSet of CALLREC_REASON only (the filter matches that line), and every Hangup.
+    down_filters = ("Variable: CALLREC_REASON", "Event: Hangup") if watch else ()
 
     def on_event(event: Any) -> None:
-        if event.get("Event") in bridge_events:
+        kind = event.get("Event")
+        if kind in bridge_events:
             bridges.on_event(event)
+        elif kind == "VarSet":
+            if event.get("Variable") == "CALLREC_REASON" and event.get("Value") == "app_down":
+                bridges.on_app_down(BridgeParty.from_event(event))
+        elif kind == "Hangup":
+            bridges.on_hangup(str(event.get("Uniqueid") or ""))
         else:
             routes.on_event(event)
 
     async def on_login(ami: AmiClient) -> None:
         for event in await ami.events_of({"Action": "Agents"}):
             routes.on_event(event)
+        if watch:
+            await takeon.on_login(ami)
 
-    return Subscription(EVENTS | set(bridge_events),
-                        FILTERS + tuple(f"Event: {name}" for name in bridge_events),
-                        on_event, on_login)
+    names = EVENTS | set(bridge_events) | ({"VarSet", "Hangup"} if watch else set())
+    return Subscription(names, FILTERS + tuple(f"Event: {name}" for name in bridge_events)
+                        + down_filters, on_event, on_login)
 
 
 def _followed(calls: dict[str, Call], party: BridgeParty) -> bool:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import archive, percentile, rtp, upload
+from bench import archive, evidence, percentile, rtp, upload
 from testbench import BenchError
 from testbench.bench import Bench
 from testbench.sipp import TRUNK_IP
@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="synthetic calls in the archive catalog")
     parser.add_argument("--sync", type=int, default=10_000,
                         help="new manifests the catalog syncs from S3 (0: skip)")
-    parser.add_argument("--only", choices=("calls", "upload", "archive"), default=None,
+    parser.add_argument("--verify", type=int, default=100_000,
+                        help="sealed calls archive verify walks (0: only the sealing costs)")
+    parser.add_argument("--only", choices=("calls", "upload", "archive", "evidence"),
+                        default=None,
                         help="run one half of the benchmark")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "upload") else ""
         archived = archive.run(bench, args.catalog_calls, args.sync) \
             if args.only in (None, "archive") else ""
+        sealed = evidence.run(bench, args.verify) if args.only in (None, "evidence") else ""
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
     print(uploads)
     print(archived)
+    print(sealed)
     return 1 if any("NOT ALL" in line for line in tables) else 0
 
 

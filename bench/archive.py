@@ -25,6 +25,7 @@ from bench.upload import new_bucket, workdir
 from callrec.manifest import CallManifest, Party, Policy, RecordingStatus
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
+from callrec.sealing import EvidenceSettings
 from testbench.bench import Bench
 from testbench.s3 import s3_client
 
@@ -129,7 +130,8 @@ def _settings(bench: Bench, bucket: str, work: Path) -> ArchiveSettings:
         s3=S3Settings(endpoint=ep.s3_endpoint, bucket=bucket, access_key=ep.s3.access_key,
                       secret_key=ep.s3.secret_key),
         retention=RetentionSettings(mode=""),
-        archive=CatalogSettings(catalog=work / "sync.sqlite3", host_id="bench", spool=work))
+        archive=CatalogSettings(catalog=work / "sync.sqlite3", host_id="bench", spool=work),
+        evidence=EvidenceSettings(dir=work / "evidence", host="bench"))
 
 
 def _put_manifests(bench: Bench, bucket: str, count: int, threads: int) -> None:

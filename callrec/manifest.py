@@ -241,6 +241,18 @@ class Recording(_Model):
     header_repaired: bool = False
 
 
+class ChainLink(_Model):
+    """This manifest version's place in its writer's ledger (callrec/sealing.py): the chain (one
+    per host and writer), its sequence number, the SHA-256 of the chain's previous entry (the
+    exact bytes of that manifest version; "" for the first) and the key that signs it
+    (``host/key_id``; the signature itself travels beside the bytes it signs)."""
+
+    chain: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    seq: int = Field(ge=1)
+    prev: str = Field(pattern=r"^([0-9a-f]{64})?$")
+    key: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}/[0-9a-f]{16}$")
+
+
 class CallManifest(_Model):
     schema_version: Literal[1] = 1  # SCHEMA_VERSION
     call_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
@@ -272,6 +284,8 @@ class CallManifest(_Model):
     ended_at: datetime | None = None
     hangup_cause: int | None = None
     hangup_cause_text: str | None = None
+    # Set when the version is sealed (signed and chained); None in manifests from before #18.
+    chain: ChainLink | None = None
 
     def to_json(self) -> bytes:
         """The manifest as written to the spool and uploaded (UTF-8, indented)."""

@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     set_cmd.add_argument("outcome", help="[a-z0-9_]{1,32}, e.g. complaint, harassment")
     set_cmd.add_argument("--by", default="", help="who changed it (kept in the manifest)")
     from archive.cli import add_parser
+    from callrec_cli.evidence import add_parsers
 
     add_parser(sub)
+    add_parsers(sub)
     for command in _subparsers(sub):
         command.add_argument("--config", type=Path, metavar="FILE",
                              help="TOML file (CALLREC_* environment variables win)")
@@ -115,6 +117,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _outcome(args)
     if args.command == "archive":
         return _archive(args)
+    from callrec_cli import evidence
+
+    if args.command in evidence.COMMANDS:
+        return evidence.run(args, settings)
     return _ari(args)
 
 
@@ -156,17 +162,20 @@ def _archive(args: argparse.Namespace) -> int:
 
 def _outcome(args: argparse.Namespace) -> int:
     from callrec.s3.layout import Layout
+    from callrec.s3.ledger import archive_ledger
     from callrec.s3.outcome import Archived, OutcomeError, set_outcome
     from callrec.s3.store import Store, StoreError
+    from callrec.sealing import SealError
     from uploader.config import UploaderSettings
 
     config = settings(UploaderSettings, args)
     store = Store(config.s3)
     try:
-        where, _ = set_outcome(config.upload.spool, Archived(
-            store, Layout(config.s3.key_template), config.retention), args.call_id,
-            args.outcome, args.by)
-    except (OutcomeError, StoreError) as exc:
+        archived = Archived(store, Layout(config.s3.key_template), config.retention,
+                            archive_ledger(store, config.evidence))
+        where, _ = set_outcome(config.upload.spool, archived, args.call_id, args.outcome,
+                               args.by)
+    except (OutcomeError, StoreError, SealError) as exc:
         print(f"callrec outcome: {exc}", file=sys.stderr)
         return 1
     finally:

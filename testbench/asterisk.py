@@ -142,7 +142,7 @@ class Asterisk:
         if fresh_spool:  # a fresh run: no recordings or logs of earlier runs
             shutil.rmtree(home / "spool", ignore_errors=True)
             shutil.rmtree(home / "log", ignore_errors=True)
-        for sub in ("etc/callrec", "cache", "lib", "spool/callrec", "run", "log"):
+        for sub in ("etc/callrec", "cache", "lib", "spool/callrec", "run", "log/cdr-csv"):
             (home / sub).mkdir(parents=True, exist_ok=True)
         subs = self._substitutions(creds)
         for template in sorted(TEMPLATES.glob("*.conf")):
@@ -169,6 +169,11 @@ class Asterisk:
                 continue
             target = resolve_in_chroot(self.root, f"/usr/share/asterisk/sounds/{lang_dir.name}")
             shutil.copytree(prompts, target / "callrec", dirs_exist_ok=True)
+
+    @property
+    def cdr_csv(self) -> Path:
+        """The CDRs of this instance (testbench/conf/cdr.conf), as the host sees them."""
+        return self.host_path(f"{self.home}/log/cdr-csv/Master.csv")
 
     @property
     def recordings(self) -> Path:

@@ -150,7 +150,9 @@ class Bench:
         processes (so ``down`` stops it even after the test run that started it was killed)."""
         assert self.endpoints is not None and self.asterisk is not None
         env = callrec_env(self.endpoints, self.asterisk.home, self.asterisk.recordings,
-                          **{"CALLREC_AGI__PORT": str(self.ports.agi), **overrides})
+                          **{"CALLREC_AGI__PORT": str(self.ports.agi),
+                             "CALLREC_EVIDENCE__DIR": str(self.state / "evidence"),
+                             "CALLREC_EVIDENCE__HOST": f"bench-{self.instance}", **overrides})
         app = CallrecApp(self.endpoints, env, self.log_dir)
         self._track("callrec-ari", app.start())
         return app
@@ -208,6 +210,14 @@ class Bench:
             make_audio(audio)
         return Caller(self.ports.sip, self.ports.trunk, self.ports.caller_media[0], audio,
                       self.log_dir / "callers")
+
+    def second_caller(self) -> Caller:
+        """Another trunk caller (same address, other ports): calls while the first is busy."""
+        audio = self.state / "caller-audio.wav"
+        if not audio.exists():
+            make_audio(audio)
+        return Caller(self.ports.sip, self.ports.trunk + 20, self.ports.caller_media[0] + 4000,
+                      audio, self.log_dir / "second-callers")
 
     def agent_caller(self) -> Caller:
         """An agent phone placing calls (From user = its endpoint name, from 127.0.0.1)."""

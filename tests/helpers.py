@@ -9,16 +9,21 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from archive.auth import token_digest
 from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
+from callrec.sealing import EvidenceSettings
 from testbench.asterisk import ari_auth
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
@@ -86,6 +91,7 @@ def archive_settings(endpoints: Endpoints, bucket: str, tmp: Path, hashes: dict[
         retention=RetentionSettings(days=1, outcomes={
             "harassment": OutcomeRule(legal_hold=True, retention_days=30)}),
         archive=CatalogSettings(catalog=tmp / catalog, host_id=host_id, spool=spool),
+        evidence=EvidenceSettings(dir=tmp / "evidence", host=f"archive-{host_id}"),
         web=WebSettings(
             port=0, cookie_secure=False, sync_interval_s=0,
             users={name: User(role=name, password_hash=h)
@@ -101,6 +107,7 @@ def uploader_settings(settings: ArchiveSettings) -> UploaderSettings:
     """The uploader of the archive's bucket, shipping from the archive's spool."""
     assert settings.archive.spool is not None
     return UploaderSettings(s3=settings.s3, retention=settings.retention,
+                            evidence=settings.evidence,
                             numbering=settings.numbering,
                             upload=UploadSettings(spool=settings.archive.spool, metrics_port=0))
 
@@ -122,6 +129,7 @@ def offline_archive_settings(tmp: Path, password_hash: str) -> ArchiveSettings:
     return ArchiveSettings(
         s3=S3Settings(endpoint="http://127.0.0.1:9", access_key="k", secret_key="s"),
         archive=CatalogSettings(catalog=tmp / "catalog.sqlite3"),
+        evidence=EvidenceSettings(dir=tmp / "evidence", host="offline"),
         web=WebSettings(cookie_secure=False, sync_interval_s=0,
                         users={WEB_USER: User(role="supervisor", password_hash=password_hash)},
                         tokens={"desk": Token(role="supervisor",
@@ -150,3 +158,45 @@ def wait_for_channel(endpoints: Endpoints, prefix: str, timeout: float = 20.0) -
                     return str(channel["name"])
         time.sleep(0.2)
     raise AssertionError(f"no channel {prefix}* came up within {timeout} s")
+
+
+Login = Callable[[str], Awaitable[aiohttp.ClientSession]]  # a session logged in as a user
+
+
+async def csrf_of(session: aiohttp.ClientSession, path: str) -> str:
+    async with session.get(path) as r:
+        match = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+# -- evidence: one sealing host per test (its own key and chain) ---------------------------
+def evidence_env(bench: Bench, bucket: str, tmp: Path, host: str,
+                 **overrides: str) -> dict[str, str]:
+    """The environment of the uploader, the archive and ``callrec keys``/``reconcile`` of a
+    test whose ``callrec ari`` seals as ``host`` with its key under ``tmp`` (secrets via the
+    environment). Calls' objects are under GOVERNANCE (a test may bypass it), checkpoints
+    under COMPLIANCE, as shipped."""
+    ep, asterisk = bench.endpoints, bench.asterisk
+    assert ep is not None and asterisk is not None
+    return {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+            "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
+            "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
+            "CALLREC_UPLOAD__METRICS_PORT": "0", "CALLREC_RETENTION__MODE": "GOVERNANCE",
+            "CALLREC_RETENTION__DAYS": "1", "CALLREC_EVIDENCE__DIR": str(tmp / "evidence"),
+            "CALLREC_EVIDENCE__HOST": host, "CALLREC_EVIDENCE__CHECKPOINT_DAYS": "1",
+            "CALLREC_EVIDENCE__CHECKPOINT_INTERVAL_S": "1",
+            "CALLREC_ARCHIVE__CATALOG": str(tmp / "catalog.sqlite3"),
+            "CALLREC_ARCHIVE__SPOOL": str(asterisk.recordings),
+            "CALLREC_RECONCILE__CDR": str(asterisk.cdr_csv), **overrides}
+
+
+def callrec_cli(env: dict[str, str], *args: str, cwd: Path | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "callrec_cli", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def sealing(env: dict[str, str]) -> dict[str, str]:
+    """``callrec ari`` overrides that make it seal as the test's host."""
+    return {k: env[k] for k in ("CALLREC_EVIDENCE__DIR", "CALLREC_EVIDENCE__HOST")}

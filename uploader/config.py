@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
+from callrec.sealing import EvidenceSettings
 from callrec.settings import CallrecSettings
 
 
@@ -44,6 +45,9 @@ class UploaderSettings(CallrecSettings):
     retention: RetentionSettings = RetentionSettings()
     # Caller numbers are catalogued in E.164 too, so "03-1234-5678" finds "+81312345678".
     numbering: NumberingPlan = NumberingPlan()
+    # This host's key and chain log (shared with `callrec ari`): the uploader publishes the
+    # public keys and writes the chain's checkpoints (uploader/evidence.py).
+    evidence: EvidenceSettings = EvidenceSettings()
     # Seconds a stop lets the calls being shipped finish: below the unit's TimeoutStopSec
     # (deploy/callrec-upload.service: 120). A second signal stops at once.
     shutdown_grace_s: float = Field(100.0, ge=0)

@@ -17,6 +17,7 @@ from callrec.aio import first_of
 from callrec.backoff import Backoff
 from callrec.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, DirWatch
 from callrec.lifecycle import Stop, Tasks
+from uploader.evidence import Checkpointer
 from uploader.service import Summary, Uploader
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class Daemon:
         self.watch = DirWatch(self.settings.spool, IN_MOVED_TO | IN_CLOSE_WRITE, self._on_name,
                               self.wake.set)
         self.metrics_runner: Any = None
+        evidence = uploader.settings.evidence
+        self.checkpoints = Checkpointer(uploader.store, evidence, self.settings.spool) \
+            if evidence.enabled else None
 
     async def startup(self) -> None:
         self.watch.start()
@@ -50,6 +54,8 @@ class Daemon:
                  self.settings.concurrency)
         for _ in range(self.settings.concurrency):
             self.tasks.spawn(self._worker())
+        if self.checkpoints is not None:
+            self.tasks.spawn(self._checkpoints(self.checkpoints))
 
     async def run(self, stop: Stop) -> None:
         interval = self.settings.sweep_interval_s
@@ -78,9 +84,17 @@ class Daemon:
             log.warning("grace period over: calls still being shipped are left for the next "
                         "run (nothing is deleted before it is verified in S3)")
         await self.tasks.cancel()
+        if self.checkpoints is not None:  # what was shipped until the stop is vouched for
+            await asyncio.to_thread(self.checkpoints.tick)
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
         self.uploader.close()
+
+    async def _checkpoints(self, checkpoints: Checkpointer) -> None:
+        interval = self.uploader.settings.evidence.checkpoint_interval_s
+        while True:
+            await asyncio.to_thread(checkpoints.tick)
+            await asyncio.sleep(interval)
 
     def _on_name(self, name: str) -> None:
         if name.endswith(".json") and not name.startswith("."):

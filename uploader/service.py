@@ -31,6 +31,7 @@ from callrec.s3.layout import Layout
 from callrec.s3.multipart import ContentMismatch
 from callrec.s3.settings import Lock
 from callrec.s3.store import Store, StoreError
+from callrec.sealing import SIG_SUFFIX, decode_sig
 from uploader import UploaderError
 from uploader.config import UploaderSettings
 from uploader.journal import State, UploadJournal, UploadJournalError
@@ -173,8 +174,8 @@ class Uploader:
         digest = hashlib.sha256(raw).hexdigest()
         if fresh or not self.store.verified(base + ".json", len(raw), digest):
             vouched = self.store.put_bytes(base + ".json", raw, digest, tags,
-                                           self.layout.metadata(m, digest), lock,
-                                           "application/json")
+                                           self._manifest_metadata(m, manifest_path, digest),
+                                           lock, "application/json")
             if not vouched and not self.store.verified(base + ".json", len(raw), digest):
                 raise StoreError(f"S3 put {base}.json: not verified after upload",
                                  "not_verified")
@@ -194,6 +195,22 @@ class Uploader:
         log.info("[%s] archived: s3://%s/%s.{wav,json} (%s, outcome %s)", m.call_id,
                  self.settings.s3.bucket, base, m.status.value, m.outcome)
         return m.call_id
+
+    def _manifest_metadata(self, m: CallManifest, path: Path, digest: str) -> dict[str, str]:
+        """The manifest's metadata, with its signature when it is sealed (callrec/sealing.py:
+        the call flow wrote it beside the manifest)."""
+        meta = self.layout.metadata(m, digest)
+        if m.chain is not None:
+            sig = path.with_name(path.name + SIG_SUFFIX)
+            try:
+                text = sig.read_text().strip()
+            except FileNotFoundError:
+                text = ""
+            if decode_sig(text) is None:
+                self.quarantine(path, None, f"sealed manifest without a valid signature ({sig})")
+                raise Quarantined("signature_missing")
+            meta["signature"] = text
+        return meta
 
     def _attempt(self, m: CallManifest, base: str, size: int) -> bool:
         """Journal the attempt; True if the call was never attempted before (then no object of
@@ -253,7 +270,7 @@ class Uploader:
         raise Quarantined("checksum_mismatch")
 
     def clean_up(self, m: CallManifest, manifest: Path, wav: Path) -> None:
-        files = [wav, manifest]
+        files = [wav, manifest, manifest.with_name(manifest.name + SIG_SUFFIX)]
         if self.settings.upload.after_upload == "move":
             done = self.spool / "done"
             done.mkdir(exist_ok=True)
@@ -267,7 +284,7 @@ class Uploader:
     def quarantine(self, manifest: Path, wav: Path | None, reason: str) -> None:
         target = self.spool / "quarantine"
         target.mkdir(exist_ok=True)
-        for path in (manifest, wav):
+        for path in (manifest, wav, manifest.with_name(manifest.name + SIG_SUFFIX)):
             if path is not None and path.exists():
                 shutil.move(str(path), target / path.name)
         log.error("[%s] quarantined: %s", manifest.stem, reason)

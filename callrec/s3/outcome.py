@@ -1,11 +1,12 @@
 """Change a call's outcome after wrap-up (``callrec outcome set``, the archive's web UI and API).
 
-Before the call is archived, the manifest in the spool is rewritten (atomically) and the uploader
-ships the new one. After, the objects' ``outcome`` tags are updated, the per-outcome retention rule
-is applied (legal hold, longer retention), and a **new version** of the manifest object is written
-rather than a sidecar: the original version stays under Object Lock, so the archive keeps both what
-callrec recorded at hang-up and every later change (also listed in ``outcome_changes``), and
-readers need no second object to know the current outcome.
+Before the call is archived, an unsealed manifest in the spool is rewritten (atomically) and the
+uploader ships the new one (a sealed one is refused until shipped: callrec/sealing.py). After,
+the objects' ``outcome`` tags are updated, the per-outcome retention rule is applied (legal hold,
+longer retention), and a **new version** of the manifest object is written rather than a
+sidecar, sealed in this host's archive chain: the original version stays under Object Lock, so
+the archive keeps both what callrec recorded at hang-up and every later change (also listed in
+``outcome_changes``), and readers need no second object to know the current outcome.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from callrec.ids import is_call_id
 from callrec.manifest import CallManifest
 from callrec.s3 import S3LayerError
 from callrec.s3.layout import Layout
+from callrec.s3.ledger import Ledger
 from callrec.s3.settings import RetentionSettings
 from callrec.s3.store import Store
 from callrec.s3.tags import tags_for
@@ -37,6 +39,7 @@ class Archived:
     store: Store
     layout: Layout
     retention: RetentionSettings
+    ledger: Ledger | None = None  # seals new versions (this host's archive chain); None: off
 
     def manifest(self, call_id: str) -> CallManifest:
         """The manifest as archived now (its newest version)."""
@@ -56,10 +59,14 @@ class Archived:
         hold and retention following its outcome's rule."""
         base = self.layout.base(m)
         lock = self.retention.lock_for(m)
-        raw = m.to_json()
-        digest = hashlib.sha256(raw).hexdigest()
-        self.store.put_bytes(base + ".json", raw, digest, self.layout.tagging(m),
-                             self.layout.metadata(m, digest), lock, "application/json")
+        if self.ledger is not None:
+            self.ledger.seal_and_put(m, base + ".json", self.layout.tagging(m),
+                                     self.layout.metadata(m, ""), lock)
+        else:
+            raw = m.model_copy(update={"chain": None}).to_json()  # unsealed: no stale link
+            digest = hashlib.sha256(raw).hexdigest()
+            self.store.put_bytes(base + ".json", raw, digest, self.layout.tagging(m),
+                                 self.layout.metadata(m, digest), lock, "application/json")
         if m.recording is not None:
             key = base + ".wav"
             self.store.put_tags(key, tags_for(m))
@@ -76,7 +83,13 @@ def set_outcome(spool: Path | None, archived: Archived, call_id: str, outcome: s
     now = datetime.now(UTC)
     local = spool / f"{call_id}.json" if spool is not None else None
     if local is not None and local.exists():
-        updated = _changed(CallManifest.read(local), outcome, by, now)
+        current = CallManifest.read(local)
+        if current.chain is not None:
+            # Sealed: that version is an entry of its host's chain and must reach the bucket
+            # as it is; the change becomes the next version once it is archived.
+            raise OutcomeError(f"call {call_id} is not archived yet (its sealed manifest is "
+                               "still in the spool); set the outcome once it is shipped")
+        updated = _changed(current, outcome, by, now)
         updated.write_atomic(local.parent)
         return "spool", updated
     updated = _changed(archived.manifest(call_id), outcome, by, now)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -179,12 +179,19 @@ class Store:
 
         return self._unless_missing(f"get {key}", get)
 
-    def download(self, key: str, out: BinaryIO,
-                 progress: Callable[[int], None] = lambda n: None) -> str:
-        """Stream the object into ``out``; returns the SHA-256 of what was written."""
+    def download(self, key: str, out: IO[bytes],
+                 progress: Callable[[int], None] = lambda n: None,
+                 version_id: str | None = None) -> str:
+        """Stream the object (or one version of it) into ``out``; returns the SHA-256 of what
+        was written."""
         digest = hashlib.sha256()
         with translated(f"get {key}"):
-            body = self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
+            if version_id and version_id != "null":
+                reply = self.client.get_object(Bucket=self.settings.bucket, Key=key,
+                                               VersionId=version_id)
+            else:
+                reply = self.client.get_object(Bucket=self.settings.bucket, Key=key)
+            body = reply["Body"]
             for chunk in body.iter_chunks(1 << 20):
                 out.write(chunk)
                 digest.update(chunk)

@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from archive.auth import hash_password
@@ -18,8 +21,10 @@ from archive.web import WebApp
 from testbench.bench import Endpoints
 from tests.helpers import (
     PASSWORDS,
+    Login,
     Ship,
     archive_settings,
+    login_token,
     offline_archive_settings,
     uploader_settings,
 )
@@ -77,3 +82,41 @@ async def web_client(tmp_path: Path, password_hashes: dict[str, str],
         yield client, archive
     webapp.pool.shutdown(wait=True)
     archive.close()
+
+
+@pytest_asyncio.fixture
+async def served(settings: ArchiveSettings, archive: Archive) -> AsyncIterator[str]:
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(webapp.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        webapp.pool.shutdown(wait=True)
+
+
+@pytest_asyncio.fixture
+async def login(served: str) -> AsyncIterator[Login]:
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def as_user(user: str) -> aiohttp.ClientSession:
+        # unsafe: the jar keeps cookies of an IP address host (127.0.0.1).
+        session = aiohttp.ClientSession(base_url=served, cookie_jar=aiohttp.CookieJar(
+            unsafe=True))
+        sessions.append(session)
+        token = await login_token(session)
+        async with session.post("/login", data={"user": user, "password": PASSWORDS[user],
+                                                "csrf": token},
+                                allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+            cookie = r.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        return session
+
+    yield as_user
+    for session in sessions:
+        await session.close()

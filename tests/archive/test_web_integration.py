@@ -7,18 +7,15 @@ import csv
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from archive.config import ArchiveSettings
 from archive.service import Archive
-from archive.web import WebApp
 from callrec.manifest import (
     Abandonment,
     AbandonPlace,
@@ -31,7 +28,7 @@ from callrec.manifest import (
     TimelineEvent,
 )
 from testbench.spool import varied_call
-from tests.helpers import PASSWORDS, TOKENS, Ship, login_token
+from tests.helpers import PASSWORDS, TOKENS, Login, Ship, csrf_of, login_token
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,21 +36,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 HOSTILE = ('"><img src=x onerror=alert(1)><script>alert(2)</script>\u202eexe.gpj'
            '=HYPERLINK("http://x")' + "\U0001f600" * 1000)
-
-
-@pytest_asyncio.fixture
-async def served(settings: ArchiveSettings, archive: Archive) -> AsyncIterator[str]:
-    webapp = WebApp(settings, archive)
-    runner = web.AppRunner(webapp.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-        webapp.pool.shutdown(wait=True)
 
 
 @pytest_asyncio.fixture
@@ -65,39 +47,6 @@ async def calls(settings: ArchiveSettings, ship: Ship, archive: Archive) -> list
     await ship()
     archive.sync()
     return made
-
-
-Login = Callable[[str], Awaitable[aiohttp.ClientSession]]
-
-
-@pytest_asyncio.fixture
-async def login(served: str) -> AsyncIterator[Login]:
-    sessions: list[aiohttp.ClientSession] = []
-
-    async def as_user(user: str) -> aiohttp.ClientSession:
-        # unsafe: the jar keeps cookies of an IP address host (127.0.0.1).
-        session = aiohttp.ClientSession(base_url=served, cookie_jar=aiohttp.CookieJar(
-            unsafe=True))
-        sessions.append(session)
-        token = await login_token(session)
-        async with session.post("/login", data={"user": user, "password": PASSWORDS[user],
-                                                "csrf": token},
-                                allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
-            cookie = r.headers["Set-Cookie"]
-            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        return session
-
-    yield as_user
-    for session in sessions:
-        await session.close()
-
-
-async def csrf_of(session: aiohttp.ClientSession, path: str) -> str:
-    async with session.get(path) as r:
-        match = re.search(r'name="csrf" value="([^"]+)"', await r.text())
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
 async def test_nothing_is_visible_without_login_or_token(served: str,

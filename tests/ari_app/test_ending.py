@@ -23,6 +23,7 @@ from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
 from callrec.lifecycle import Tasks
 from callrec.manifest import CallManifest, Policy, RecordingStatus, write_atomic
+from callrec.sealing import EvidenceSettings, SpoolWriter
 from tests.fakes import CALL_ID, CHANNEL, asterisk_wav, proven, recorder, writing
 from tests.helpers import metric
 
@@ -49,7 +50,8 @@ async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
     metrics, sight = CallMetrics(lambda: 0), Sight()
     forgotten: list[Call] = []
     sight.in_sight.set()
-    ending = Ending(tmp_path, NoticeSettings(stall_alert_s=0, close_timeout_s=2), rec,
+    writer = SpoolWriter(tmp_path, EvidenceSettings(dir=tmp_path / "evidence", host="h1"))
+    ending = Ending(writer, NoticeSettings(stall_alert_s=0, close_timeout_s=2), rec,
                     JournalBatch(journal), metrics, sight, Tasks(),
                     forget=forgotten.append, check_sight=lambda call: None)
     yield Parts(tmp_path, ending, journal, metrics, forgotten)
@@ -120,13 +122,16 @@ async def test_a_failing_disk_is_retried_until_the_manifest_is_written(
             raise failures.pop()
         return real(directory, name, data)
 
-    monkeypatch.setattr("ari_app.ending.write_atomic", full_disk)
+    monkeypatch.setattr("callrec.sealing.write_atomic", full_disk)
     monkeypatch.setattr("ari_app.ending.Backoff.next", lambda self: 0.01)
     call = new_call()
     call.on_event(DESTROYED)
     await asyncio.wait_for(parts.ending.final(call), 2)
-    assert (parts.spool / f"{call.call_id}.json").exists()
+    written = CallManifest.read(parts.spool / f"{call.call_id}.json")
     assert metric_value(parts, "callrec_manifest_write_failures_total") == 2
+    # The failed attempts took no place in the chain: the manifest is its first entry.
+    assert written.chain is not None and (written.chain.seq, written.chain.prev) == (1, "")
+    assert [e.seq for e in parts.ending.writer.chain.entries()] == [1]  # type: ignore[union-attr]
 
 
 async def test_a_shutdown_leaves_the_call_to_the_journal(parts: Parts) -> None:

@@ -38,6 +38,9 @@ def uploader_env(bench: Bench, bucket: str, **overrides: str) -> dict[str, str]:
             "CALLREC_S3__ACCESS_KEY": ep.s3.access_key,
             "CALLREC_S3__SECRET_KEY": ep.s3.secret_key, "CALLREC_S3__BUCKET": bucket,
             "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings), "CALLREC_RETENTION__DAYS": "1",
+            # The bench's callrec ari seals with this host key and chain (testbench/bench.py).
+            "CALLREC_EVIDENCE__DIR": str(bench.state / "evidence"),
+            "CALLREC_EVIDENCE__HOST": f"bench-{bench.instance}",
             "CALLREC_RETENTION__OUTCOMES": json.dumps(
                 {"complaint": {"legal_hold": True, "retention_days": 30},
                  "harassment": {"legal_hold": True, "retention_days": 3650}}),

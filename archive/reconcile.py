@@ -1,0 +1,188 @@
+"""``callrec reconcile``: does every call Asterisk itself logged have its trace?
+
+Asterisk's CDRs (cdr_csv's ``Master.csv``, with ``loguniqueid`` and ``newcdrcolumns`` so rows
+carry the unique and linked ids; testbench/conf/cdr.conf) are compared with the manifests of the
+period (in the bucket, and those still waiting in the spool). A call must leave a manifest or a
+ledger entry when a trunk party was bridged with someone (answered) or it reached a callrec door
+(its last application is callrec's Stasis app or FastAGI). A call without one is a **gap**,
+reported with Asterisk's identifiers: a call routed around callrec while the safety net was
+blind, one that took the app-down path and ended while callrec was stopped, a manifest lost
+before it was shipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from callrec.s3.layout import Layout
+from callrec.s3.store import Store
+
+# cdr_csv.c build_csv_record: 16 columns, then uniqueid (loguniqueid), userfield (loguserfield),
+# then peeraccount, linkedid, sequence (newcdrcolumns).
+BASE = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
+        "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags")
+
+
+class ReconcileSettings(BaseModel):
+    cdr: Path = Path("/var/log/asterisk/cdr-csv/Master.csv")
+    # Endpoint-name patterns of trunks: keep equal to callrec ari's bridges.trunks.
+    trunks: list[str] = Field(default_factory=lambda: ["trunk*"])
+    # Calls that ended less than this long ago are left for the next run (their manifest may
+    # still be in the making: the recording's close, the upload).
+    settle_s: float = Field(300.0, ge=0)
+
+
+@dataclass(frozen=True)
+class CdrRow:
+    start: datetime
+    end: datetime | None
+    src: str
+    dst: str
+    channel: str
+    dstchannel: str
+    lastapp: str
+    lastdata: str
+    disposition: str
+    uniqueid: str
+    linkedid: str
+
+
+@dataclass
+class Gap:
+    linkedid: str
+    uniqueid: str
+    start: str
+    src: str
+    dst: str
+    channel: str
+    dstchannel: str
+    disposition: str
+
+
+@dataclass
+class Reconciliation:
+    since: str
+    until: str
+    calls: int = 0
+    traced: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    unreadable_rows: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)  # traces without a door, by reason
+
+    @property
+    def ok(self) -> bool:
+        return not self.gaps
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "since": self.since, "until": self.until, "calls": self.calls,
+                "traced": self.traced, "unreadable_rows": self.unreadable_rows,
+                "ledger_reasons": self.by_reason, "gaps": [asdict(g) for g in self.gaps]}
+
+
+def read_cdrs(path: Path, report: Reconciliation) -> Iterator[CdrRow]:
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        for row in csv.reader(f):
+            if len(row) not in (20, 21):  # without the id columns a row cannot be matched
+                report.unreadable_rows += 1
+                continue
+            try:
+                yield _row(row)
+            except ValueError:
+                report.unreadable_rows += 1
+
+
+def _row(row: list[str]) -> CdrRow:
+    cols = dict(zip(BASE, row, strict=False))
+
+    def when(text: str) -> datetime | None:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if text \
+            else None
+
+    start = when(cols["start"])
+    if start is None:
+        raise ValueError("no start time")
+    return CdrRow(start, when(cols["end"]), cols["src"], cols["dst"], cols["channel"],
+                  cols["dstchannel"], cols["lastapp"], cols["lastdata"], cols["disposition"],
+                  row[16], row[-2])
+
+
+class Reconciler:
+    def __init__(self, store: Store, layout: Layout, settings: ReconcileSettings,
+                 spool: Path | None, threads: int = 8) -> None:
+        self.store, self.layout, self.settings = store, layout, settings
+        self.spool, self.threads = spool, threads
+
+    def run(self, since: datetime, until: datetime | None = None) -> Reconciliation:
+        latest = datetime.now(UTC) - timedelta(seconds=self.settings.settle_s)
+        until = min(until or latest, latest)
+        report = Reconciliation(since.isoformat(), until.isoformat())
+        calls: dict[str, list[CdrRow]] = defaultdict(list)
+        for row in read_cdrs(self.settings.cdr, report):
+            if since <= row.start < until and (row.end is None or row.end < until) \
+                    and self._needs_trace(row):
+                calls[row.linkedid or row.uniqueid].append(row)
+        ids, reasons = self._traces(since - timedelta(days=1))
+        report.calls = len(calls)
+        for linkedid, rows in sorted(calls.items(), key=lambda item: item[1][0].start):
+            found = {linkedid, *(r.uniqueid for r in rows)} & ids
+            if found:
+                report.traced += 1
+                for key in found:
+                    if key in reasons:
+                        report.by_reason[reasons[key]] = report.by_reason.get(reasons[key], 0) + 1
+                        break
+            else:
+                first = next((r for r in rows if self._trunk(r.channel)), rows[0])
+                report.gaps.append(Gap(linkedid, first.uniqueid, first.start.isoformat(),
+                                       first.src, first.dst, first.channel, first.dstchannel,
+                                       first.disposition))
+        return report
+
+    def _trunk(self, channel: str) -> bool:
+        endpoint = channel.split("/", 1)[-1].rsplit("-", 1)[0] if "/" in channel else ""
+        return any(fnmatch.fnmatchcase(endpoint, p) for p in self.settings.trunks)
+
+    def _needs_trace(self, row: CdrRow) -> bool:
+        if not (self._trunk(row.channel) or self._trunk(row.dstchannel)):
+            return False
+        if row.dstchannel and row.disposition == "ANSWERED" and \
+                not row.dstchannel.startswith("Local/"):
+            return True  # a trunk party was bridged with someone
+        return (row.lastapp == "Stasis" and row.lastdata.startswith("callrec")) or \
+            (row.lastapp == "AGI" and "callrec" in row.lastdata)
+
+    def _traces(self, since: datetime) -> tuple[set[str], dict[str, str]]:
+        """The unique and linked ids of every manifest from ``since`` on (bucket and spool),
+        and the reason of those that are ledger entries (door ``none``)."""
+        ids: set[str] = set()
+        reasons: dict[str, str] = {}
+        start = self.layout.day_start(since.date())
+        keys = [k for k, _ in self.store.list_keys(self.layout.prefix, start)
+                if k.endswith(".json")]
+        with ThreadPoolExecutor(self.threads, "callrec-reconcile") as pool:
+            bodies = list(pool.map(self.store.get_bytes, keys))
+        if self.spool is not None and self.spool.is_dir():
+            bodies += [p.read_bytes() for p in self.spool.glob("*.json")
+                       if not p.name.startswith(".")]
+        for body in bodies:
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                continue
+            mine = {str(doc.get("asterisk_uniqueid") or ""), str(doc.get("asterisk_linkedid")
+                                                                  or "")} - {""}
+            ids |= mine
+            if doc.get("door") == "none":
+                reasons.update(dict.fromkeys(mine, str(doc.get("status_reason") or "")))
+        return ids, reasons

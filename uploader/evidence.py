@@ -1,0 +1,49 @@
+"""The uploader's part of the ledger: it publishes this host's public keys and writes the calls
+chain's checkpoints (callrec/s3/ledger.py) every ``evidence.checkpoint_interval_s`` and at
+shutdown.
+
+A checkpoint only vouches for entries already shipped: it stops before the first entry whose
+manifest is still in the spool, so ``callrec archive verify`` never counts a call waiting for
+S3 as missing. A quarantined call has left the spool without reaching the bucket: the next
+checkpoint lists it, and verify reports it missing, as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from callrec import CallrecError
+from callrec.s3.ledger import Ledger
+from callrec.s3.store import Store
+from callrec.sealing import EvidenceSettings
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    def __init__(self, store: Store, settings: EvidenceSettings, spool: Path) -> None:
+        self.ledger = Ledger(store, settings, settings.host)
+        self.spool = spool
+
+    def shipped_upto(self, after: int) -> int | None:
+        """The last entry of an unbroken run of shipped ones after ``after`` (None: the tip)."""
+        for entry in self.ledger.chain.entries(after):
+            if (self.spool / f"{entry.call_id}.json").exists():
+                return entry.seq - 1
+        return None
+
+    def tick(self) -> str | None:
+        """Publish keys (until done) and write a checkpoint; blocking (run it in a thread).
+        Failures are logged: the next tick tries again, nothing is lost meanwhile."""
+        try:
+            self.ledger.publish_keys()  # a HEAD per key: a rotated key is out within a tick
+            previous = self.ledger.previous()
+            upto = self.shipped_upto(int(previous["seq"]) if previous else 0)
+            name = self.ledger.checkpoint(upto)
+        except (CallrecError, OSError) as exc:
+            log.error("evidence: checkpoint not written: %s (retried at the next interval)",
+                      exc)
+            return None
+        log.debug("evidence: checkpoint %s", name)
+        return name
