@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ from archive import ArchiveError
 from archive.auth import hash_password, token_digest
 from archive.catalog import Query
 from archive.config import ROLES, ArchiveSettings
-from archive.evidence_cli import ACTIONS as EVIDENCE_ACTIONS
-from archive.evidence_cli import add_parsers as add_evidence_parsers
-from archive.evidence_cli import run as run_evidence
-from archive.render import inert
+from archive.evidence.cli import ACTIONS as EVIDENCE_ACTIONS
+from archive.evidence.cli import add_parsers as add_evidence_parsers
+from archive.evidence.cli import run as run_evidence
+from archive.render import dumps, inert, table
 from archive.service import Actor, Archive
 
 COLUMNS = ("call_id", "entered_at", "caller", "caller_name", "agent", "did", "outcome", "status",
@@ -99,35 +99,17 @@ def query_from(args: argparse.Namespace) -> Query:
                  limit=args.limit)
 
 
-def table(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
-          width: int = 32) -> str:
-    cells = [[inert(_cell(r[c]))[:width] for c in columns] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return "" if value is None else str(value)
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=True, indent=2, default=str)
-
-
-def run(args: argparse.Namespace, settings: ArchiveSettings) -> int:
-    """Every action but ``serve`` (which the CLI runs under callrec/lifecycle.py)."""
+def run(args: argparse.Namespace, settings: ArchiveSettings,
+        action: Callable[[Archive, Actor, argparse.Namespace], int] | None = None,
+        name: str = "") -> int:
+    """Every action but ``serve`` (which the CLI runs under callrec/lifecycle.py), as the login
+    user with the admin role; an ArchiveError becomes a message and exit code 1."""
     archive = Archive(settings)
     actor = Actor(os.environ.get("SUDO_USER") or getpass.getuser(), "admin", "cli")
     try:
-        return _run(archive, actor, args)
+        return (action or _run)(archive, actor, args)
     except ArchiveError as exc:
-        print(f"callrec archive {args.action}: {exc}", file=sys.stderr)
+        print(f"callrec {name or 'archive ' + args.action}: {exc}", file=sys.stderr)
         return 1
     finally:
         archive.close()
@@ -150,7 +132,7 @@ def _run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:  # no
         print(archive.sync(full=args.full, rebuild=args.rebuild).line())
     elif action == "search":
         rows = archive.search(actor, query_from(args))
-        print(dumps(rows) if args.json else table(rows))
+        print(dumps(rows) if args.json else table(rows, COLUMNS))
     elif action == "show":
         row, manifest = archive.show(actor, args.call_id)
         if args.json:

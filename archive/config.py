@@ -12,9 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from archive.evidence.reconcile import ReconcileSettings
 from archive.flags import FlagSettings
 from archive.marking import AutoMarkSettings
-from archive.reconcile import ReconcileSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.sealing import EvidenceSettings
@@ -96,7 +96,7 @@ class ArchiveSettings(CallrecSettings):
     auto_marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
     # Outcome changes are sealed in this host's archive chain (callrec/s3/ledger.py).
     evidence: EvidenceSettings = EvidenceSettings()
-    reconcile: ReconcileSettings = ReconcileSettings()  # CDRs vs manifests (archive/reconcile.py)
+    reconcile: ReconcileSettings = ReconcileSettings()  # CDRs vs manifests (archive/evidence/)
     # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
     # (deploy/callrec-archive.service: 30). A second signal stops at once.
     shutdown_grace_s: float = Field(20.0, ge=0)

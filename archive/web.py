@@ -23,8 +23,8 @@ from archive import ArchiveError
 from archive.auth import DUMMY_HASH, same, token_digest, verify_password
 from archive.catalog import CatalogError
 from archive.config import ArchiveSettings
-from archive.evidence import EvidenceDesk, VerifyMetrics
-from archive.evidence_web import EvidencePages, serve_metrics_app
+from archive.evidence.desk import EvidenceDesk, VerifyMetrics
+from archive.evidence.web import EvidencePages, serve_metrics_app
 from archive.front import Front
 from archive.i18n import CODES, LANG_COOKIE, LANGUAGES, N_, Texts, choose, current_language
 from archive.render import inert

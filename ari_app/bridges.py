@@ -89,6 +89,8 @@ class BridgeWatch:
         return any(fnmatch.fnmatchcase(endpoint, p) for p in self.settings.trunks)
 
     def on_event(self, event: Any, entered_at: datetime | None = None) -> None:
+        """A BridgeEnter or BridgeLeave (``entered_at``: a bridge taken on after a restart,
+        ari_app/takeon.py, whose parties entered before callrec saw it)."""
         kind, bridge = event.get("Event"), str(event.get("BridgeUniqueid") or "")
         self.seen += 1
         if not bridge:
@@ -96,21 +98,7 @@ class BridgeWatch:
         parties = self.bridges.setdefault(bridge, {})
         party = BridgeParty.from_event(event, entered_at)
         if kind == "BridgeEnter":
-            if self.app_down.pop(party.uniqueid, None) is not None:
-                self.down_bridged.add(party.uniqueid)
-            parties[party.uniqueid] = party
-            if len(parties) == 2:
-                self.bridged([p.channel for p in parties.values()])
-            if len(parties) == 2 and bridge not in self.pending and bridge not in self.written:
-                verdict = self.assess(list(parties.values()))
-                if verdict is not None and (entered_at is not None
-                                            or verdict[0] is StatusReason.APP_DOWN):
-                    # Taken on after a restart, or an app-down call: written at once (its end
-                    # unknown), so that a second crash before it ends cannot lose it.
-                    self._write(list(parties.values()), *verdict, ended=False)
-                    self.written.add(bridge)
-                elif verdict is not None:
-                    self.pending[bridge] = (list(parties.values()), *verdict)
+            self._entered(bridge, parties, party, taken_on=entered_at is not None)
         elif kind == "BridgeLeave":
             parties.pop(party.uniqueid, None)
             if bridge in self.pending:
@@ -118,6 +106,27 @@ class BridgeWatch:
             if not parties:
                 del self.bridges[bridge]
                 self.written.discard(bridge)
+
+    def _entered(self, bridge: str, parties: dict[str, BridgeParty], party: BridgeParty,
+                 taken_on: bool) -> None:
+        if self.app_down.pop(party.uniqueid, None) is not None:
+            self.down_bridged.add(party.uniqueid)
+        parties[party.uniqueid] = party
+        if len(parties) != 2:
+            return
+        self.bridged([p.channel for p in parties.values()])
+        if bridge in self.pending or bridge in self.written:
+            return
+        verdict = self.assess(list(parties.values()))
+        if verdict is None:
+            return
+        if taken_on or verdict[0] is StatusReason.APP_DOWN:
+            # Taken on after a restart, or an app-down call: written at once (its end
+            # unknown), so that a second crash before it ends cannot lose it.
+            self._write(list(parties.values()), *verdict, ended=False)
+            self.written.add(bridge)
+        else:
+            self.pending[bridge] = (list(parties.values()), *verdict)
 
     def on_app_down(self, party: BridgeParty) -> None:
         """The dialplan marked this channel ``CALLREC_REASON=app_down`` (a ``VarSet``)."""

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from archive.verify import Verifier
+from archive.evidence.verify import Verifier
 from bench.upload import new_bucket, workdir
 from callrec.manifest import (
     AgentLeg,

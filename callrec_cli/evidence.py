@@ -35,7 +35,7 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace, load_settings: Any) -> int:
     if args.command == "verify-bundle":
-        from archive.evidence_cli import bundle_exit
+        from archive.evidence.cli import bundle_exit
 
         return bundle_exit(args.bundle)
     if args.command == "reconcile":
@@ -71,21 +71,8 @@ def _when(text: str) -> datetime:
 
 
 def _reconcile(args: argparse.Namespace, load_settings: Any) -> int:
-    import getpass
-    import os
-    import sys
-
-    from archive import ArchiveError
+    from archive.cli import run as run_archive
     from archive.config import ArchiveSettings
-    from archive.evidence_cli import reconcile_exit
-    from archive.service import Actor, Archive
+    from archive.evidence.cli import reconcile_exit
 
-    archive = Archive(load_settings(ArchiveSettings, args))
-    actor = Actor(os.environ.get("SUDO_USER") or getpass.getuser(), "admin", "cli")
-    try:
-        return reconcile_exit(archive, actor, args)
-    except ArchiveError as exc:
-        print(f"callrec reconcile: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        archive.close()
+    return run_archive(args, load_settings(ArchiveSettings, args), reconcile_exit, "reconcile")

@@ -114,6 +114,8 @@ class Bench:
         self._track("asterisk", self.asterisk.start())
         self.s3 = WeedMini(self.state / "s3-data", self.ports.s3)
         shutil.rmtree(self.s3.data_dir, ignore_errors=True)  # a data dir per run
+        # ... and the key and chain that seal this run's calls (its spool and bucket are new)
+        shutil.rmtree(self.state / "evidence", ignore_errors=True)
         self._track("s3", self.s3.start(self.log_dir))
         for offset, kind in enumerate(AGENT_KINDS):
             if kind not in self.agent_kinds:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,10 @@ def service_env(ep: Endpoints, catalog: Path, spool: Path) -> dict[str, str]:
             "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
             "CALLREC_UPLOAD__SPOOL": str(spool), "CALLREC_UPLOAD__AFTER_UPLOAD": "move",
             "CALLREC_UPLOAD__CATALOG": str(catalog), "CALLREC_UPLOAD__METRICS_PORT": "0",
-            "CALLREC_ARCHIVE__CATALOG": str(catalog), "CALLREC_ARCHIVE__SPOOL": str(spool)}
+            "CALLREC_ARCHIVE__CATALOG": str(catalog), "CALLREC_ARCHIVE__SPOOL": str(spool),
+            # The key and chain callrec ari seals with on this bench (Bench.start_callrec).
+            "CALLREC_EVIDENCE__DIR": str(state_dir(ep.instance) / "evidence"),
+            "CALLREC_EVIDENCE__HOST": f"bench-{ep.instance}"}
 
 
 def start_pipeline(bench: Bench) -> str:
@@ -84,7 +88,21 @@ def place_call(bench: Bench, number: str = "0312345678", did: str = "9101") -> i
     print(f"\ncall {manifest['call_id']}: {manifest['status']}, outcome {manifest['outcome']}"
           f", queue {queues or 'none'}, agents {agents or 'none'}"
           f" - in the web UI: http://127.0.0.1:{WEB_PORT}/calls/{manifest['call_id']}")
-    return 0
+    return _verify(bench)
+
+
+def _verify(bench: Bench) -> int:
+    """``callrec archive verify`` of the demo's bucket: signatures, chain, checkpoints."""
+    ep, asterisk = bench.endpoints, bench.asterisk
+    assert ep is not None and asterisk is not None
+    env = service_env(ep, state_dir(ep.instance) / "archive-catalog.sqlite3",
+                      asterisk.recordings)
+    result = subprocess.run([sys.executable, "-m", "callrec_cli", "archive", "verify"],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    print(f"\ncallrec archive verify (exit {result.returncode}):\n{result.stdout.strip()}")
+    if result.returncode:
+        print(result.stderr.strip()[-2000:], file=sys.stderr)
+    return result.returncode
 
 
 def _show_objects(bench: Bench, call_id: str) -> None:

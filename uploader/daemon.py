@@ -36,8 +36,8 @@ class Daemon:
                               self.wake.set)
         self.metrics_runner: Any = None
         evidence = uploader.settings.evidence
-        self.checkpoints = Checkpointer(uploader.store, evidence, self.settings.spool) \
-            if evidence.enabled else None
+        self.checkpoints = Checkpointer(uploader.store, evidence, self.settings.spool,
+                                        uploader.metrics) if evidence.enabled else None
 
     async def startup(self) -> None:
         self.watch.start()

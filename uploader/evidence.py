@@ -17,14 +17,17 @@ from callrec import CallrecError
 from callrec.s3.ledger import Ledger
 from callrec.s3.store import Store
 from callrec.sealing import EvidenceSettings
+from uploader.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    def __init__(self, store: Store, settings: EvidenceSettings, spool: Path) -> None:
+    def __init__(self, store: Store, settings: EvidenceSettings, spool: Path,
+                 metrics: Metrics | None = None) -> None:
         self.ledger = Ledger(store, settings, settings.host)
         self.spool = spool
+        self.metrics = metrics or Metrics()
 
     def shipped_upto(self, after: int) -> int | None:
         """The last entry of an unbroken run of shipped ones after ``after`` (None: the tip)."""
@@ -42,8 +45,10 @@ class Checkpointer:
             upto = self.shipped_upto(int(previous["seq"]) if previous else 0)
             name = self.ledger.checkpoint(upto)
         except (CallrecError, OSError) as exc:
+            self.metrics.checkpoint_failures.inc()
             log.error("evidence: checkpoint not written: %s (retried at the next interval)",
                       exc)
             return None
+        self.metrics.checkpoint.set_to_current_time()
         log.debug("evidence: checkpoint %s", name)
         return name

@@ -30,6 +30,12 @@ class Metrics:
                                       "Journal writes that failed (e.g. a full disk)", registry=r)
         self.quarantined = Counter("callrec_upload_quarantined_calls",
                                    "Calls set aside for a human", ["reason"], registry=r)
+        self.checkpoint = Gauge("callrec_upload_last_checkpoint_timestamp_seconds",
+                                "When this host's chain was last checkpointed in the bucket "
+                                "(Unix time)", registry=r)
+        self.checkpoint_failures = Counter("callrec_upload_checkpoint_failures",
+                                           "Checkpoints not written (retried next interval)",
+                                           registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

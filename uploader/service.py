@@ -31,7 +31,7 @@ from callrec.s3.layout import Layout
 from callrec.s3.multipart import ContentMismatch
 from callrec.s3.settings import Lock
 from callrec.s3.store import Store, StoreError
-from callrec.sealing import SIG_SUFFIX, decode_sig
+from callrec.sealing import SIG_SUFFIX, decode_sig, sha256_file
 from uploader import UploaderError
 from uploader.config import UploaderSettings
 from uploader.journal import State, UploadJournal, UploadJournalError
@@ -55,14 +55,6 @@ class Summary:
     shipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def failure_reason(exc: Exception) -> str:

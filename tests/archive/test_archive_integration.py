@@ -283,7 +283,8 @@ def _real_manifest(recordings: Path, number: str, spool: Path,
             m = CallManifest.read(path)
             if m.caller.number_raw == number:
                 time.sleep(0.3)
-                for suffix in (".wav", ".json"):  # the manifest last, as callrec writes it
+                # The manifest last, as callrec writes it; its signature before it.
+                for suffix in (".wav", ".json.sig", ".json"):
                     source = path.with_suffix(suffix)
                     (spool / source.name).write_bytes(source.read_bytes())
                 return m

@@ -1,11 +1,11 @@
-"""The chain half of archive verify (archive/chains.py), on made-up entries."""
+"""The chain half of archive verify (archive/evidence/chains.py), on made-up entries."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from archive.chains import ChainCheck, Checked, Checkpoint
+from archive.evidence.chains import ChainCheck, Checked, Checkpoint
 from callrec.manifest import ChainLink
 
 OLD = datetime.now(UTC) - timedelta(days=1)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.bundle_check import verify_bundle
 from archive.config import ArchiveSettings
+from archive.evidence.bundle_check import verify_bundle
 from archive.service import Archive
 from callrec.manifest import CallManifest
 from callrec.s3.store import Store

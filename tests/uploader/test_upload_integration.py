@@ -168,7 +168,7 @@ def test_large_recording_changed_on_disk_is_never_archived(
 
 def archived_for(s3: S3Client, bucket: str, number: str) -> list[CallManifest]:
     found = []
-    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix="recordings/").get("Contents", []):
         if obj["Key"].endswith(".json"):
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             m = CallManifest.model_validate_json(body)

@@ -9,9 +9,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from archive.evidence import EvidenceDesk, ReconcileMetrics, VerifyMetrics
+from archive.evidence.desk import EvidenceDesk, ReconcileMetrics, VerifyMetrics
+from archive.evidence.verify import KINDS, Report
+from archive.render import dumps, table
 from archive.service import Actor, Archive
-from archive.verify import KINDS, Report
 
 ACTIONS = ("verify", "export")
 
@@ -49,8 +50,6 @@ def run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:
 
 
 def text(report: Report) -> str:
-    from archive.cli import table
-
     lines = [table(report.rows(), ("chain", "day", *KINDS), width=40)] if report.rows() else \
         ["(no calls and no checkpoints in this period)"]
     for p in report.problems[:200]:
@@ -65,14 +64,12 @@ def text(report: Report) -> str:
 
 
 def _json(report: Report) -> str:
-    from archive.cli import dumps
-
     return dumps(report.as_dict())
 
 
 def bundle_exit(path: Path) -> int:
     """``callrec verify-bundle``."""
-    from archive.bundle_check import verify_bundle
+    from archive.evidence.bundle_check import verify_bundle
 
     report = verify_bundle(path)
     for line in report.checked:
@@ -86,8 +83,6 @@ def bundle_exit(path: Path) -> int:
 
 def reconcile_exit(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:
     """``callrec reconcile``."""
-    from archive.cli import dumps, table
-
     if args.cdr is not None:
         archive.settings.reconcile.cdr = args.cdr
     result = EvidenceDesk(archive).reconcile(actor, args.since, args.until)

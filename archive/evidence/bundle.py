@@ -20,17 +20,15 @@ README's commands.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from archive import ArchiveError
-from archive.bundle_text import readme
+from archive.evidence.bundle_text import CallFiles, Proof, key_file, readme
 from callrec.ids import call_id_time
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout
@@ -43,34 +41,13 @@ from callrec.s3.versions import (
     lock_state,
     oldest_first,
 )
-from callrec.sealing import decode_sig, sha256_hex
+from callrec.sealing import decode_sig, sha256_file, sha256_hex
 
 CHECKPOINT_SCAN = 5000  # checkpoints read at most to find the one listing a version
 
 
 class BundleError(ArchiveError):
     """Nothing to export (an unknown call): raised before the zip is written."""
-
-
-@dataclass
-class Proof:
-    """What the README's commands check for one manifest version."""
-
-    manifest: str
-    sha256: str
-    link: ChainLink | None
-    signature: str = ""
-    checkpoint: str = ""
-    checkpoint_key: str = ""  # its signer (the host's key when it was written)
-
-
-@dataclass
-class CallFiles:
-    call_id: str
-    proofs: list[Proof] = field(default_factory=list)
-    recordings: list[tuple[str, str]] = field(default_factory=list)  # (path, sha256)
-    recording_sha256: str = ""
-    index: dict[str, Any] = field(default_factory=dict)
 
 
 class BundleWriter:
@@ -103,7 +80,7 @@ class BundleWriter:
             _add(zf, sums, "README.txt", readme(calls, exported_by).encode())
             zf.writestr("SHA256SUMS", "".join(f"{h}  {p}\n" for p, h in sorted(sums.items())))
         tmp.replace(out)
-        return _file_sha256(out)
+        return sha256_file(out)
 
     def _versions(self, call_id: str) -> tuple[list[ObjectVersion], list[ObjectVersion]]:
         base = self.layout.base_of(call_id)
@@ -195,11 +172,6 @@ class BundleWriter:
             yield name
 
 
-def key_file(signer: str) -> str:
-    """``host/key_id`` -> the bundle's file of that public key."""
-    return "keys/" + signer.replace("/", "_") + ".pem"
-
-
 def _add(zf: zipfile.ZipFile, sums: dict[str, str], name: str, data: bytes) -> None:
     zf.writestr(zipfile.ZipInfo(name, _zip_time()), data, zipfile.ZIP_DEFLATED)
     sums[name] = sha256_hex(data)
@@ -212,11 +184,3 @@ def _zip_time() -> tuple[int, int, int, int, int, int]:
 
 def _json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=True, indent=2, default=str).encode()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from archive.bundle import BundleWriter
-from archive.reconcile import Reconciler, Reconciliation
+from archive.evidence.bundle import BundleWriter
+from archive.evidence.reconcile import Reconciler, Reconciliation
+from archive.evidence.verify import KINDS, Report, Verifier
 from archive.service import ActionFailed, Actor, Archive
-from archive.verify import KINDS, Report, Verifier
 from callrec import CallrecError
 from callrec.s3.store import StoreError
 

@@ -8,10 +8,10 @@ checkpoints): never a caller's number or name, which a hostile caller chooses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
-if TYPE_CHECKING:
-    from archive.bundle import CallFiles
+from callrec.manifest import ChainLink
 
 HEAD_JA = """\
 callrec 証拠パッケージ
@@ -62,6 +62,32 @@ listened, changed, held or exported, and when), chain/ (signed checkpoints), key
 """
 
 
+@dataclass
+class Proof:
+    """What the README's commands check for one manifest version."""
+
+    manifest: str
+    sha256: str
+    link: ChainLink | None
+    signature: str = ""
+    checkpoint: str = ""
+    checkpoint_key: str = ""  # its signer (the host's key when it was written)
+
+
+@dataclass
+class CallFiles:
+    call_id: str
+    proofs: list[Proof] = field(default_factory=list)
+    recordings: list[tuple[str, str]] = field(default_factory=list)  # (path, sha256)
+    recording_sha256: str = ""
+    index: dict[str, Any] = field(default_factory=dict)
+
+
+def key_file(signer: str) -> str:
+    """``host/key_id`` -> the bundle's file of that public key."""
+    return "keys/" + signer.replace("/", "_") + ".pem"
+
+
 def readme(calls: list[CallFiles], exported_by: str) -> str:
     lines = [HEAD_JA, "", HEAD_EN, "", f"Exported by / 出力者: {_plain(exported_by)}", "",
              "Commands / 確認コマンド", "------------------------", "",
@@ -73,8 +99,6 @@ def readme(calls: list[CallFiles], exported_by: str) -> str:
 
 
 def _call_commands(files: CallFiles) -> list[str]:
-    from archive.bundle import key_file
-
     lines = [f"# Call / 通話 {files.call_id}"]
     for proof in files.proofs:
         if not proof.signature or proof.link is None:

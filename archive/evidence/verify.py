@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archive.chains import ChainCheck, Checked, Checkpoint
+from archive.evidence.chains import ChainCheck, Checked, Checkpoint
 from callrec.ids import call_id_time, is_call_id
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout

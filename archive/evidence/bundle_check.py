@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archive.evidence.bundle_text import key_file
 from callrec import CallrecError
 from callrec.manifest import ChainLink
 from callrec.sealing import load_public, signature_ok
@@ -105,7 +106,7 @@ def _listed(zf: zipfile.ZipFile, sums: dict[str, str], name: str, link: ChainLin
 
 
 def _signed(zf: zipfile.ZipFile, name: str, signer: str, report: BundleReport) -> bool:
-    key = "keys/" + signer.replace("/", "_") + ".pem"
+    key = key_file(signer)
     try:
         public = load_public(_small(zf, key))
         signature = _small(zf, name + ".sig")
