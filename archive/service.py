@@ -77,7 +77,10 @@ class Archive:
     def __init__(self, settings: ArchiveSettings, store: Store | None = None,
                  catalog: Catalog | None = None) -> None:
         self.settings = settings
-        self.store = store or Store(settings.s3, connections=settings.archive.sync_concurrency)
+        # The workers, plus the thread that lists beside them (sync, verify): a pool smaller
+        # than that drops and reopens connections.
+        self.store = store or Store(settings.s3,
+                                    connections=settings.archive.sync_concurrency + 2)
         self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering,
                                           settings.flags)
         self.layout = Layout(settings.s3.key_template)

@@ -113,7 +113,8 @@ class Ledger:
             body: dict[str, Any] = {
                 "kind": CHECKPOINT_KIND, "version": 1, "chain": self.chain.name,
                 "key": self.key.signer, "at": at.isoformat(),
-                "seq": last.seq if last else done,
+                # seq is also the count: a chain's entries are numbered from 1, no gap
+                "seq": last.seq if last else done, "count": last.seq if last else done,
                 "sha256": last.sha256 if last else (previous or {}).get("entry_sha256", ""),
                 "previous": previous and {"seq": previous["seq"],
                                           "sha256": previous["sha256"]},
