@@ -167,7 +167,7 @@ class BundleWriter:
         return ""
 
     def _checkpoints_from(self, chain: str, day: date) -> Iterator[str]:
-        start = self.ev.chain_day(chain, datetime.combine(day, datetime.min.time()))
+        start = self.ev.chain_day(chain, day)
         for name, _ in self.store.list_keys(f"{self.ev.chains}{chain}/", start):
             yield name
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from callrec.ids import call_id_time, is_call_id
 from callrec.manifest import ChainLink
+from callrec.s3.ledger import host_chains
 
 Count = Callable[[str, str, str, str, str], None]  # kind, chain, day, call id, detail
 
@@ -102,7 +103,7 @@ class ChainCheck:
 
     def finish(self, host: str | None) -> None:
         for chain in sorted(set(self.entries) | set(self.cps)):
-            if host is None or chain in (host, f"{host}.archive"):
+            if host is None or chain in host_chains(host):
                 self._chain(chain)
 
     def _chain(self, chain: str) -> None:

@@ -33,7 +33,7 @@ from archive.evidence.chains import ChainCheck, Checked, Checkpoint
 from callrec.ids import call_id_time, is_call_id
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout
-from callrec.s3.ledger import EvidenceLayout
+from callrec.s3.ledger import EvidenceLayout, host_chains
 from callrec.s3.store import Store
 from callrec.s3.versions import (
     ObjectVersion,
@@ -143,9 +143,8 @@ class Verifier:
         names: list[str] = []
         for prefix in list_prefixes(self.store, self.ev.chains):
             chain = prefix[len(self.ev.chains):].rstrip("/")
-            if host is None or chain in (host, f"{host}.archive"):
-                start = self.ev.chain_day(chain, datetime.combine(since, datetime.min.time())) \
-                    if since else ""
+            if host is None or chain in host_chains(host):
+                start = self.ev.chain_day(chain, since) if since else ""
                 names += [k for k, _ in self.store.list_keys(prefix, start)]
         found: dict[str, list[Checkpoint]] = defaultdict(list)
         for cp in pool.map(lambda name: _checkpoint(self.store, name, keys), names):
@@ -248,7 +247,7 @@ def _wanted(found: list[Checked], host: str | None) -> bool:
         return True
     first = found[0] if found else None
     chain = first.link.chain if first and first.link else NO_CHAIN
-    return chain in (host, f"{host}.archive")
+    return chain in host_chains(host)
 
 
 def _judge(c: Checked, data: bytes, meta: dict[str, str], keys: dict[str, Any]) -> Checked:

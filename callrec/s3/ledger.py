@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from callrec.manifest import CallManifest, write_atomic
@@ -53,8 +53,9 @@ class EvidenceLayout:
         """``host/key_id`` -> the key's object."""
         return f"{self.keys}{signer}.pem"
 
-    def chain_day(self, chain: str, at: datetime) -> str:
-        return f"{self.chains}{chain}/{at:%Y/%m/%d}/"
+    def chain_day(self, chain: str, day: date) -> str:
+        """Where the chain's checkpoints of ``day`` (a date or a datetime) begin."""
+        return f"{self.chains}{chain}/{day:%Y/%m/%d}/"
 
     def checkpoint(self, chain: str, at: datetime, seq: int) -> str:
         return f"{self.chain_day(chain, at)}{at:%H%M%S.%f}-{seq:012d}.json"
@@ -141,7 +142,12 @@ class Ledger:
             raise SealError(f"checkpoint state {self.state} unreadable: {exc}") from exc
 
 
+def host_chains(host: str) -> tuple[str, str]:
+    """A host's two chains: its calls (``<host>``) and the versions it writes straight to the
+    bucket (outcome changes by the archive and ``callrec outcome set``: ``<host>.archive``)."""
+    return host, f"{host}.archive"
+
+
 def archive_ledger(store: Store, settings: EvidenceSettings) -> Ledger | None:
-    """The chain of versions this host writes straight to the bucket (outcome changes by the
-    archive and ``callrec outcome set``): ``<host>.archive``; None when evidence is off."""
-    return Ledger(store, settings, f"{settings.host}.archive") if settings.enabled else None
+    """This host's archive chain (``host_chains``); None when evidence is off."""
+    return Ledger(store, settings, host_chains(settings.host)[1]) if settings.enabled else None
