@@ -29,6 +29,7 @@ from typing import Any
 
 from archive import ArchiveError
 from archive.evidence.bundle_text import CallFiles, Proof, key_file, readme
+from archive.render import dumps
 from callrec.ids import call_id_time
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout
@@ -56,6 +57,9 @@ class BundleWriter:
         self.store, self.layout = store, layout
         self.ev = EvidenceLayout(evidence_prefix)
         self.audit_rows = audit_rows
+        # Checkpoints read for this bundle (name -> body, metadata, parsed): calls of one day
+        # search the same ones, so each is fetched once per bundle.
+        self._read: dict[str, tuple[bytes, dict[str, str], dict[str, Any]] | None] = {}
 
     def write(self, call_ids: list[str], out: Path, exported_by: str) -> str:
         """The bundle of ``call_ids`` at ``out``; returns its SHA-256."""
@@ -65,6 +69,7 @@ class BundleWriter:
             raise BundleError(f"not archived: {', '.join(unknown)}")
         sums: dict[str, str] = {}
         signers: set[str] = set()
+        self._read = {}
         calls = []
         tmp = out.with_name(f".{out.name}.part")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -76,7 +81,7 @@ class BundleWriter:
                     _add(zf, sums, key_file(signer), pem[0])
             index = {"exported_at": datetime.now(UTC).isoformat(), "exported_by": exported_by,
                      "calls": [c.index for c in calls]}
-            _add(zf, sums, "index.json", json.dumps(index, ensure_ascii=True, indent=2).encode())
+            _add(zf, sums, "index.json", dumps(index).encode())
             _add(zf, sums, "README.txt", readme(calls, exported_by).encode())
             zf.writestr("SHA256SUMS", "".join(f"{h}  {p}\n" for p, h in sorted(sums.items())))
         tmp.replace(out)
@@ -119,8 +124,8 @@ class BundleWriter:
         files.recording_sha256 = str(recording.get("sha256") or "")
         locks = [{"key": v.key, "version_id": v.version_id,
                   **lock_state(self.store, v.key, v.version_id)} for v in manifests + wavs]
-        _add(zf, sums, folder + "object-lock.json", _json(locks))
-        _add(zf, sums, folder + "audit.json", _json(self.audit_rows(call_id)))
+        _add(zf, sums, folder + "object-lock.json", dumps(locks).encode())
+        _add(zf, sums, folder + "audit.json", dumps(self.audit_rows(call_id)).encode())
         caller = last.get("caller") or {}
         files.index = {
             "call_id": call_id, "entered_at": last.get("entered_at"),
@@ -149,11 +154,10 @@ class BundleWriter:
         for n, name in enumerate(self._checkpoints_from(chain, call_id_time(call_id).date())):
             if n >= CHECKPOINT_SCAN:
                 break
-            got = get_version(self.store, name)
+            got = self._checkpoint_at(name)
             if got is None:
                 continue
-            data, meta = got
-            body = json.loads(data)
+            data, meta, body = got
             if [proof.link.seq, call_id, proof.sha256] in body.get("entries", []):
                 path = f"chain/{chain}/{name.rsplit('/', 1)[-1]}"
                 if path not in sums:
@@ -165,6 +169,12 @@ class BundleWriter:
                 signers.add(proof.checkpoint_key)
                 return path
         return ""
+
+    def _checkpoint_at(self, name: str) -> tuple[bytes, dict[str, str], dict[str, Any]] | None:
+        if name not in self._read:
+            got = get_version(self.store, name)
+            self._read[name] = (got[0], got[1], json.loads(got[0])) if got else None
+        return self._read[name]
 
     def _checkpoints_from(self, chain: str, day: date) -> Iterator[str]:
         start = self.ev.chain_day(chain, day)
@@ -180,7 +190,3 @@ def _add(zf: zipfile.ZipFile, sums: dict[str, str], name: str, data: bytes) -> N
 def _zip_time() -> tuple[int, int, int, int, int, int]:
     now = datetime.now(UTC)
     return (now.year, now.month, now.day, now.hour, now.minute, now.second)
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=True, indent=2, default=str).encode()

@@ -45,7 +45,7 @@ def run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:
         metrics = VerifyMetrics()
         metrics.publish(report)
         metrics.write(args.metrics_file)
-    print(_json(report) if args.json else text(report))
+    print(dumps(report.as_dict()) if args.json else text(report))
     return 0 if report.ok else 1
 
 
@@ -61,10 +61,6 @@ def text(report: Report) -> str:
                  f"{report.checkpoints} checkpoint(s) in {report.seconds:.1f} s; "
                  + ", ".join(f"{k} {totals[k]}" for k in KINDS))
     return "\n".join(lines)
-
-
-def _json(report: Report) -> str:
-    return dumps(report.as_dict())
 
 
 def bundle_exit(path: Path) -> int:
