@@ -31,6 +31,7 @@ from callrec.s3.ledger import archive_ledger
 from callrec.s3.marks import Mark, MarkStore, Treatment
 from callrec.s3.outcome import Archived, OutcomeError, set_outcome
 from callrec.s3.store import Store, StoreError
+from callrec.sealing import SealError
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,14 @@ class Archive:
                            actor.address)
 
     @contextmanager
-    def _failing(self, actor: Actor | None, action: str, call_id: str | None,
+    def failing(self, actor: Actor | None, action: str, call_id: str | None,
                  **detail: Any) -> Iterator[None]:
-        """S3 (or an archived manifest) failed: ActionFailed with a message safe to show,
-        audited under the action tried when an actor asked for it."""
+        """S3, an archived manifest, the host's evidence key or chain, or a local file failed:
+        ActionFailed with a message safe to show, audited under the action tried when an
+        actor asked for it."""
         try:
             yield
-        except (OutcomeError, StoreError) as exc:
+        except (OutcomeError, StoreError, SealError, OSError) as exc:
             if actor is not None:
                 self.audit(actor, action, call_id, **detail, error=str(exc))
             raise ActionFailed(str(exc)) from exc
@@ -139,7 +141,7 @@ class Archive:
         """The catalog row and the manifest as archived now (read from S3, the truth)."""
         self.allow(actor, "view", call_id)
         row = self.row(call_id, actor, "view")
-        with self._failing(actor, "view", call_id):
+        with self.failing(actor, "view", call_id):
             manifest = self.archived.manifest(call_id)
         self.audit(actor, "view", call_id)
         return row, manifest
@@ -246,7 +248,7 @@ class Archive:
         action = "hold" if on else "release"
         self.allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
-        with self._failing(actor, action, call_id):
+        with self.failing(actor, action, call_id):
             for key in filter(None, (row["recording_key"], row["manifest_key"])):
                 self.store.set_legal_hold(key, on)
         self.catalog.set_fields(call_id, legal_hold=int(on))
@@ -264,7 +266,7 @@ class Archive:
 
     def marked(self, actor: Actor) -> list[Mark]:
         self.allow(actor, "view", None)
-        with self._failing(None, "marks", None):
+        with self.failing(None, "marks", None):
             return active_marks(self.marks)
 
     def mark(self, actor: Actor, raw_number: str, treatment: str, note: str = "",
@@ -279,7 +281,7 @@ class Archive:
                           f"{treatment[:20]!r}")
         mark = Mark(number=number, treatment=Treatment(treatment), active=active,
                     by=actor.name, at=datetime.now(UTC), note=note[:500])
-        with self._failing(actor, action, None, number=number):
+        with self.failing(actor, action, None, number=number):
             self.marks.put(mark)
         self.audit(actor, action, None, number=number, treatment=treatment, note=mark.note)
         self.ship_audit()
@@ -291,14 +293,14 @@ class Archive:
         found = candidates(self.catalog, rules)
         if not found:  # the usual case: no S3 request at every sync
             return []
-        with self._failing(None, "marks", None):
+        with self.failing(None, "marks", None):
             known = all_marks(self.marks)
         due = due_for_auto_mark(self.catalog, rules, known, found)
         for number in due:
             mark = Mark(number=number, treatment=rules.treatment, reason="auto", by="auto",
                         at=datetime.now(UTC), note=f"{rules.calls}+ calls ended as "
                                                    f"{rules.outcome} in {rules.days:g} days")
-            with self._failing(None, "marks", None):
+            with self.failing(None, "marks", None):
                 self.marks.put(mark)
             self.catalog.audit("auto", "admin", "cli", "mark", None,
                                {"number": number, "treatment": mark.treatment.value,
@@ -308,7 +310,7 @@ class Archive:
     # -- background ------------------------------------------------------------------------------
     def sync(self, full: bool = False, rebuild: bool = False,
              progress: Callable[[int], None] = lambda n: None) -> SyncReport:
-        with self._failing(None, "sync", None):
+        with self.failing(None, "sync", None):
             report = self.syncer.sync(full=full, rebuild=rebuild, progress=progress)
         self.auto_mark()
         self.ship_audit()

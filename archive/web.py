@@ -135,7 +135,8 @@ class WebApp:
         try:
             return await handler(request)
         except ArchiveError as exc:
-            status = STATUS.get(type(exc), 502)
+            # By kind, subclasses included (an unknown call's bundle is a NotFound: 404).
+            status = next((STATUS[t] for t in type(exc).__mro__ if t in STATUS), 502)
             if isinstance(exc, BadQuery):
                 await self.refused(request, "api" if request.path.startswith("/api/")
                                    else "web", "bad_request", request.get(ACTOR))

@@ -27,9 +27,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from archive import ArchiveError
 from archive.evidence.bundle_text import CallFiles, Proof, key_file, readme
 from archive.render import dumps
+from archive.service import NotFound
 from callrec.ids import call_id_time
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout
@@ -47,7 +47,7 @@ from callrec.sealing import decode_sig, sha256_file, sha256_hex
 CHECKPOINT_SCAN = 5000  # checkpoints read at most to find the one listing a version
 
 
-class BundleError(ArchiveError):
+class BundleError(NotFound):
     """Nothing to export (an unknown call): raised before the zip is written."""
 
 
@@ -106,9 +106,13 @@ class BundleWriter:
             data, meta = got
             proof = Proof(f"{folder}manifest.v{n}.json", sha256_hex(data), None)
             _add(zf, sums, proof.manifest, data)
-            last = json.loads(data)
-            if last.get("chain"):
-                proof.link = ChainLink.model_validate(last["chain"])
+            try:  # kept as archived, whatever it holds; described only if it is a manifest
+                last = json.loads(data)
+                proof.link = ChainLink.model_validate(last["chain"]) \
+                    if last.get("chain") else None
+            except (ValueError, TypeError, AttributeError):
+                last = {}
+            if proof.link is not None:
                 signers.add(proof.link.key)
             signature = decode_sig(meta.get("signature", ""))
             if signature is not None:
@@ -173,7 +177,10 @@ class BundleWriter:
     def _checkpoint_at(self, name: str) -> tuple[bytes, dict[str, str], dict[str, Any]] | None:
         if name not in self._read:
             got = get_version(self.store, name)
-            self._read[name] = (got[0], got[1], json.loads(got[0])) if got else None
+            try:
+                self._read[name] = (got[0], got[1], dict(json.loads(got[0]))) if got else None
+            except (ValueError, TypeError):
+                self._read[name] = None  # not a checkpoint: it lists nothing
         return self._read[name]
 
     def _checkpoints_from(self, chain: str, day: date) -> Iterator[str]:

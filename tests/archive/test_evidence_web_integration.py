@@ -54,6 +54,10 @@ async def test_a_supervisor_exports_and_an_admin_verifies(
 
     async with supervisor.get(page) as r:
         assert 'id="export-evidence"' in await r.text()
+    unknown = "/calls/20200101T000000Z-000000000000"
+    async with supervisor.post(unknown + "/evidence",
+                               data={"csrf": await csrf_of(supervisor, page)}) as r:
+        assert r.status == 404  # a clear "not archived", never a 500
     async with supervisor.post(page + "/evidence",
                                data={"csrf": await csrf_of(supervisor, page)}) as r:
         assert r.status == 200 and r.content_type == "application/zip"
