@@ -229,7 +229,7 @@ class Archive:
         try:
             where, updated = set_outcome(self.settings.archive.spool, self.archived, call_id,
                                          outcome, f"{actor.name} ({actor.via})")
-        except (OutcomeError, StoreError) as exc:
+        except (OutcomeError, StoreError, SealError) as exc:  # SealError: the archive chain
             self.audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
             if isinstance(exc, OutcomeError):
                 raise Invalid(str(exc)) from exc
