@@ -139,16 +139,14 @@ class HostKey:
     def __init__(self, settings: EvidenceSettings) -> None:
         self.host = settings.host
         self.dir = settings.dir / "keys"
+        self._current_mtime = -1  # none read yet
         try:
             with locked(self.dir / ".lock"):
-                current = self.dir / "current"
-                if not current.exists():
+                if not (self.dir / "current").exists():
                     self._make()
-                self._current_mtime = current.stat().st_mtime_ns
-                self.key_id = current.read_text().strip()
-                self._private = self._load(self.key_id)
         except OSError as exc:
             raise SealError(f"signing key in {self.dir}: {exc}") from exc
+        self._follow_rotation()
 
     @property
     def signer(self) -> str:
@@ -160,8 +158,9 @@ class HostKey:
         return self._private.sign(data)
 
     def _follow_rotation(self) -> None:
-        """``callrec keys rotate`` (another process) made a new key current: use it from the
-        next signature on, without a restart."""
+        """The key ``current`` names, read again when that file changed: ``callrec keys
+        rotate`` (another process) made a new key current, used from the next signature on
+        without a restart."""
         try:
             mtime = (self.dir / "current").stat().st_mtime_ns
             if mtime != self._current_mtime:
@@ -173,10 +172,10 @@ class HostKey:
 
     def rotate(self) -> str:
         with locked(self.dir / ".lock"):
-            self.key_id = self._make()
-            self._private = self._load(self.key_id)
-            self._current_mtime = (self.dir / "current").stat().st_mtime_ns
-        return self.key_id
+            key_id = self._make()
+        self._current_mtime = -1  # read it again, whatever its mtime's granularity
+        self._follow_rotation()
+        return key_id
 
     def public_keys(self) -> dict[str, bytes]:
         """Every key this host has used: key id -> public PEM."""

@@ -21,44 +21,40 @@ class ObjectVersion:
     delete_marker: bool = False
 
 
+def _pages(store: Store, operation: str, what: str, **kwargs: Any) -> Iterator[Any]:
+    """The pages of a listing of the bucket (empty markers left out), errors translated."""
+    args = {"Bucket": store.settings.bucket, **{k: v for k, v in kwargs.items() if v}}
+    with translated(what):
+        yield from store.client.get_paginator(operation).paginate(**args)  # type: ignore[call-overload]
+
+
 def list_versions(store: Store, prefix: str, key_marker: str = "") -> Iterator[ObjectVersion]:
     """Every version and delete marker under ``prefix`` (after ``key_marker``), in key order
     (newest first within a key, as S3 lists them)."""
-    kwargs: dict[str, Any] = {"Bucket": store.settings.bucket, "Prefix": prefix}
-    if key_marker:
-        kwargs["KeyMarker"] = key_marker
-    pages = store.client.get_paginator("list_object_versions").paginate(**kwargs)
-    with translated(f"list versions {prefix}"):
-        for page in pages:
-            for v in page.get("Versions", []):
-                yield ObjectVersion(v["Key"], str(v.get("VersionId") or "null"),
-                                    int(v.get("Size", 0)), v["LastModified"],
-                                    bool(v.get("IsLatest")))
-            for d in page.get("DeleteMarkers", []):
-                yield ObjectVersion(d["Key"], str(d.get("VersionId") or "null"), 0,
-                                    d["LastModified"], bool(d.get("IsLatest")), True)
+    for page in _pages(store, "list_object_versions", f"list versions {prefix}", Prefix=prefix,
+                       KeyMarker=key_marker):
+        for v in page.get("Versions", []):
+            yield ObjectVersion(v["Key"], str(v.get("VersionId") or "null"),
+                                int(v.get("Size", 0)), v["LastModified"], bool(v.get("IsLatest")))
+        for d in page.get("DeleteMarkers", []):
+            yield ObjectVersion(d["Key"], str(d.get("VersionId") or "null"), 0,
+                                d["LastModified"], bool(d.get("IsLatest")), True)
 
 
 def list_latest(store: Store, prefix: str, start_after: str = "") -> Iterator[ObjectVersion]:
     """The current version of every object under ``prefix`` (ListObjectsV2: on SeaweedFS ten
     times cheaper for the store than listing versions). Version ids are not listed: "null"."""
-    kwargs: dict[str, Any] = {"Bucket": store.settings.bucket, "Prefix": prefix}
-    if start_after:
-        kwargs["StartAfter"] = start_after
-    pages = store.client.get_paginator("list_objects_v2").paginate(**kwargs)
-    with translated(f"list {prefix}"):
-        for page in pages:
-            for o in page.get("Contents", []):
-                yield ObjectVersion(o["Key"], "null", int(o.get("Size", 0)), o["LastModified"],
-                                    True)
+    for page in _pages(store, "list_objects_v2", f"list {prefix}", Prefix=prefix,
+                       StartAfter=start_after):
+        for o in page.get("Contents", []):
+            yield ObjectVersion(o["Key"], "null", int(o.get("Size", 0)), o["LastModified"], True)
 
 
 def list_prefixes(store: Store, prefix: str) -> list[str]:
     """The "directories" right below ``prefix``."""
-    pages = store.client.get_paginator("list_objects_v2").paginate(
-        Bucket=store.settings.bucket, Prefix=prefix, Delimiter="/")
-    with translated(f"list {prefix}"):
-        return [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
+    return [p["Prefix"] for page in _pages(store, "list_objects_v2", f"list {prefix}",
+                                           Prefix=prefix, Delimiter="/")
+            for p in page.get("CommonPrefixes", [])]
 
 
 def get_version(store: Store, key: str, version_id: str | None = None,
