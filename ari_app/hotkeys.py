@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -35,13 +36,43 @@ from callrec.manifest import AgentLeg, EventKind, TimelineEvent
 log = logging.getLogger(__name__)
 
 TONE_ARGS = "callrec-tone"  # Stasis args of the snoop channels this module makes (not calls)
+TONE_START_S = 2.0  # how long a snoop channel may take to enter Stasis
+
+
+class Snoops:
+    """Snoop channels of ours, each until Asterisk puts it in Stasis.
+
+    ``POST /channels/{id}/snoop`` answers before the snoop channel is in the application: its
+    own thread enters Stasis (res/res_stasis_snoop.c, ``snoop_stasis_thread``, started detached),
+    and playing to it before its StasisStart fails with 409 "Channel not in Stasis application".
+    The id is chosen by us (``snoopId``) so the wait is registered before the request.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+
+    def expect(self) -> tuple[str, asyncio.Future[None]]:
+        snoop_id = f"callrec-tone-{uuid.uuid4().hex}"
+        started = self._waiting[snoop_id] = asyncio.get_running_loop().create_future()
+        return snoop_id, started
+
+    def started(self, channel_id: str) -> None:
+        """A StasisStart with TONE_ARGS (ari_app/stasis.py)."""
+        waiter = self._waiting.pop(channel_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def forget(self, snoop_id: str) -> None:
+        self._waiting.pop(snoop_id, None)
 
 
 class AgentKeys:
     def __init__(self, settings: AgentKeySettings, announcer: Announcer, ari: AriClient,
-                 alerts: Alerts, identify: Callable[[list[AgentLeg]], None]) -> None:
+                 alerts: Alerts, identify: Callable[[list[AgentLeg]], None],
+                 snoops: Snoops) -> None:
         self.settings, self.announcer, self.ari, self.alerts = settings, announcer, ari, alerts
         self.identify = identify  # who the agents are (ari_app/agents.py)
+        self.snoops = snoops
 
     async def press(self, call: Call, action: str, door: Door, language: str) -> str:
         """The result for CALLREC_KEY: played, ended or refused."""
@@ -93,20 +124,24 @@ class AgentKeys:
 
     async def tone(self, call: Call, channel: str) -> None:
         """The refusal tone, to the agent only (whispered through a snoop channel)."""
+        snoop_id, started = self.snoops.expect()
         try:
             found = [c for c in await self.ari.request("GET", "/channels")
                      if c.get("name") == channel]
             if not found:
                 return
-            snoop = await self.ari.request(
+            await self.ari.request(
                 "POST", f"/channels/{found[0]['id']}/snoop", app=self.ari.settings.app,
-                appArgs=TONE_ARGS, spy="none", whisper="out")
-            await self.ari.request("POST", f"/channels/{snoop['id']}/play",
+                appArgs=TONE_ARGS, spy="none", whisper="out", snoopId=snoop_id)
+            await asyncio.wait_for(started, TONE_START_S)
+            await self.ari.request("POST", f"/channels/{snoop_id}/play",
                                    media=f"sound:{self.settings.refusal_tone}")
             await asyncio.sleep(1.5)  # beeperr is 0.8 s
-            await self.ari.hangup(str(snoop["id"]))
-        except AriError as exc:
-            log.info("%s refusal tone to %s not played: %s", call.log_prefix(), channel, exc)
+            await self.ari.hangup(snoop_id)
+        except (AriError, TimeoutError) as exc:
+            log.info("%s refusal tone to %s not played: %r", call.log_prefix(), channel, exc)
+        finally:
+            self.snoops.forget(snoop_id)
 
 
 def current_agent(legs: list[AgentLeg]) -> AgentLeg | None:

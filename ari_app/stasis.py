@@ -19,7 +19,7 @@ from ari_app.call import WATCHED_VARIABLES, Call
 from ari_app.config import Route
 from ari_app.ending import Ending
 from ari_app.flow import Flow
-from ari_app.hotkeys import TONE_ARGS
+from ari_app.hotkeys import TONE_ARGS, Snoops
 from callrec.ids import call_id_time
 from callrec.reasons import StatusReason
 
@@ -109,8 +109,9 @@ def parse_args(args: list[str]) -> dict[str, str]:
 
 class StasisApp:
     def __init__(self, ari: AriClient, flow: Flow, ending: Ending,
-                 calls: dict[str, Call] | None = None) -> None:
+                 calls: dict[str, Call] | None = None, snoops: Snoops | None = None) -> None:
         self.ari = ari
+        self.snoops = Snoops() if snoops is None else snoops  # ours, not calls
         self.flow = flow
         self.ending = ending
         self.calls: dict[str, Call] = {} if calls is None else calls  # by channel id
@@ -123,7 +124,8 @@ class StasisApp:
         channel = event.get("channel") or event.get("caller") or {}
         channel_id = str(channel.get("id", ""))
         if event.get("type") == "StasisStart" and TONE_ARGS in (event.get("args") or []):
-            return  # a snoop channel of ours whispering a tone to an agent (ari_app/hotkeys.py)
+            self.snoops.started(channel_id)  # whispering a tone to an agent (ari_app/hotkeys.py)
+            return
         if event.get("type") == "StasisStart" and channel_id and channel_id not in self.calls:
             call = Call(channel, "stasis", self.flow.settings.policy)
             self.calls[channel_id] = call

@@ -94,7 +94,7 @@ def build(settings: AriAppSettings) -> Parts:
                     (settings.marks.refusal_prompt,) if settings.marks.enabled else ())
     alerts = Alerts(settings.alerts, call_tasks, metrics.agent_actions)
     keys = AgentKeys(settings.agent_keys, flow.announcer, ari, alerts,
-                     lambda legs: identify(legs, settings.agents))
+                     lambda legs: identify(legs, settings.agents), app.snoops)
     agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending, keys))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
                  metrics, alerts, marked, call_tasks, wanted, writer, takeon)
