@@ -59,7 +59,7 @@ class JournalBatch:
         """Now, not with the batch."""
         self.dirty.pop(call.call_id, None)
         try:
-            self.journal.save(call.manifest())
+            self.journal.save(call.journal_entry())
         except (OSError, InflightJournalError) as exc:
             log.error("%s journal not written: %s", call.log_prefix(), exc)
 

@@ -106,8 +106,10 @@ def _subscription(settings: AriAppSettings, bridges: BridgeWatch, routes: RouteW
     (when on), and the queue, agent and parking events that say who took a call."""
     watch = settings.bridges.watch
     bridge_events = ("BridgeEnter", "BridgeLeave") if watch else ()
-    # VarSet of CALLREC_REASON only (the filter matches that line), and every Hangup.
-    down_filters = ("Variable: CALLREC_REASON", "Event: Hangup") if watch else ()
+    # VarSet of CALLREC_REASON only (the filter matches that line), and every Hangup. A legacy
+    # filter is a regex over the whole event (main/manager.c): "Event: Hangup" alone also let
+    # every HangupRequest and SoftHangupRequest through.
+    down_filters = ("Variable: CALLREC_REASON", "Event: Hangup[[:space:]]") if watch else ()
 
     def on_event(event: Any) -> None:
         kind = event.get("Event")

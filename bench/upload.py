@@ -1,7 +1,8 @@
 """Uploader benchmarks against the bench's SeaweedFS, each with a baseline from the same run.
 
 (a) many 1 MiB recordings and (b) one large file: callrec's uploader vs plain boto3
-``upload_file`` (TransferManager), same files, same concurrency - MiB/s and the ratio. callrec
+``upload_file`` (TransferManager) of the same two objects per call (recording and manifest), same
+concurrency - MiB/s and the ratio. callrec
 does more per file (SHA-256 against the manifest, HEAD to verify, tags, metadata, Object Lock,
 the manifest upload, local clean-up): the ratio is the price of never losing a recording.
 (c) manifest written (the moment the call flow proves the recording closed, just after hang-up)
@@ -75,8 +76,11 @@ def new_bucket(bench: Bench) -> str:
 
 
 def _boto3_upload(client: S3Client, bucket: str, concurrency: int, path: Path) -> None:
-    client.upload_file(str(path), bucket, path.name,
-                       Config=TransferConfig(max_concurrency=concurrency))
+    """The baseline ships what callrec ships per call: the recording and its manifest."""
+    config = TransferConfig(max_concurrency=concurrency)
+    client.upload_file(str(path), bucket, path.name, Config=config)
+    manifest = path.with_suffix(".json")
+    client.upload_file(str(manifest), bucket, manifest.name, Config=config)
 
 
 def throughput(bench: Bench, count: int, size_mb: int, concurrency: int, rounds: int = 2,

@@ -337,24 +337,39 @@ def write_all(fd: int, data: bytes) -> None:
 def write_atomic(directory: Path, name: str, data: bytes) -> Path:
     """``directory/name`` replaced atomically and durably by ``data`` (tmp, fsync, rename, fsync
     of the directory): a reader never sees half of it, a crash leaves the old or the new one."""
-    final = directory / name
-    tmp = directory / f".{name}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    return write_atomic_group(directory, [(name, data)])[-1]
+
+
+def write_atomic_group(directory: Path, files: list[tuple[str, bytes]]) -> list[Path]:
+    """Several files of one directory, each atomic, renamed in the given order, then one fsync
+    of the directory for them all. A reader that sees a later file also finds the earlier
+    ones: the renames are metadata operations of one directory, which a journaling file
+    system (ext4, XFS) commits in order. A failure before the renames leaves no file and no
+    temporary one behind (a full disk keeps no half manifest)."""
+    tmps: list[Path] = []
     try:
-        write_all(fd, data)
-        os.fsync(fd)
+        for name, data in files:
+            tmp = directory / f".{name}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            tmps.append(tmp)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)  # a full disk keeps no half manifest
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
         raise
-    os.close(fd)
-    os.replace(tmp, final)
+    finals = [directory / name for name, _ in files]
+    for tmp, final in zip(tmps, finals, strict=True):
+        os.replace(tmp, final)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return final
+    return finals
 
 
 _NUMBER_KEEP = re.compile(r"[^0-9+*#]")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ari_app.call import Call, endpoint_of
-from callrec.manifest import CallManifest, Policy, RecordingStatus
+from callrec.manifest import CallManifest, EventKind, Policy, RecordingStatus, TimelineEvent
 from tests.fakes import CALL_ID, proven, recorder, writing
 
 CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "linkedid": "1.1",
@@ -151,6 +151,21 @@ def test_restore_from_journal_keeps_what_was_known() -> None:
     c.notice.played = c.notice.completed = True
     restored = Call.restore(c.manifest(), None)
     assert restored.manifest() == c.manifest()
+
+
+def test_a_journal_entry_restores_the_same_call_with_only_the_agents_actions_kept() -> None:
+    c = call()
+    c.on_event(dial("PJSIP/agent-answer-00000009", "ANSWER"))
+    c.on_event(varset("BRIDGEPEER", "PJSIP/agent-answer-00000009"))
+    c.notice.played = c.notice.completed = True
+    c.notice.started_at = c.notice.ended_at = c.entered_at
+    c.events.append(TimelineEvent(at=c.entered_at, kind=EventKind.WARNING_PLAYED,
+                                  by="agent-answer"))
+    entry = c.journal_entry()
+    assert [e.kind for e in entry.timeline] == [EventKind.WARNING_PLAYED]
+    full = c.manifest()
+    assert len(full.timeline) > 1  # notice, agent answered and bridged, the warning
+    assert Call.restore(entry, None).manifest() == full
 
 
 def test_a_lone_surrogate_in_the_caller_id_cannot_stop_the_manifest(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
 from callrec.lifecycle import Tasks
-from callrec.manifest import CallManifest, Policy, RecordingStatus, write_atomic
+from callrec.manifest import CallManifest, Policy, RecordingStatus, write_atomic_group
 from callrec.sealing import EvidenceSettings, SpoolWriter
 from tests.fakes import CALL_ID, CHANNEL, asterisk_wav, proven, recorder, writing
 from tests.helpers import metric
@@ -115,14 +115,14 @@ async def test_a_recording_that_stops_mid_call_is_interrupted(parts: Parts) -> N
 async def test_a_failing_disk_is_retried_until_the_manifest_is_written(
         parts: Parts, monkeypatch: pytest.MonkeyPatch) -> None:
     failures = [OSError(28, "No space left on device")] * 2
-    real = write_atomic
+    real = write_atomic_group
 
-    def full_disk(directory: Path, name: str, data: bytes) -> Path:
+    def full_disk(directory: Path, files: list[tuple[str, bytes]]) -> list[Path]:
         if failures:
             raise failures.pop()
-        return real(directory, name, data)
+        return real(directory, files)
 
-    monkeypatch.setattr("callrec.sealing.write_atomic", full_disk)
+    monkeypatch.setattr("callrec.sealing.write_atomic_group", full_disk)
     monkeypatch.setattr("ari_app.ending.Backoff.next", lambda self: 0.01)
     call = new_call()
     call.on_event(DESTROYED)

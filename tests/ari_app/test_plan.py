@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from ari_app.config import AriAppSettings, Route, load_settings
+from ari_app.hotkeys import Snoops
 from ari_app.stasis import parse_args, wanted
 from callrec.manifest import Policy
 from callrec.settings import BadConfigFile
@@ -80,3 +82,18 @@ def test_only_watched_variable_changes_are_parsed() -> None:
     assert wanted(json.dumps({"type": "Dial", "caller": {"name": '"type":"ChannelVarset"'}}))
     pretty = json.dumps({"type": "ChannelVarset", "variable": "BRIDGEPEER"}, indent=2)
     assert wanted(pretty)  # ari.conf pretty=yes
+
+
+async def test_a_snoop_is_awaited_until_its_stasis_start() -> None:
+    """POST /snoop answers before the snoop channel is in Stasis: the tone waits for it."""
+    snoops = Snoops()
+    snoop_id, started = snoops.expect()
+    snoops.started("someone-else")
+    assert not started.done()
+    snoops.started(snoop_id)
+    await asyncio.wait_for(started, 1)
+    snoops.started(snoop_id)  # a late duplicate is ignored
+    other_id, other = snoops.expect()
+    snoops.forget(other_id)
+    snoops.started(other_id)
+    assert other_id != snoop_id and not other.done()

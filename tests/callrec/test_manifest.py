@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from callrec.manifest import CallManifest, Policy, RecordingStatus, normalise_number
+from callrec.manifest import (
+    CallManifest,
+    Policy,
+    RecordingStatus,
+    normalise_number,
+    write_atomic_group,
+)
 
 
 def manifest(**overrides: object) -> CallManifest:
@@ -38,6 +45,32 @@ def test_write_atomic_round_trips_and_leaves_no_temp(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert CallManifest.read(path) == m
     assert json.loads(path.read_text())["schema_version"] == 1
+
+
+def test_a_group_is_renamed_in_order_and_a_failure_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    renamed: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: Path, dst: Path) -> None:
+        renamed.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    paths = write_atomic_group(tmp_path, [("a.json.sig", b"sig"), ("a.json", b"{}")])
+    assert renamed == ["a.json.sig", "a.json"] and [p.read_bytes() for p in paths] == [b"sig",
+                                                                                        b"{}"]
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if bytes(data) == b"second":
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError):
+        write_atomic_group(tmp_path, [("b.json.sig", b"first"), ("b.json", b"second")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.json.sig"]
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 65, "a b"])
