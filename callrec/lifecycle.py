@@ -14,6 +14,8 @@ import signal
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
+import uvloop
+
 log = logging.getLogger(__name__)
 
 
@@ -96,6 +98,15 @@ class Managed(Protocol):
 
     async def shutdown(self, stop: Stop) -> None:
         """Drain within ``stop``'s grace period, then release everything."""
+
+
+def run_daemon(daemon: Managed, grace_s: float) -> None:
+    """``serve`` on uvloop's event loop (libuv underneath, a drop-in asyncio loop). Same code,
+    cheaper loop: measured on the 2-core bench at 20 calls/s, ``callrec ari`` spent 12.2 ms of
+    CPU per call against 13.4 ms on asyncio's own loop (four alternating runs of 300 calls,
+    every one lower; README, Benchmarks)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(daemon, grace_s))
 
 
 async def serve(daemon: Managed, grace_s: float) -> None:

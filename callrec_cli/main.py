@@ -136,9 +136,9 @@ def _ari(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     from ari_app.service import Service
     from ari_app.wiring import build
-    from callrec.lifecycle import serve
+    from callrec.lifecycle import run_daemon
 
-    asyncio.run(serve(Service(build(config)), config.shutdown_grace_s))
+    run_daemon(Service(build(config)), config.shutdown_grace_s)
     return 0
 
 
@@ -154,9 +154,9 @@ def _archive(args: argparse.Namespace) -> int:
         return run(args, config)
     from archive.service import Archive
     from archive.web import WebServer
-    from callrec.lifecycle import serve
+    from callrec.lifecycle import run_daemon
 
-    asyncio.run(serve(WebServer(config, Archive(config)), config.shutdown_grace_s))
+    run_daemon(WebServer(config, Archive(config)), config.shutdown_grace_s)
     return 0
 
 
@@ -225,10 +225,10 @@ def _ship(args: argparse.Namespace, config: UploaderSettings, catalog: Catalog |
         # S3 unreachable for now: the daemon keeps the backlog and retries with backoff.
         log.warning("%s; retrying in the background", exc)
     if not args.drain:
-        from callrec.lifecycle import serve
+        from callrec.lifecycle import run_daemon
         from uploader.daemon import Daemon
 
-        asyncio.run(serve(Daemon(uploader), config.shutdown_grace_s))
+        run_daemon(Daemon(uploader), config.shutdown_grace_s)
         return 0
     return _drain(uploader)
 
