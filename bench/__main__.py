@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): call-setup timings through the real bench.
+"""``python -m bench`` (``make bench``): every benchmark, through the real bench.
 
 Path A is the pure-dialplan baseline (Answer -> MixMonitor -> Playback -> Dial), path B callrec;
 both are measured in the same run, on the same Asterisk and the same SIPp load, and printed as
