@@ -9,8 +9,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 
 from archive.evidence.reconcile import ReconcileSettings
 from archive.flags import FlagSettings
@@ -18,13 +17,14 @@ from archive.marking import AutoMarkSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.sealing import EvidenceSettings
+from callrec.sections import Section
 from callrec.settings import CallrecSettings
 
 Role = Literal["viewer", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "supervisor", "admin")
 
 
-class CatalogSettings(BaseModel):
+class CatalogSettings(Section):
     catalog: Path = Path("/var/lib/callrec/catalog.sqlite3")
     # Incremental sync re-lists this many days back (uploads can lag: an Asterisk host whose
     # uplink was down ships days late); `sync --full` lists everything.
@@ -40,17 +40,17 @@ class CatalogSettings(BaseModel):
     spool: Path | None = None
 
 
-class User(BaseModel):
+class User(Section):
     role: Role
     password_hash: SecretStr  # `callrec archive hash-password`
 
 
-class Token(BaseModel):
+class Token(Section):
     role: Role
     sha256: SecretStr  # of the token; `callrec archive token NAME` makes one
 
 
-class WebSettings(BaseModel):
+class WebSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8480, ge=0, le=65535)
     users: dict[str, User] = Field(default_factory=dict)
@@ -73,6 +73,9 @@ class WebSettings(BaseModel):
     # Addresses of the reverse proxies whose X-Forwarded-For is believed (the client address
     # in the audit log); from any other address that header is ignored.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
+    # (deploy/callrec-archive.service: 30). A second signal stops at once.
+    shutdown_grace_s: float = Field(20.0, ge=0)
 
     @field_validator("users", "tokens")
     @classmethod
@@ -84,9 +87,6 @@ class WebSettings(BaseModel):
 
 
 class ArchiveSettings(CallrecSettings):
-    # Ignores the other services' sections: one environment (or file) may configure them all.
-    model_config = SettingsConfigDict(extra="ignore")
-
     s3: S3Settings = S3Settings()
     retention: RetentionSettings = RetentionSettings()
     numbering: NumberingPlan = NumberingPlan()
@@ -97,6 +97,3 @@ class ArchiveSettings(CallrecSettings):
     # Outcome changes are sealed in this host's archive chain (callrec/s3/ledger.py).
     evidence: EvidenceSettings = EvidenceSettings()
     reconcile: ReconcileSettings = ReconcileSettings()  # CDRs vs manifests (archive/evidence/)
-    # Seconds a stop lets requests in flight finish: below the unit's TimeoutStopSec
-    # (deploy/callrec-archive.service: 30). A second signal stops at once.
-    shutdown_grace_s: float = Field(20.0, ge=0)

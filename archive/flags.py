@@ -17,15 +17,16 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from callrec.manifest import CallManifest, EventKind
+from callrec.sections import Section
 
 REPEAT = "repeat_caller"
 FLAGS = ("agent_warning", "ended_by_agent", "long_call", REPEAT)
 
 
-class FlagSettings(BaseModel):
+class FlagSettings(Section):
     long_call_minutes: float = Field(60.0, gt=0)
     repeat_calls: int = Field(3, ge=2)
     repeat_hours: float = Field(24.0, gt=0)

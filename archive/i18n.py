@@ -45,7 +45,7 @@ LABELS = (N_("recorded"), N_("unrecorded"), N_("interrupted"), N_("completed"), 
     N_("unparked"), N_("warning_played"), N_("warning_refused"), N_("end_refused"), N_("ended"),
     N_("viewer"), N_("supervisor"), N_("admin"), N_("warning"), N_("refuse"), N_("manual"),
     N_("auto"), N_("refused"), N_("verified"), N_("missing"), N_("altered"), N_("unsigned"),
-    N_("chain_breaks"), N_("checkpoints_missing"))
+    N_("chain_breaks"), N_("checkpoints_missing"), N_("resolved"), N_("escalated"))
 
 
 def load() -> dict[str, NullTranslations]:

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from archive.catalog import Catalog
 from callrec.manifest import normalise_number
 from callrec.numbering import NumberingPlan
 from callrec.s3.marks import NUMBER, Mark, MarkStore, Treatment
+from callrec.sections import Section
 
 
-class AutoMarkSettings(BaseModel):
+class AutoMarkSettings(Section):
     enabled: bool = True
     calls: int = Field(3, ge=1)  # calls ended as `outcome` ...
     days: float = Field(30.0, gt=0)  # ... within this many days

@@ -23,6 +23,7 @@ from archive.render import csv_cell
 from archive.service import INTERNAL, Actor
 from archive.web_query import audit_filter_from, link_params, query_from, whole
 from callrec.ids import CALL_ID as CALL_ID_RE
+from callrec.s3.marks import Treatment
 
 if TYPE_CHECKING:
     from archive.web import WebApp
@@ -31,7 +32,7 @@ ACTOR = web.RequestKey("actor", Actor)
 LOGIN_COOKIE = "callrec_login"
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
-TREATMENTS = ("warning", "supervisor", "refuse")  # Treatment values; the gentlest first
+TREATMENTS = tuple(Treatment)  # the gentlest first
 CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent",
                "agent_name", "agents", "queue", "queue_wait_s", "abandoned", "did",
                "direction", "outcome", "status", "status_reason", "notice_completed",

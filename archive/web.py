@@ -36,14 +36,13 @@ from archive.web_query import BadQuery
 from callrec.aio import first_of
 from callrec.backoff import Backoff
 from callrec.lifecycle import Stop, Tasks
+from callrec.manifest import OUTCOMES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 COOKIE = "callrec_session"
 SESSION = web.RequestKey("session", Session)
 PUBLIC = {"/login", "/style.css"}
-OUTCOMES = ("completed", "abandoned_in_notice", "abandoned", "no_agent", "failed", "complaint",
-            "harassment", "resolved", "escalated")
 DONE = {"outcome": N_("Outcome changed."), "hold": N_("Legal hold put on."),
         "release": N_("Legal hold released."), "review": N_("Marked reviewed."),
         "mark": N_("Caller marked: every callrec host applies it at their next call."),

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from callrec.manifest import Policy
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import S3Settings
 from callrec.sealing import EvidenceSettings
+from callrec.sections import Section
 from callrec.settings import CallrecSettings, load
 
 
-class AriSettings(BaseModel):
+class AriSettings(Section):
     url: str = "http://127.0.0.1:8088"  # Asterisk's http.conf address; /ari is appended
     user: str = "callrec"
     password: SecretStr = SecretStr("")
@@ -27,12 +28,12 @@ class AriSettings(BaseModel):
     rest_over_websocket: bool = True
 
 
-class MetricsSettings(BaseModel):
+class MetricsSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(9470, ge=0, le=65535)  # 0: no metrics endpoint
 
 
-class AmiSettings(BaseModel):
+class AmiSettings(Section):
     host: str = "127.0.0.1"
     port: int = 5038
     user: str = "callrec"
@@ -40,13 +41,13 @@ class AmiSettings(BaseModel):
     action_timeout_s: float = Field(2.0, gt=0)
 
 
-class AgiSettings(BaseModel):
+class AgiSettings(Section):
     enabled: bool = True
     host: str = "127.0.0.1"  # loopback only unless Asterisk runs elsewhere
     port: int = 4573
 
 
-class SpoolSettings(BaseModel):
+class SpoolSettings(Section):
     # Where Asterisk writes recordings (as Asterisk sees the path) ...
     asterisk_dir: Path = Path("/var/spool/asterisk/callrec")
     # ... and where this service sees the same directory (differs when Asterisk runs in a
@@ -59,7 +60,7 @@ class SpoolSettings(BaseModel):
         return self.local_dir or self.asterisk_dir
 
 
-class Route(BaseModel):
+class Route(Section):
     """Where a DID's calls go after the notice, and how strictly they must be recorded."""
 
     context: str
@@ -71,21 +72,21 @@ class Route(BaseModel):
     queue: str | None = None
 
 
-class QueueRule(BaseModel):
+class QueueRule(Section):
     """Recording policy and notice language of calls routed to one queue."""
 
     policy: Policy | None = None
     language: str | None = None
 
 
-class AgentEntry(BaseModel):
+class AgentEntry(Section):
     """One agent in the directory: who answers on an endpoint or extension."""
 
     id: str = Field(min_length=1, max_length=64)
     name: str = Field("", max_length=128)
 
 
-class NoticeSettings(BaseModel):
+class NoticeSettings(Section):
     prompt: str = "callrec/notice"  # sound name, under <sounds>/<lang>/
     unavailable_prompt: str = "callrec/unavailable"  # played before hang-up under policy force
     default_language: str = "ja"
@@ -97,7 +98,7 @@ class NoticeSettings(BaseModel):
     stall_alert_s: float = Field(10.0, ge=0)
 
 
-class BridgeSettings(BaseModel):
+class BridgeSettings(Section):
     """The safety net (ari_app/bridges.py): two-party bridges callrec did not handle."""
 
     watch: bool = True
@@ -110,7 +111,7 @@ class BridgeSettings(BaseModel):
     external_policy: Policy = Policy.FORCE
 
 
-class AgentKeySettings(BaseModel):
+class AgentKeySettings(Section):
     """The agents' hot-keys against abusive callers (ari_app/hotkeys.py; the keys themselves are
     features.conf's, dialplan/callrec-agent-keys.conf.sample)."""
 
@@ -123,7 +124,7 @@ class AgentKeySettings(BaseModel):
     end_outcome: str = Field("harassment", pattern=r"^[a-z0-9_]{1,32}$")
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(Section):
     """Supervisor alerts on a warning or an end: a webhook (JSON, HMAC-SHA256 signed) besides
     the Prometheus counter callrec_agent_actions_total."""
 
@@ -133,7 +134,7 @@ class AlertSettings(BaseModel):
     attempts: int = Field(6, ge=1, le=20)  # with backoff from 1 s, capped at 60 s
 
 
-class MarkSettings(BaseModel):
+class MarkSettings(Section):
     """Marked callers (callrec/s3/marks.py), read from the bucket the archive writes them to."""
 
     enabled: bool = False  # needs the [s3] section (read access to marks/ is enough)

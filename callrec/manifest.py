@@ -46,6 +46,20 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # a marked caller whose treatment is refusal (callrec/s3/marks.py)
 
 
+class WrapUp(StrEnum):
+    """The outcomes ops set after wrap-up that the archive offers (any other
+    ``[a-z0-9_]{1,32}`` is accepted too); ``harassment`` is also the agents' end key's."""
+
+    COMPLAINT = "complaint"
+    HARASSMENT = "harassment"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+
+
+# Every outcome the archive's forms list: callrec's own, then the wrap-up ones.
+OUTCOMES: tuple[str, ...] = (*Outcome, *WrapUp)
+
+
 class Policy(StrEnum):
     FORCE = "force"  # no recording, no call: apology prompt and hang up
     OPTIONAL = "optional"  # no recording: continue without the notice, marked unrecorded

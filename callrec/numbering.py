@@ -4,10 +4,12 @@ caller (E.164). Shared by the uploader (which may feed the catalog) and the arch
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from callrec.sections import Section
 
 
-class NumberingPlan(BaseModel):
+class NumberingPlan(Section):
     country_code: str = Field("81", pattern=r"^[1-9][0-9]{0,2}$")
     national_prefix: str = Field("0", pattern=r"^[0-9]{0,2}$")
     international_prefix: str = Field("010", pattern=r"^[0-9]{0,4}$")

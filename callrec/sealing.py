@@ -34,10 +34,11 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from callrec import CallrecError
 from callrec.manifest import CallManifest, ChainLink, write_all, write_atomic, write_atomic_group
+from callrec.sections import Section
 
 NAME_RE = r"^[A-Za-z0-9._-]{1,48}$"
 SIG_SUFFIX = ".sig"
@@ -51,7 +52,7 @@ def _hostname() -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:48] or "host"
 
 
-class EvidenceSettings(BaseModel):
+class EvidenceSettings(Section):
     """``CALLREC_EVIDENCE__*``: shared by the call flow, the uploader and the archive of a host
     (they must agree on ``dir`` and ``host``)."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from callrec import CallrecError, __version__
-from callrec.settings import BadConfigFile, S, load
+from callrec.settings import BadConfigFile, CallrecSettings, S, load
 
 if TYPE_CHECKING:
     from archive.catalog import Catalog
@@ -84,9 +84,19 @@ class BadConfig(CallrecError):
     pass
 
 
+def services() -> tuple[type[CallrecSettings], ...]:
+    """Every service's settings: one file may hold all their sections, and each daemon checks
+    the whole file against all of them (callrec/settings.py)."""
+    from archive.config import ArchiveSettings
+    from ari_app.config import AriAppSettings
+    from uploader.config import UploaderSettings
+
+    return AriAppSettings, UploaderSettings, ArchiveSettings
+
+
 def settings(cls: type[S], args: argparse.Namespace) -> S:
     try:
-        return load(cls, args.config)
+        return load(cls, args.config, services())
     except ValidationError as exc:
         raise BadConfig(f"bad configuration: {exc}") from exc
     except BadConfigFile as exc:
@@ -156,7 +166,7 @@ def _archive(args: argparse.Namespace) -> int:
     from archive.web import WebServer
     from callrec.lifecycle import run_daemon
 
-    run_daemon(WebServer(config, Archive(config)), config.shutdown_grace_s)
+    run_daemon(WebServer(config, Archive(config)), config.web.shutdown_grace_s)
     return 0
 
 
@@ -228,7 +238,7 @@ def _ship(args: argparse.Namespace, config: UploaderSettings, catalog: Catalog |
         from callrec.lifecycle import run_daemon
         from uploader.daemon import Daemon
 
-        run_daemon(Daemon(uploader), config.shutdown_grace_s)
+        run_daemon(Daemon(uploader), config.upload.shutdown_grace_s)
         return 0
     return _drain(uploader)
 

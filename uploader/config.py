@@ -10,16 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
 
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.sealing import EvidenceSettings
+from callrec.sections import Section
 from callrec.settings import CallrecSettings
 
 
-class UploadSettings(BaseModel):
+class UploadSettings(Section):
     spool: Path = Path("/var/spool/asterisk/callrec")
     after_upload: Literal["delete", "move"] = "delete"  # move: into <spool>/done/
     concurrency: int = Field(4, ge=1, le=64)
@@ -34,12 +34,13 @@ class UploadSettings(BaseModel):
     # The archive catalog (SQLite) to add each archived call to at once; None: only
     # `callrec archive sync` adds them (from S3).
     catalog: Path | None = None
+    # Seconds a stop lets the calls being shipped finish: below the unit's TimeoutStopSec
+    # (deploy/callrec-upload.service: 120). A second signal stops at once. In [upload], not at
+    # the top: one file holds every service's settings, and each stops in its own time.
+    shutdown_grace_s: float = Field(100.0, ge=0)
 
 
 class UploaderSettings(CallrecSettings):
-    # Ignores the other services' sections: one environment (or file) may configure them all.
-    model_config = SettingsConfigDict(extra="ignore")
-
     s3: S3Settings = S3Settings()
     upload: UploadSettings = UploadSettings()
     retention: RetentionSettings = RetentionSettings()
@@ -48,6 +49,3 @@ class UploaderSettings(CallrecSettings):
     # This host's key and chain log (shared with `callrec ari`): the uploader publishes the
     # public keys and writes the chain's checkpoints (uploader/evidence.py).
     evidence: EvidenceSettings = EvidenceSettings()
-    # Seconds a stop lets the calls being shipped finish: below the unit's TimeoutStopSec
-    # (deploy/callrec-upload.service: 120). A second signal stops at once.
-    shutdown_grace_s: float = Field(100.0, ge=0)

@@ -23,10 +23,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store
+from callrec.sections import Section
 
 # cdr_csv.c build_csv_record: 16 columns, then uniqueid (loguniqueid), userfield (loguserfield),
 # then peeraccount, linkedid, sequence (newcdrcolumns).
@@ -34,7 +35,7 @@ BASE = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel"
         "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags")
 
 
-class ReconcileSettings(BaseModel):
+class ReconcileSettings(Section):
     cdr: Path = Path("/var/log/asterisk/cdr-csv/Master.csv")
     # Endpoint-name patterns of trunks: keep equal to callrec ari's bridges.trunks.
     trunks: list[str] = Field(default_factory=lambda: ["trunk*"])

@@ -28,8 +28,9 @@ NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 class Treatment(StrEnum):
     """What callrec does with a marked caller's call at entry (ari_app/flow.py)."""
 
-    SUPERVISOR = "supervisor"  # routed to the supervisors' route instead of the DID's
+    # Gentlest first: the archive's forms list them in this order.
     WARNING = "warning"  # the recorded warning after the notice, before the route
+    SUPERVISOR = "supervisor"  # routed to the supervisors' route instead of the DID's
     REFUSE = "refuse"  # the refusal prompt, then hung up: nothing recorded, no agent
 
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from callrec.manifest import CallManifest
+from callrec.sections import Section
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Lock:
     legal_hold: bool
 
 
-class S3Settings(BaseModel):
+class S3Settings(Section):
     endpoint: str | None = None  # None: AWS; else an S3-compatible store's URL
     region: str = "us-east-1"
     bucket: str = "callrec"
@@ -47,12 +48,12 @@ class S3Settings(BaseModel):
         return template
 
 
-class OutcomeRule(BaseModel):
+class OutcomeRule(Section):
     legal_hold: bool = False
     retention_days: int | None = Field(None, ge=1)
 
 
-class RetentionSettings(BaseModel):
+class RetentionSettings(Section):
     mode: Literal["COMPLIANCE", "GOVERNANCE", ""] = "COMPLIANCE"  # "" = no Object Lock retention
     days: int = Field(365, ge=1)
     # e.g. {"harassment": {"legal_hold": true, "retention_days": 3650}}

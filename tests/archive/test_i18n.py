@@ -51,3 +51,17 @@ def test_labels_and_plurals_in_japanese() -> None:
     assert texts.ngettext("%(num)s call", "%(num)s calls", 3) == "%(num)s 件"
     texts.use("en")
     assert texts.label("harassment") == "harassment"
+
+
+def test_every_outcome_and_treatment_the_forms_list_comes_from_the_contract_and_has_a_label(
+        ) -> None:
+    from archive.views import TREATMENTS
+    from callrec.manifest import OUTCOMES, Outcome, WrapUp
+    from callrec.s3.marks import Treatment
+
+    assert set(OUTCOMES) == {*Outcome, *WrapUp} and "refused" in OUTCOMES
+    assert TREATMENTS[0] == Treatment.WARNING and set(TREATMENTS) == set(Treatment)
+    texts = Texts()
+    texts.use("ja")
+    untranslated = [v for v in (*OUTCOMES, *TREATMENTS) if texts.label(v) == v]
+    assert untranslated == []

@@ -78,7 +78,7 @@ async def watched(tmp_path: Path) -> AsyncIterator[tuple[CloseWatch, Recorder, R
     """A started watch on tmp_path, a recorder using it and a recording ``c1`` in it."""
     watch = CloseWatch(tmp_path)
     watch.start()
-    spool = SpoolSettings(local=tmp_path, asterisk_dir=str(tmp_path))
+    spool = SpoolSettings(local_dir=tmp_path, asterisk_dir=tmp_path)
     rec = Recorder(AmiClient(AmiSettings()), spool, 1.0, watch)
     asterisk, local = rec.paths("c1")
     yield watch, rec, RecordingFile("c1", asterisk, local, "mm1", now())
