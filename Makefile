@@ -67,7 +67,7 @@ sandbox-clean: sandbox-down
 	$(BIN)/python -m testbench clean
 
 # The web UI's texts: extract them into the template and update each language's catalog
-# (archive/locale/<lang>/LC_MESSAGES/messages.po, where translators work; archive/i18n.py).
+# (archive/locale/<lang>/LC_MESSAGES/messages.po, where translators work; archive/web/i18n.py).
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -k ngettext:1,2 --no-location --sort-output \
 	    --project callrec -o archive/locale/messages.pot .

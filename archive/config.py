@@ -11,10 +11,8 @@ from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 
-from archive.evidence.reconcile import ReconcileSettings
-from archive.flags import FlagSettings
-from archive.marking import AutoMarkSettings
 from callrec.numbering import NumberingPlan
+from callrec.s3.marks import Treatment
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.sealing import EvidenceSettings
 from callrec.sections import Section
@@ -86,6 +84,35 @@ class WebSettings(Section):
         return value
 
 
+class FlagSettings(Section):
+    """Calls flagged for a supervisor's review (archive/flags.py)."""
+
+    long_call_minutes: float = Field(60.0, gt=0)
+    repeat_calls: int = Field(3, ge=2)
+    repeat_hours: float = Field(24.0, gt=0)
+
+
+class AutoMarkSettings(Section):
+    """Callers the archive marks by itself (archive/marking.py)."""
+
+    enabled: bool = True
+    calls: int = Field(3, ge=1)  # calls ended as `outcome` ...
+    days: float = Field(30.0, gt=0)  # ... within this many days
+    outcome: str = "harassment"
+    treatment: Treatment = Treatment.WARNING
+
+
+class ReconcileSettings(Section):
+    """`callrec reconcile` (archive/evidence/reconcile.py): Asterisk's CDRs against manifests."""
+
+    cdr: Path = Path("/var/log/asterisk/cdr-csv/Master.csv")
+    # Endpoint-name patterns of trunks: keep equal to callrec ari's bridges.trunks.
+    trunks: list[str] = Field(default_factory=lambda: ["trunk*"])
+    # Calls that ended less than this long ago are left for the next run (their manifest may
+    # still be in the making: the recording's close, the upload).
+    settle_s: float = Field(300.0, ge=0)
+
+
 class ArchiveSettings(CallrecSettings):
     s3: S3Settings = S3Settings()
     retention: RetentionSettings = RetentionSettings()
@@ -96,4 +123,4 @@ class ArchiveSettings(CallrecSettings):
     auto_marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
     # Outcome changes are sealed in this host's archive chain (callrec/s3/ledger.py).
     evidence: EvidenceSettings = EvidenceSettings()
-    reconcile: ReconcileSettings = ReconcileSettings()  # CDRs vs manifests (archive/evidence/)
+    reconcile: ReconcileSettings = ReconcileSettings()

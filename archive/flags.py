@@ -14,22 +14,14 @@ applied by every archive server through the audit change feed, archive/sync.py).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from pydantic import Field
-
+from archive.config import FlagSettings
 from callrec.manifest import CallManifest, EventKind
-from callrec.sections import Section
 
 REPEAT = "repeat_caller"
 FLAGS = ("agent_warning", "ended_by_agent", "long_call", REPEAT)
 
-
-class FlagSettings(Section):
-    long_call_minutes: float = Field(60.0, gt=0)
-    repeat_calls: int = Field(3, ge=2)
-    repeat_hours: float = Field(24.0, gt=0)
 
 
 def manifest_flags(m: CallManifest, settings: FlagSettings) -> set[str]:
@@ -53,22 +45,21 @@ def joined(flags: set[str]) -> str:
     return ",".join(f for f in FLAGS if f in flags)
 
 
-def mark_repeats(db: sqlite3.Connection, caller_e164: str, entered_ms: int,
-                 settings: FlagSettings) -> None:
-    """Set or clear ``repeat_caller`` on this caller's calls that a call entered at
-    ``entered_ms`` can change: those up to ``repeat_hours`` after it (and itself)."""
-    if not caller_e164:
-        return
+def repeat_changes(calls: list[tuple[str, int, str]], entered_ms: int,
+                   settings: FlagSettings) -> list[tuple[str, str]]:
+    """The ``repeat_caller`` flags a call entered at ``entered_ms`` changes, as (call id, new
+    flags), among ``calls``: (call id, entered ms, flags) of the same caller from
+    ``repeat_hours`` before it to ``repeat_hours`` after it, in time order (the catalog reads
+    them, archive/catalog/sqlite.py). Only calls from it on can change (itself included)."""
     window = int(settings.repeat_hours * 3600_000)
-    rows = db.execute("SELECT call_id, entered_at, flags FROM calls WHERE caller_e164 = ? "
-                      "AND entered_at >= ? AND entered_at <= ? ORDER BY entered_at",
-                      (caller_e164, entered_ms - window, entered_ms + window)).fetchall()
-    times = [at for _, at, _ in rows]
-    for call_id, at, flags in rows:
+    times = [at for _, at, _ in calls]
+    changes = []
+    for call_id, at, flags in calls:
         if at < entered_ms:
             continue
         earlier = sum(1 for t in times if at - window <= t <= at)  # itself included
         have = set(filter(None, flags.split(",")))
         want = have | {REPEAT} if earlier >= settings.repeat_calls else have - {REPEAT}
         if want != have:
-            db.execute("UPDATE calls SET flags = ? WHERE call_id = ?", (joined(want), call_id))
+            changes.append((call_id, joined(want)))
+    return changes

@@ -1,26 +1,17 @@
 """Marking caller numbers from the archive (callrec/s3/marks.py says what a mark is and how it
-reaches callrec): by a supervisor, or automatically for callers with ``marks.calls`` calls ended
-as ``marks.outcome`` (harassment) within ``marks.days`` days. Every mark is audited."""
+reaches callrec): by a supervisor, or automatically for callers with ``auto_marks.calls`` calls
+ended as ``auto_marks.outcome`` (harassment) within ``auto_marks.days`` days. Every mark is
+audited (archive/service.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pydantic import Field
-
 from archive.catalog import Catalog
+from archive.config import AutoMarkSettings
 from callrec.manifest import normalise_number
 from callrec.numbering import NumberingPlan
-from callrec.s3.marks import NUMBER, Mark, MarkStore, Treatment
-from callrec.sections import Section
-
-
-class AutoMarkSettings(Section):
-    enabled: bool = True
-    calls: int = Field(3, ge=1)  # calls ended as `outcome` ...
-    days: float = Field(30.0, gt=0)  # ... within this many days
-    outcome: str = "harassment"
-    treatment: Treatment = Treatment.WARNING
+from callrec.s3.marks import NUMBER, Mark, MarkStore
 
 
 def number_of(raw: str, plan: NumberingPlan) -> str:
@@ -72,11 +63,5 @@ def _window(rules: AutoMarkSettings, now: datetime | None) -> datetime:
 def _counted(catalog: Catalog, rules: AutoMarkSettings, since: datetime,
              number: str | None) -> list[str]:
     """Numbers (or just ``number``) with at least ``rules.calls`` such calls since then."""
-    with catalog.lock:
-        rows = catalog.db.execute(
-            "SELECT caller_e164 FROM calls WHERE outcome = ? AND entered_at >= ? "
-            "AND caller_e164 != '' AND (? IS NULL OR caller_e164 = ?) "
-            "GROUP BY caller_e164 HAVING count(*) >= ?",
-            (rules.outcome, int(since.timestamp() * 1000), number, number,
-             rules.calls)).fetchall()
-    return [str(n) for (n,) in rows if NUMBER.match(str(n))]
+    found = catalog.callers_with(rules.outcome, since, rules.calls, number)
+    return [n for n in found if NUMBER.match(n)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -41,6 +41,15 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     return "" if value is None else str(value)
+
+
+def plain(value: object) -> object:
+    """A catalog value as JSON or CSV carry it: times in UTC ISO 8601, lists space-separated."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return value
 
 
 def dumps(value: object) -> str:

@@ -20,10 +20,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archive import ArchiveError
-from archive.catalog import AuditFilter, Catalog, CatalogError, Query, described
+from archive.catalog import (
+    AuditFilter,
+    AuditRow,
+    CallRow,
+    Catalog,
+    CatalogError,
+    DayCounts,
+    Query,
+    QueueCounts,
+    described,
+)
+from archive.catalog.sqlite import SQLiteCatalog
 from archive.config import ArchiveSettings, Role
 from archive.flags import reviewed_by
 from archive.marking import active_marks, all_marks, candidates, due_for_auto_mark, number_of
+from archive.sessions import SessionStore
 from archive.sync import Syncer, SyncReport, audit_key
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
@@ -43,8 +55,6 @@ PERMISSIONS: dict[Role, set[str]] = {
     "admin": {"audit", "verify", "reconcile"},
 }
 RANK: dict[Role, int] = {"viewer": 0, "supervisor": 1, "admin": 2}
-# Catalog columns only admins see (Archive.visible).
-INTERNAL = ("manifest_key", "recording_key", "etag")
 
 
 class Forbidden(ArchiveError):
@@ -82,13 +92,17 @@ class Archive:
         # than that drops and reopens connections.
         self.store = store or Store(settings.s3,
                                     connections=settings.archive.sync_concurrency + 2)
-        self.catalog = catalog or Catalog(settings.archive.catalog, settings.numbering,
+        self.catalog: Catalog = catalog or SQLiteCatalog(settings.archive.catalog,
+                                                         settings.numbering,
                                           settings.flags)
         self.layout = Layout(settings.s3.key_template)
         self.archived = Archived(self.store, self.layout, settings.retention,
                                  archive_ledger(self.store, settings.evidence))
         self.syncer = Syncer(settings, self.store, self.catalog)
         self.marks = MarkStore(self.store, settings.retention)
+        # The web UI's logins, kept in the catalog (a logout or a removed user ends them).
+        self.sessions = SessionStore(self.catalog, settings.web.session_hours,
+                                     settings.web.idle_minutes)
 
     def close(self) -> None:
         self.catalog.close()
@@ -118,7 +132,13 @@ class Archive:
             raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
 
     # -- reading ---------------------------------------------------------------------------------
-    def search(self, actor: Actor, q: Query, action: str = "search") -> list[dict[str, Any]]:
+    def dashboard(self, actor: Actor, days: int) -> tuple[list[DayCounts], list[QueueCounts]]:
+        """Calls per day and per queue over ``days`` days: counts only, no call shown, so
+        not an audit row of its own (every page view would be one)."""
+        self.allow(actor, "search", None)
+        return self.catalog.daily(days), self.catalog.per_queue(days)
+
+    def search(self, actor: Actor, q: Query, action: str = "search") -> list[CallRow]:
         self.allow(actor, action, None)
         try:
             rows = self.catalog.search(q)
@@ -128,7 +148,7 @@ class Archive:
         self.audit(actor, action, None, query=q.describe(), results=len(rows))
         return rows
 
-    def row(self, call_id: str, actor: Actor | None = None, action: str = "") -> dict[str, Any]:
+    def row(self, call_id: str, actor: Actor | None = None, action: str = "") -> CallRow:
         """The call's catalog row; an unknown call is audited as ``action`` of ``actor``."""
         row = self.catalog.get(call_id)
         if row is None:
@@ -137,7 +157,7 @@ class Archive:
             raise NotFound(f"no call {call_id} in the catalog (try `callrec archive sync`)")
         return row
 
-    def show(self, actor: Actor, call_id: str) -> tuple[dict[str, Any], CallManifest]:
+    def show(self, actor: Actor, call_id: str) -> tuple[CallRow, CallManifest]:
         """The catalog row and the manifest as archived now (read from S3, the truth)."""
         self.allow(actor, "view", call_id)
         row = self.row(call_id, actor, "view")
@@ -147,18 +167,15 @@ class Archive:
         return row, manifest
 
     @staticmethod
-    def visible(actor: Actor, row: dict[str, Any], manifest: CallManifest,
+    def visible(actor: Actor, row: CallRow, manifest: CallManifest,
                 ) -> tuple[dict[str, Any], CallManifest]:
         """What ``actor`` is shown of a call: admins everything; others not where the server
         keeps things (the recording's path on the PBX host, object keys, ETags), which they
         need for nothing and which tell an attacker the layout."""
-        shown = {**row, "has_recording": bool(row.get("recording_key"))}
-        if actor.role == "admin":
-            return shown, manifest
-        for key in INTERNAL:
-            shown.pop(key, None)
+        admin = actor.role == "admin"
+        shown = {**row.fields(internal=admin), "has_recording": row.has_recording}
         rec = manifest.recording
-        if rec is not None:
+        if not admin and rec is not None:
             manifest = manifest.model_copy(update={"recording": rec.model_copy(
                 update={"path": rec.path.rsplit("/", 1)[-1]})})
         return shown, manifest
@@ -168,12 +185,12 @@ class Archive:
         """A presigned GET URL of the recording, capped at ``presign_max_s``."""
         self.allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
-        if not row["recording_key"]:
-            raise NotFound(f"call {call_id} has no recording ({row['status']})")
+        if not row.recording_key:
+            raise NotFound(f"call {call_id} has no recording ({row.status})")
         cfg = self.settings.archive
         expires = max(1, min(expires_s or cfg.presign_s, cfg.presign_max_s))
         name = f"{call_id}.wav" if action == "download" else None
-        url = self.store.presign(row["recording_key"], expires, name)
+        url = self.store.presign(row.recording_key, expires, name)
         self.audit(actor, action, call_id, expires_s=expires)
         return url
 
@@ -183,12 +200,12 @@ class Archive:
         manifest's or nothing is kept."""
         self.allow(actor, "download", call_id)
         row = self.row(call_id, actor, "download")
-        if not row["recording_key"]:
-            raise NotFound(f"call {call_id} has no recording ({row['status']})")
+        if not row.recording_key:
+            raise NotFound(f"call {call_id} has no recording ({row.status})")
         target, tmp = directory / f"{call_id}.wav", directory / f".{call_id}.wav.part"
         try:
             with tmp.open("wb") as out:
-                digest = self.store.download(row["recording_key"], out, progress)
+                digest = self.store.download(row.recording_key, out, progress)
             manifest = self.archived.manifest(call_id)
             expected = manifest.recording.sha256 if manifest.recording else None
             if digest != expected:
@@ -203,9 +220,9 @@ class Archive:
         self.audit(actor, "download", call_id, sha256=digest, verified=True)
         return target
 
-    def call_audit(self, call_id: str) -> list[dict[str, Any]]:
+    def call_audit(self, call_id: str) -> list[AuditRow]:
         """Every audit row of one call, oldest first (for its evidence bundle)."""
-        rows: list[dict[str, Any]] = []
+        rows: list[AuditRow] = []
         before: int | None = None
         while True:
             page = self.catalog.audit_page(AuditFilter(call_id=call_id, before_id=before,
@@ -213,45 +230,50 @@ class Archive:
             rows += page
             if len(page) < 500:
                 return rows[::-1]
-            before = min(int(r["id"]) for r in page)
+            before = min(r.id for r in page)
 
     def audit_log(self, actor: Actor, limit: int = 200,
-                  f: AuditFilter | None = None) -> list[dict[str, Any]]:
+                  f: AuditFilter | None = None) -> list[AuditRow]:
         f = f or AuditFilter(limit=limit)
         self.allow(actor, "audit", None)
         self.audit(actor, "audit", None, limit=f.limit, filter=described(f))
         return self.catalog.audit_page(f)
 
     # -- changing --------------------------------------------------------------------------------
-    def set_outcome(self, actor: Actor, call_id: str, outcome: str) -> CallManifest:
+    def set_outcome(self, actor: Actor, call_id: str, outcome: str,
+                    by: str = "") -> tuple[str, CallManifest]:
+        """Change a call's outcome where it is now (the uploader's spool on this host, else the
+        archived objects: retagged, re-locked, a new sealed version); returns where ("spool" or
+        "archive") and the new manifest. ``by``: who the manifest names (default: the actor)."""
         self.allow(actor, "outcome", call_id)
         before = self.catalog.get(call_id)
+        named = by or f"{actor.name} ({actor.via})"
         try:
             where, updated = set_outcome(self.settings.archive.spool, self.archived, call_id,
-                                         outcome, f"{actor.name} ({actor.via})")
+                                         outcome, named)
         except (OutcomeError, StoreError, SealError) as exc:  # SealError: the archive chain
-            self.audit(actor, "outcome", call_id, outcome=outcome, error=str(exc))
+            self.audit(actor, "outcome", call_id, outcome=outcome, by=named, error=str(exc))
             if isinstance(exc, OutcomeError):
                 raise Invalid(str(exc)) from exc
             raise ActionFailed(str(exc)) from exc
         if where == "archive":
             hold = self.settings.retention.lock_for(updated).legal_hold or bool(
-                before and before["legal_hold"])
+                before and before.legal_hold)
             # ETag unknown here: the next sync that lists the key reads it once more.
             self.catalog.add(updated, self.layout.manifest_key(call_id), "", hold)
-        self.audit(actor, "outcome", call_id, outcome=outcome, where=where,
-                    previous=updated.outcome_changes[-1].previous)
+        self.audit(actor, "outcome", call_id, outcome=outcome, where=where, by=named,
+                   previous=updated.outcome_changes[-1].previous)
         self.ship_audit()
-        return updated
+        return where, updated
 
     def hold(self, actor: Actor, call_id: str, on: bool) -> None:
         action = "hold" if on else "release"
         self.allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
         with self.failing(actor, action, call_id):
-            for key in filter(None, (row["recording_key"], row["manifest_key"])):
+            for key in filter(None, (row.recording_key, row.manifest_key)):
                 self.store.set_legal_hold(key, on)
-        self.catalog.set_fields(call_id, legal_hold=int(on))
+        self.catalog.set_legal_hold(call_id, on)
         self.audit(actor, action, call_id)
         self.ship_audit()
 
@@ -260,8 +282,8 @@ class Archive:
         every archive server: the audit row travels with the change feed)."""
         self.allow(actor, "review", call_id)
         row = self.row(call_id, actor, "review")
-        self.catalog.set_fields(call_id, reviewed=reviewed_by(actor.name, datetime.now(UTC)))
-        self.audit(actor, "review", call_id, flags=row["flags"])
+        self.catalog.set_reviewed(call_id, reviewed_by(actor.name, datetime.now(UTC)))
+        self.audit(actor, "review", call_id, flags=row.flags)
         self.ship_audit()
 
     def marked(self, actor: Actor) -> list[Mark]:
@@ -326,8 +348,8 @@ class Archive:
             return 0
         now = datetime.now(UTC)
         key = audit_key(self.settings.archive.audit_prefix, now, self.settings.archive.host_id,
-                        rows[0]["id"])
-        body = "".join(json.dumps({**r, "detail": json.loads(r["detail"]),
+                        rows[0].id)
+        body = "".join(json.dumps({**r.fields(), "detail": json.loads(r.detail),
                                    "host": self.settings.archive.host_id},
                                   ensure_ascii=False) + "\n" for r in rows).encode()
         lock = self.settings.retention.lock_from(now)
@@ -335,8 +357,8 @@ class Archive:
             self.store.put_bytes(key, body, hashlib.sha256(body).hexdigest(), "", {}, lock,
                                  "application/x-ndjson")
         except StoreError as exc:
-            log.warning("audit rows %d-%d not shipped yet: %s", rows[0]["id"], rows[-1]["id"],
+            log.warning("audit rows %d-%d not shipped yet: %s", rows[0].id, rows[-1].id,
                         exc)
             return 0
-        self.catalog.set_state("audit_shipped", str(rows[-1]["id"]))
+        self.catalog.set_state("audit_shipped", str(rows[-1].id))
         return len(rows)

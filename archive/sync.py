@@ -23,9 +23,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from archive.catalog import Catalog
+from archive.catalog.rows import CallRow, row_for
 from archive.config import ArchiveSettings
 from archive.flags import reviewed_by
-from archive.rows import row_for
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store, StoreError
@@ -96,7 +96,7 @@ class Syncer:
         rows = [row for row in pool.map(lambda ke: self._row(ke[0], report), wanted) if row]
         report.fetched += self.catalog.upsert(rows)
 
-    def _row(self, key: str, report: SyncReport) -> tuple[Any, ...] | None:
+    def _row(self, key: str, report: SyncReport) -> CallRow | None:
         try:
             found = self.store.get_with_etag(key)
             if found is None:
@@ -114,7 +114,7 @@ class Syncer:
             return None
         current = self.catalog.get(m.call_id)
         hold = self.settings.retention.lock_for(m).legal_hold or bool(
-            current and current["legal_hold"])
+            current and current.legal_hold)
         return row_for(m, key, etag, self.settings.numbering, hold, self.settings.flags)
 
     # -- the change feed -------------------------------------------------------------------------
@@ -148,17 +148,17 @@ class Syncer:
         if action == "outcome":  # the manifest's new version is the truth: read it again
             return {call_id}
         if action == "review":
-            self.catalog.set_fields(call_id, reviewed=reviewed_by(
+            self.catalog.set_reviewed(call_id, reviewed_by(
                 str(entry.get("actor", "?")), _at(entry)))
             return set()
-        self.catalog.set_fields(call_id, legal_hold=int(action == "hold"))
+        self.catalog.set_legal_hold(call_id, action == "hold")
         return set()
 
     def _refetch(self, call_id: str, report: SyncReport) -> None:
         row = self.catalog.get(call_id)
         if row is None:
             return  # not catalogued yet: the manifest listing brings it
-        fresh = self._row(row["manifest_key"], report)
+        fresh = self._row(row.manifest_key, report)
         if fresh is not None:
             self.catalog.upsert([fresh])
 

@@ -66,7 +66,7 @@ def check_header_repair(spool: Path) -> Finding:
     if os.access(newest, os.W_OK):
         return Finding(True, what, f"possible ({newest.name} is writable by callrec)")
     return Finding(True, what, f"not possible: {newest.name} is not writable by callrec; give "
-                               "Asterisk UMask=0007 (README, Spool)")
+                               "Asterisk UMask=0007 (docs/admin.md, Spool)")
 
 
 async def _check_ari(settings: AriAppSettings) -> list[Finding]:

@@ -34,6 +34,11 @@ class CallMetrics:
         self.in_flight = Gauge("callrec_calls_in_flight", "Calls callrec is following",
                                registry=r)
         self.in_flight.set_function(calls_in_flight)
+        # Set once the events websocket is up and every call resynced (ari_app/resync.py):
+        # what a probe waits for after a start, and an alert when it stays 0.
+        self.ari_up = Gauge("callrec_ari_in_sight",
+                            "1 while the ARI websocket is connected and calls are resynced",
+                            registry=r)
         self.ami_up = Gauge("callrec_ami_connected",
                             "1 while AMI is connected (else no call can be recorded)", registry=r)
         self.unverified_stopped = Counter(

@@ -67,7 +67,7 @@ def repair_header(path: Path, size: int) -> bool:
     back the bytes Asterisk left."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:  # not ours to write (Asterisk's umask: README, Spool)
+    except OSError as exc:  # not ours to write (Asterisk's umask: docs/admin.md, Spool)
         log.warning("%s: unfinished WAV header not repaired: %s", path.name, exc)
         return False
     try:

@@ -1,7 +1,7 @@
 """The call-flow service's parts, made and connected in one place (the composition root).
 
 Each part gets its collaborators passed in; nothing below builds another part itself, so a test
-can put a fake in any place (tests/ari_app/fakes.py).
+can put a fake in any place (tests/fakes.py).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def build(settings: AriAppSettings) -> Parts:
     ami = AmiClient(settings.ami, _subscription(settings, bridges, routes, takeon))
     metrics = CallMetrics(lambda: len(calls))
     metrics.ami_up.set_function(lambda: float(ami.connected))
+    metrics.ari_up.set_function(lambda: float(sight.in_sight.is_set()))
     recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
                         CloseWatch(settings.spool.local), metrics.unverified_stopped.inc)
     languages: dict[str, set[str]] = {}

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from archive.catalog import Catalog, Query
+from archive.catalog import Query
+from archive.catalog.sqlite import SQLiteCatalog
 from archive.config import ArchiveSettings, CatalogSettings
 from archive.service import Actor, Archive
 from bench import percentile
@@ -61,8 +62,8 @@ def _synthetic_rows(count: int, days: int, rng: random.Random,
 
 
 def build_catalog(path: Path, count: int, plan: NumberingPlan,
-                  rng: random.Random) -> tuple[Catalog, list[str], list[str], float]:
-    catalog = Catalog(path, plan)
+                  rng: random.Random) -> tuple[SQLiteCatalog, list[str], list[str], float]:
+    catalog = SQLiteCatalog(path, plan)
     rows, callers, agents = _synthetic_rows(count, 365, rng, plan)
     started = time.monotonic()
     with catalog.transaction() as db:  # bulk load: the same tables upsert() fills
@@ -90,7 +91,7 @@ def search_table(bench: Bench, count: int, runs: int = 300) -> list[str]:
                                                          settings.numbering, rng)
         archive = Archive(settings, catalog=catalog)
         now = datetime.now(UTC)
-        ids = [r["call_id"] for r in catalog.search(Query(limit=1000))]
+        ids = [r.call_id for r in catalog.search(Query(limit=1000))]
 
         def month() -> tuple[datetime, datetime]:
             end = now - timedelta(days=rng.randrange(0, 330))

@@ -89,7 +89,7 @@ class Tasks:
 
 class Managed(Protocol):
     """What ``serve`` runs: one of the daemons (ari_app/service.py, uploader/daemon.py,
-    archive/web.py)."""
+    archive/web/server.py)."""
 
     async def startup(self) -> None: ...
 
@@ -104,7 +104,7 @@ def run_daemon(daemon: Managed, grace_s: float) -> None:
     """``serve`` on uvloop's event loop (libuv underneath, a drop-in asyncio loop). Same code,
     cheaper loop: measured on the 2-core bench at 20 calls/s, ``callrec ari`` spent 12.2 ms of
     CPU per call against 13.4 ms on asyncio's own loop (four alternating runs of 300 calls,
-    every one lower; README, Benchmarks)."""
+    every one lower; docs/contributor.md, Benchmarks)."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(daemon, grace_s))
 

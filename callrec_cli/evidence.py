@@ -35,7 +35,7 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace, load_settings: Any) -> int:
     if args.command == "verify-bundle":
-        from archive.evidence.cli import bundle_exit
+        from archive.cli.evidence import bundle_exit
 
         return bundle_exit(args.bundle)
     if args.command == "reconcile":
@@ -72,7 +72,7 @@ def _when(text: str) -> datetime:
 
 def _reconcile(args: argparse.Namespace, load_settings: Any) -> int:
     from archive.cli import run as run_archive
+    from archive.cli.evidence import reconcile_exit
     from archive.config import ArchiveSettings
-    from archive.evidence.cli import reconcile_exit
 
     return run_archive(args, load_settings(ArchiveSettings, args), reconcile_exit, "reconcile")

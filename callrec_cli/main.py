@@ -20,6 +20,7 @@ from callrec.settings import BadConfigFile, CallrecSettings, S, load
 
 if TYPE_CHECKING:
     from archive.catalog import Catalog
+    from archive.service import Actor, Archive
     from uploader.config import UploaderSettings
     from uploader.service import Uploader
 
@@ -163,7 +164,7 @@ def _archive(args: argparse.Namespace) -> int:
     if args.action != "serve":
         return run(args, config)
     from archive.service import Archive
-    from archive.web import WebServer
+    from archive.web.server import WebServer
     from callrec.lifecycle import run_daemon
 
     run_daemon(WebServer(config, Archive(config)), config.web.shutdown_grace_s)
@@ -171,25 +172,21 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _outcome(args: argparse.Namespace) -> int:
-    from callrec.s3.layout import Layout
-    from callrec.s3.ledger import archive_ledger
-    from callrec.s3.outcome import Archived, OutcomeError, set_outcome
-    from callrec.s3.store import Store, StoreError
-    from callrec.sealing import SealError
+    """``callrec outcome set`` on a PBX host: the archive's outcome change (audited, the audit
+    row shipped to the bucket at once), where the call is now: the uploader's spool on this host
+    (``upload.spool``, unless ``archive.spool`` says otherwise), else the archived objects."""
+    from archive.cli import run
+    from archive.config import ArchiveSettings
     from uploader.config import UploaderSettings
 
-    config = settings(UploaderSettings, args)
-    store = Store(config.s3)
-    try:
-        archived = Archived(store, Layout(config.s3.key_template), config.retention,
-                            archive_ledger(store, config.evidence))
-        where, _ = set_outcome(config.upload.spool, archived, args.call_id, args.outcome,
-                               args.by)
-    except (OutcomeError, StoreError, SealError) as exc:
-        print(f"callrec outcome: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+    config = settings(ArchiveSettings, args)
+    if config.archive.spool is None:
+        config.archive.spool = settings(UploaderSettings, args).upload.spool
+    return run(args, config, _set_outcome, "outcome")
+
+
+def _set_outcome(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:
+    where, _ = archive.set_outcome(actor, args.call_id, args.outcome, args.by)
     done = "archived objects updated" if where == "archive" else \
         "manifest in the spool updated; the uploader ships it"
     print(f"{args.call_id}: outcome {args.outcome} ({done})")
@@ -213,11 +210,11 @@ def _local_catalog(config: UploaderSettings, args: argparse.Namespace) -> Catalo
     itself knows nothing of the archive), flagging calls as the archive's own settings say."""
     if config.upload.catalog is None:
         return None
-    from archive.catalog import Catalog
+    from archive.catalog.sqlite import SQLiteCatalog
     from archive.config import ArchiveSettings
 
     flags = settings(ArchiveSettings, args).flags
-    return Catalog(config.upload.catalog, config.numbering, flags)
+    return SQLiteCatalog(config.upload.catalog, config.numbering, flags)
 
 
 def _ship(args: argparse.Namespace, config: UploaderSettings, catalog: Catalog | None) -> int:

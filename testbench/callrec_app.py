@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbench.asterisk import ari_auth
-from testbench.procs import Child, wait_until
+from testbench.procs import Child, free_port, wait_until
 
 if TYPE_CHECKING:
     from testbench.bench import Endpoints
@@ -69,7 +69,7 @@ def callrec_env(ep: Endpoints, chroot_home: str, recordings: Path,
         "CALLREC_POLICY": "optional",
         "CALLREC_ROUTES": json.dumps(ROUTES),
         "CALLREC_QUEUES": json.dumps(QUEUES),
-        "CALLREC_METRICS__PORT": "0",  # tests that read metrics pass a free port
+        "CALLREC_METRICS__PORT": "0",  # a free port at each start (the readiness probe)
     }
     env.update(overrides)
     return env
@@ -81,6 +81,7 @@ class CallrecApp:
         self.env = env
         self.log_dir = log_dir
         self.child: Child | None = None
+        self.metrics_port = 0
 
     def start(self, timeout: float = 15.0) -> Child:
         argv = [sys.executable, "-m", "callrec_cli", "ari"]
@@ -88,24 +89,33 @@ class CallrecApp:
             # As deployed (deploy/callrec-ari.service, Nice=-5): on a saturated box the call
             # flow must not queue behind Asterisk's media threads.
             argv = ["nice", "-n", str(CALLREC_NICE), *argv]
-        # Asterisk keeps listing an app whose websocket dropped, so readiness is this process
-        # saying it connected (and ARI listing the app), not the listing alone.
-        connected_before = self._connections()
+        # Ready is what the new process itself says on its metrics endpoint (events websocket
+        # up, calls resynced: callrec_ari_in_sight 1), with ARI listing the app: Asterisk keeps
+        # listing an app whose websocket dropped, so the listing alone says nothing of this run.
+        env = dict(self.env)
+        if env.get("CALLREC_METRICS__PORT", "0") == "0":
+            env["CALLREC_METRICS__PORT"] = str(free_port())
+        self.metrics_port = int(env["CALLREC_METRICS__PORT"])
         self.child = Child("callrec-ari", argv, self.log_dir / "callrec-ari.log",
-                           marker="callrec_cli", env=self.env)
+                           marker="callrec_cli", env=env)
         try:
-            wait_until(lambda: self._connections() > connected_before and self.registered(),
-                       "callrec Stasis app", timeout, self.child)
+            wait_until(lambda: self.in_sight() and self.registered(), "callrec Stasis app",
+                       timeout, self.child)
         except BaseException:
             self.child.stop()  # never leave a half-started app behind
             raise
         return self.child
 
-    def _connections(self) -> int:
+    def in_sight(self) -> bool:
+        """This process's ``callrec_ari_in_sight`` gauge is 1 (ari_app/metrics.py)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
-            return self.log_text().count("ARI websocket connected")
-        except OSError:
-            return 0
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:  # not listening yet
+            return False
+        return any(line.split() == ["callrec_ari_in_sight", "1.0"]
+                   for line in text.splitlines())
 
     def registered(self) -> bool:
         """The app shows up in ARI once its websocket is connected."""

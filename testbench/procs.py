@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -147,6 +148,13 @@ def stop_recorded(path: Path, name: str, timeout: float = 15.0) -> bool:
             os.kill(record.pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
     return signalled
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_until(

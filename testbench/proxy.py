@@ -4,15 +4,10 @@ at chosen moments (AMI, ARI's HTTP and websocket): what a network blip or a stal
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from testbench.procs import free_port
 
 
 class CuttingProxy:
@@ -24,7 +19,7 @@ class CuttingProxy:
     a context manager."""
 
     def __init__(self, target: int, cut_after: bytes | None = None) -> None:
-        self.target, self.port, self.cut_after = target, _free_port(), cut_after
+        self.target, self.port, self.cut_after = target, free_port(), cut_after
         self.pattern_cut = False
         self._blocked_until = 0.0
         self._writers: set[asyncio.StreamWriter] = set()

@@ -1,4 +1,4 @@
-"""The deployment the README recommends, on loopback: nginx ending TLS in front of the archive
+"""The deployment docs/admin.md recommends, on loopback: nginx ending TLS in front of the archive
 web UI, with deploy/nginx-callrec-archive.conf itself and a self-signed certificate made here.
 
 nginx runs in the foreground as one process (no master/worker split, no user switch), with

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from archive.auth import token_digest
+from archive.catalog import CallRow
 from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
@@ -36,12 +36,6 @@ NOTICE_S = 4.73  # length of the ja notice prompt
 BROKEN_SPOOL = {"CALLREC_SPOOL__ASTERISK_DIR": "/nonexistent/callrec"}
 
 StartApp = Callable[..., CallrecApp]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> str:
@@ -112,8 +106,8 @@ def uploader_settings(settings: ArchiveSettings) -> UploaderSettings:
                             upload=UploadSettings(spool=settings.archive.spool, metrics_port=0))
 
 
-def ids(rows: list[dict[str, object]]) -> set[object]:
-    return {r["call_id"] for r in rows}
+def ids(rows: list[CallRow]) -> set[str]:
+    return {r.call_id for r in rows}
 
 
 def call_ids(calls: list[CallManifest]) -> set[str]:

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from archive.catalog import AuditRow
 from archive.evidence.bundle_text import CallFiles, Proof, key_file, readme
 from archive.render import dumps
 from archive.service import NotFound
@@ -53,7 +54,7 @@ class BundleError(NotFound):
 
 class BundleWriter:
     def __init__(self, store: Store, layout: Layout, evidence_prefix: str,
-                 audit_rows: Callable[[str], list[dict[str, Any]]]) -> None:
+                 audit_rows: Callable[[str], list[AuditRow]]) -> None:
         self.store, self.layout = store, layout
         self.ev = EvidenceLayout(evidence_prefix)
         self.audit_rows = audit_rows
@@ -129,7 +130,8 @@ class BundleWriter:
         locks = [{"key": v.key, "version_id": v.version_id,
                   **lock_state(self.store, v.key, v.version_id)} for v in manifests + wavs]
         _add(zf, sums, folder + "object-lock.json", dumps(locks).encode())
-        _add(zf, sums, folder + "audit.json", dumps(self.audit_rows(call_id)).encode())
+        audit = [r.fields() for r in self.audit_rows(call_id)]
+        _add(zf, sums, folder + "audit.json", dumps(audit).encode())
         caller = last.get("caller") or {}
         files.index = {
             "call_id": call_id, "entered_at": last.get("entered_at"),

@@ -23,25 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
+from archive.config import ReconcileSettings
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store
-from callrec.sections import Section
 
 # cdr_csv.c build_csv_record: 16 columns, then uniqueid (loguniqueid), userfield (loguserfield),
 # then peeraccount, linkedid, sequence (newcdrcolumns).
 BASE = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
         "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags")
-
-
-class ReconcileSettings(Section):
-    cdr: Path = Path("/var/log/asterisk/cdr-csv/Master.csv")
-    # Endpoint-name patterns of trunks: keep equal to callrec ari's bridges.trunks.
-    trunks: list[str] = Field(default_factory=lambda: ["trunk*"])
-    # Calls that ended less than this long ago are left for the next run (their manifest may
-    # still be in the making: the recording's close, the upload).
-    settle_s: float = Field(300.0, ge=0)
 
 
 @dataclass(frozen=True)

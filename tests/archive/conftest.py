@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from archive.auth import hash_password
-from archive.catalog import Catalog
+from archive.catalog.sqlite import SQLiteCatalog
 from archive.config import ArchiveSettings
 from archive.service import Archive
-from archive.web import WebApp
+from archive.web.app import WebApp
+from archive.web.server import application
 from testbench.bench import Endpoints
 from tests.helpers import (
     PASSWORDS,
@@ -48,7 +49,7 @@ def ship(settings: ArchiveSettings) -> Ship:
     ``feed=True`` it tells the archive's catalog of each call, as ``callrec upload`` does when
     ``upload.catalog`` is set (callrec_cli/main.py)."""
     async def run(feed: bool = False) -> list[str]:
-        catalog = Catalog(settings.archive.catalog, settings.numbering) if feed else None
+        catalog = SQLiteCatalog(settings.archive.catalog, settings.numbering) if feed else None
         uploader = Uploader(uploader_settings(settings),
                             feed=catalog.add if catalog is not None else None)
         try:
@@ -78,7 +79,7 @@ async def web_client(tmp_path: Path, password_hashes: dict[str, str],
     settings = offline_archive_settings(tmp_path, password_hashes["supervisor"])
     archive = Archive(settings)
     webapp = WebApp(settings, archive)
-    async with TestClient(TestServer(webapp.app())) as client:
+    async with TestClient(TestServer(application(webapp))) as client:
         yield client, archive
     webapp.pool.shutdown(wait=True)
     archive.close()
@@ -87,7 +88,7 @@ async def web_client(tmp_path: Path, password_hashes: dict[str, str],
 @pytest_asyncio.fixture
 async def served(settings: ArchiveSettings, archive: Archive) -> AsyncIterator[str]:
     webapp = WebApp(settings, archive)
-    runner = web.AppRunner(webapp.app())
+    runner = web.AppRunner(application(webapp))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

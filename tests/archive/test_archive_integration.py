@@ -56,11 +56,11 @@ async def test_sync_incremental_then_rebuild_gives_the_same_rows(
     report = archive.sync()
     assert report.fetched == 2
     everything = Query(limit=1000)
-    incremental = sorted(archive.catalog.search(everything), key=lambda r: r["call_id"])
+    incremental = sorted(archive.catalog.search(everything), key=lambda r: r.call_id)
     assert ids(incremental) == {m.call_id for m in first + later}
     rebuilt = archive.sync(rebuild=True)
     assert rebuilt.fetched == 8
-    assert sorted(archive.catalog.search(everything), key=lambda r: r["call_id"]) == incremental
+    assert sorted(archive.catalog.search(everything), key=lambda r: r.call_id) == incremental
 
 
 async def test_search_by_each_filter(settings: ArchiveSettings, ship: Ship,
@@ -76,7 +76,7 @@ async def test_search_by_each_filter(settings: ArchiveSettings, ship: Ship,
     await ship()
     archive.sync(full=True)
 
-    def find(**kw: object) -> set[object]:
+    def find(**kw: object) -> set[str]:
         return ids(archive.search(ADMIN, Query(**kw)))  # type: ignore[arg-type]
 
     assert find(caller="+81312345678") == find(caller="0312345678") == {tokyo.call_id}
@@ -98,7 +98,7 @@ async def test_search_by_each_filter(settings: ArchiveSettings, ship: Ship,
     assert find(legal_hold=True) == {harassing.call_id}  # the harassment retention rule
     page = archive.search(ADMIN, Query(limit=2))
     rest = archive.search(ADMIN, Query(limit=10, before=int(
-        page[-1]["entered_at"].timestamp() * 1000)))
+        page[-1].entered_at.timestamp() * 1000)))
     assert len(page) == 2 and len(rest) == 2 and not ids(page) & ids(rest)
 
 
@@ -138,14 +138,14 @@ async def test_outcome_and_hold_reach_s3_the_catalog_the_audit_and_another_serve
     assert tags["outcome"] == "harassment"
     assert s3.get_object_legal_hold(Bucket=bucket, Key=key + ".wav")["LegalHold"]["Status"] == "ON"
     row = archive.catalog.get(m.call_id)
-    assert row is not None and row["outcome"] == "harassment" and row["legal_hold"]
+    assert row is not None and row.outcome == "harassment" and row.legal_hold
     archive.hold(SUPERVISOR, m.call_id, False)
     assert s3.get_object_legal_hold(Bucket=bucket, Key=key + ".wav")["LegalHold"]["Status"] == "OFF"
-    actions = [(r["actor"], r["action"], json.loads(r["detail"]))
+    actions = [(r.actor, r.action, json.loads(r.detail))
                for r in archive.catalog.audit_rows()]
     assert ("view1", "outcome", {"refused": "role"}) in actions
     assert ("sv1", "outcome", {"outcome": "harassment", "where": "archive",
-                               "previous": "completed"}) in actions
+                               "by": f"sv1 ({SUPERVISOR.via})", "previous": "completed"}) in actions
     assert ("sv1", "release", {}) in actions
     shipped = [json.loads(line) for obj in s3.list_objects_v2(
         Bucket=bucket, Prefix="audit/").get("Contents", [])
@@ -157,10 +157,11 @@ async def test_outcome_and_hold_reach_s3_the_catalog_the_audit_and_another_serve
     try:
         other.sync()
         row = other.catalog.get(m.call_id)
-        assert row is not None and row["outcome"] == "harassment" and not row["legal_hold"]
+        assert row is not None and row.outcome == "harassment" and not row.legal_hold
         archive.hold(SUPERVISOR, m.call_id, True)
         assert other.sync().changes >= 1
-        assert other.catalog.get(m.call_id)["legal_hold"]  # type: ignore[index]
+        seen = other.catalog.get(m.call_id)
+        assert seen is not None and seen.legal_hold
     finally:
         other.close()
 
@@ -234,7 +235,7 @@ async def test_the_uploader_feeds_the_catalog_as_it_archives(
     m = varied_call(spool_of(settings), caller_raw="0366667777", outcome="harassment")
     await ship(feed=True)
     [row] = archive.search(ADMIN, Query(caller="03-6666-7777"))  # before any sync
-    assert row["call_id"] == m.call_id and row["legal_hold"]
+    assert row.call_id == m.call_id and row.legal_hold
     assert archive.sync().fetched == 0  # the uploader's row is the object S3 lists
 
 
@@ -260,17 +261,17 @@ async def test_real_queue_calls_are_tagged_and_found_by_agent_name_and_queue(
         assert tags["agent"] == agent and tags["queue"] == queue, tags
     archive.sync(full=True)
 
-    def find(**kw: object) -> set[object]:
+    def find(**kw: object) -> set[str]:
         return ids(archive.search(ADMIN, Query(**kw)))  # type: ignore[arg-type]
 
     assert find(agent="sato hanako") == {calls["support"].call_id}
     assert find(agent="Tanaka Aiko") == {calls["local"].call_id}
     assert find(queue="local") == {calls["local"].call_id}
     [row] = archive.search(ADMIN, Query(queue="support"))
-    assert row["agent"] == "Sato Hanako" and row["queue_wait_s"] is not None
-    assert "suzuki ichiro" in [a.casefold() for a in row["agents"]]  # offered, not answered
-    queues = {r["queue"]: r for r in archive.catalog.per_queue(1)}
-    assert queues["support"]["answered"] == queues["local"]["answered"] == 1
+    assert row.agent == "Sato Hanako" and row.queue_wait_s is not None
+    assert "suzuki ichiro" in [a.casefold() for a in row.agents]  # offered, not answered
+    queues = {r.queue: r for r in archive.catalog.per_queue(1)}
+    assert queues["support"].answered == queues["local"].answered == 1
 
 
 def _real_manifest(recordings: Path, number: str, spool: Path,
@@ -316,17 +317,17 @@ async def test_a_call_ended_for_harassment_is_held_flagged_and_reviewed_everywhe
         assert hold["LegalHold"]["Status"] == "ON", suffix
     archive.sync()
     [row] = archive.search(ADMIN, Query(flag="any", unreviewed=True))
-    assert row["call_id"] == m.call_id and row["flags"] == "agent_warning,ended_by_agent"
+    assert row.call_id == m.call_id and row.flags == "agent_warning,ended_by_agent"
     with pytest.raises(Forbidden):
         archive.review(VIEWER, m.call_id)
     archive.review(SUPERVISOR, m.call_id)
     assert archive.search(ADMIN, Query(flag="any", unreviewed=True)) == []
-    assert ("sv1", "review") in {(r["actor"], r["action"]) for r in archive.catalog.audit_rows()}
+    assert ("sv1", "review") in {(r.actor, r.action) for r in archive.catalog.audit_rows()}
     other = Archive(archive_settings(endpoints, settings.s3.bucket, tmp_path, password_hashes,
                                      host_id="second", catalog="second.sqlite3"))
     try:
         other.sync()
         seen = other.catalog.get(m.call_id)
-        assert seen is not None and seen["reviewed"].startswith("sv1 ")
+        assert seen is not None and seen.reviewed.startswith("sv1 ")
     finally:
         other.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from archive.auth import hash_password, token_digest, verify_password
-from archive.catalog import Catalog
+from archive.catalog.sqlite import SQLiteCatalog
 from archive.render import csv_cell, inert
 from archive.sessions import SessionStore
 from callrec.numbering import NumberingPlan
@@ -24,7 +24,7 @@ def test_password_hashes_are_salted_scrypt() -> None:
 
 def test_sessions_are_kept_on_the_server_and_can_end(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite3", NumberingPlan())
+    catalog = SQLiteCatalog(tmp_path / "c.sqlite3", NumberingPlan())
     sessions = SessionStore(catalog, hours=1, idle_minutes=10)
     session, cookie = sessions.new("alice", "viewer")
     assert sessions.load(cookie) == session and session.expires > time.time()

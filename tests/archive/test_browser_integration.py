@@ -1,4 +1,4 @@
-"""A real browser on the archive, through the deployment the README recommends (nginx ending TLS,
+"""A real browser on the archive, through the deployment docs/admin.md recommends (nginx ending TLS,
 deploy/nginx-callrec-archive.conf): Debian's Chromium driven by Playwright logs in, searches by
 the caller of a real SIPp call recorded by callrec and archived by the uploader, plays the
 recording, and sets the outcome; the object's S3 tags change, and the audit log has the
@@ -21,13 +21,15 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 
 from archive.config import ArchiveSettings
 from archive.service import Actor, Archive
-from archive.web import WebApp
+from archive.web.app import WebApp
+from archive.web.server import application
 from callrec.manifest import CallManifest, EventKind
 from testbench import tlsproxy
 from testbench.bench import Bench
+from testbench.procs import free_port
 from testbench.sipp import Caller
 from testbench.spool import varied_call
-from tests.helpers import PASSWORDS, Ship, StartApp, free_port
+from tests.helpers import PASSWORDS, Ship, StartApp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,7 +69,7 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     settings.web.trusted_proxies = [ip_network(f"{tlsproxy.PROXY_IP}/32")]
     archive = Archive(settings)
     webapp = WebApp(settings, archive)
-    runner = web.AppRunner(webapp.app())
+    runner = web.AppRunner(application(webapp))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     base = settings.web.public_url
@@ -97,10 +99,10 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
             await page.screenshot(path=str(bench.log_dir / "archive-call-page.png"),
                                   full_page=True)
         rows = archive.catalog.audit_rows()
-        audited = {(r["actor"], r["action"], r["call_id"]) for r in rows}
+        audited = {(r.actor, r.action, r.call_id) for r in rows}
         assert {("supervisor", a, m.call_id) for a in ("view", "play", "outcome")} <= audited
         # The browser's address as nginx passed it on, not nginx's own.
-        assert {r["address"] for r in rows if r["actor"] == "supervisor"} == {"127.0.0.1"}
+        assert {r.address for r in rows if r.actor == "supervisor"} == {"127.0.0.1"}
         await forged_forwarding_is_ignored(runner.addresses[0][1], port, archive)
     finally:
         proxy.stop()
@@ -141,7 +143,7 @@ async def forged_forwarding_is_ignored(upstream: int, port: int, archive: Archiv
         async with direct.get(f"http://127.0.0.1:{upstream}/calls", headers=headers,
                               allow_redirects=False) as r:
             assert r.status == 303
-    addresses = {r["address"] for r in archive.catalog.audit_rows()}
+    addresses = {r.address for r in archive.catalog.audit_rows()}
     assert "6.6.6.6" not in addresses
 
 
@@ -173,7 +175,7 @@ async def test_browser_in_japanese_then_english_flagged_calls_timeline_and_marki
     settings.web.cookie_secure = False  # plain HTTP on loopback in this test
     archive = Archive(settings)
     webapp = WebApp(settings, archive)
-    runner = web.AppRunner(webapp.app())
+    runner = web.AppRunner(application(webapp))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
@@ -183,7 +185,7 @@ async def test_browser_in_japanese_then_english_flagged_calls_timeline_and_marki
             page = await browser.new_page()
             await supervisor_in_japanese(page, base, m, hostile.call_id,
                                          warning.offset_s, bench.log_dir)
-        audited = {(r["actor"], r["action"]) for r in archive.catalog.audit_rows()}
+        audited = {(r.actor, r.action) for r in archive.catalog.audit_rows()}
         assert {("supervisor", "mark"), ("supervisor", "play")} <= audited
         assert [mk.number for mk in archive.marked(ADMIN)] == [
             settings.numbering.e164(number)]

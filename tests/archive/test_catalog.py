@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from archive.catalog import Catalog, CatalogError, Query
-from archive.rows import row_for
+from archive.catalog import CatalogError, DayCounts, Query
+from archive.catalog.rows import row_for
+from archive.catalog.sqlite import SQLiteCatalog
 from callrec.manifest import AgentLeg, CallManifest, Notice, Party, Policy, RecordingStatus
 from callrec.numbering import NumberingPlan
 
@@ -28,8 +29,8 @@ def manifest(n: int, caller: str = "0312345678", status: str = "recorded",
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    return Catalog(tmp_path / "c.sqlite3", PLAN)
+def catalog(tmp_path: Path) -> SQLiteCatalog:
+    return SQLiteCatalog(tmp_path / "c.sqlite3", PLAN)
 
 
 @pytest.mark.parametrize(("number", "e164"), [
@@ -39,7 +40,7 @@ def test_e164_under_the_numbering_plan(number: str, e164: str) -> None:
     assert PLAN.e164(number) == e164
 
 
-def test_searches_use_an_index(catalog: Catalog) -> None:
+def test_searches_use_an_index(catalog: SQLiteCatalog) -> None:
     plans = {
         "caller": Query(caller="0312345678"), "prefix": Query(caller_prefix="03"),
         "outcome": Query(outcome="complaint", since=datetime(2026, 1, 1, tzinfo=UTC)),
@@ -56,46 +57,46 @@ def test_searches_use_an_index(catalog: Catalog) -> None:
             assert "TEMP B-TREE" not in text, (name, text)
 
 
-def test_sync_etag_lookup_uses_an_index(catalog: Catalog) -> None:
+def test_sync_etag_lookup_uses_an_index(catalog: SQLiteCatalog) -> None:
     plan = catalog.db.execute("EXPLAIN QUERY PLAN SELECT manifest_key, etag FROM calls WHERE "
                               "manifest_key IN (?, ?)", ("a.json", "b.json")).fetchall()
     assert "calls_key" in " ".join(str(row[-1]) for row in plan), plan
 
 
-def test_upsert_keeps_daily_counts_right(catalog: Catalog) -> None:
+def test_upsert_keeps_daily_counts_right(catalog: SQLiteCatalog) -> None:
     catalog.add(manifest(1), "k1.json", "e1", False)
     catalog.add(manifest(2, status="unrecorded", completed=False), "k2.json", "e2", False)
     catalog.add(manifest(3, status="interrupted"), "k3.json", "e3", False)
     catalog.add(manifest(1), "k1.json", "e1b", False)  # the same call again: not counted twice
     [day] = [d for d in catalog.daily(3, today=datetime(2026, 11, 21).date())
-             if d["day"] == "2026-11-20"]
-    assert day == {"day": "2026-11-20", "recorded": 1, "unrecorded": 1, "interrupted": 1,
-                   "notice_failed": 1}
+             if d.day == "2026-11-20"]
+    assert day == DayCounts("2026-11-20", recorded=1, unrecorded=1, interrupted=1,
+                            notice_failed=1)
     assert catalog.etags(["k1.json", "k9.json"]) == {"k1.json": "e1b"}
 
 
-def test_audit_log_is_append_only(catalog: Catalog) -> None:
+def test_audit_log_is_append_only(catalog: SQLiteCatalog) -> None:
     catalog.audit("ops", "admin", "cli", "view", "x", {"a": 1})
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         catalog.db.execute("UPDATE audit SET actor = 'someone else'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         catalog.db.execute("DELETE FROM audit")
     catalog.clear()  # a rebuild forgets calls, never the audit log
-    assert [r["actor"] for r in catalog.audit_rows()] == ["ops"]
+    assert [r.actor for r in catalog.audit_rows()] == ["ops"]
 
 
-def test_row_keeps_raw_values_and_searches_normalised(catalog: Catalog) -> None:
+def test_row_keeps_raw_values_and_searches_normalised(catalog: SQLiteCatalog) -> None:
     hostile = manifest(5, caller="03-1234-5678")
     hostile.caller = Party(number_raw="03-1234-5678\u202e", name_raw="<b>x</b>",
                            number="0312345678")
     row = row_for(hostile, "k.json", "e", PLAN, legal_hold=True)
     catalog.upsert([row])
     [found] = catalog.search(Query(caller="+81 3 1234 5678"))
-    assert found["caller_raw"] == "03-1234-5678\u202e" and found["caller_name"] == "<b>x</b>"
-    assert found["legal_hold"] and found["duration_s"] == 30.0
+    assert found.caller_raw == "03-1234-5678\u202e" and found.caller_name == "<b>x</b>"
+    assert found.legal_hold and found.duration_s == 30.0
 
 
 def test_unopenable_catalog_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite3").mkdir()
     with pytest.raises(CatalogError, match="dir.sqlite3"):
-        Catalog(tmp_path / "dir.sqlite3", PLAN)
+        SQLiteCatalog(tmp_path / "dir.sqlite3", PLAN)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
-from archive.catalog import AuditFilter, Catalog
+from archive.catalog import AuditFilter
+from archive.catalog.sqlite import SQLiteCatalog
 from callrec.manifest import CallManifest
 from callrec.numbering import NumberingPlan
 from testbench.bench import Bench
@@ -222,13 +223,13 @@ def test_a_bundle_checks_out_with_standard_tools_and_tampering_shows(
     # Exports and verifications are audited; the archive itself is unchanged by them.
     code, after = verify(env)
     assert code == 0, [p["detail"] for p in after["problems"]]
-    catalog = Catalog(Path(env["CALLREC_ARCHIVE__CATALOG"]), NumberingPlan())
+    catalog = SQLiteCatalog(Path(env["CALLREC_ARCHIVE__CATALOG"]), NumberingPlan())
     try:
         rows = catalog.audit_page(AuditFilter(action="evidence"))
         verified = catalog.audit_page(AuditFilter(action="verify"))
     finally:
         catalog.close()
-    assert {r["call_id"] for r in rows} == {first, second}
-    assert all(json.loads(r["detail"])["bundle_sha256"] == digest for r in rows)
-    assert verified and json.loads(verified[0]["detail"])["ok"] is True
+    assert {r.call_id for r in rows} == {first, second}
+    assert all(json.loads(r.detail)["bundle_sha256"] == digest for r in rows)
+    assert verified and json.loads(verified[0].detail)["ok"] is True
     shutil.rmtree(clean)

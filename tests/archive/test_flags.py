@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from archive.catalog import Catalog, Query
-from archive.flags import FlagSettings
-from archive.rows import row_for
+from archive.catalog import Query
+from archive.catalog.rows import row_for
+from archive.catalog.sqlite import SQLiteCatalog
+from archive.config import FlagSettings
 from callrec.manifest import CallManifest, EventKind, Party, Policy, RecordingStatus, TimelineEvent
 from callrec.numbering import NumberingPlan
 
@@ -29,17 +30,17 @@ def call(n: int, caller: str = "0312345678", at: datetime = T0, minutes: float =
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    return Catalog(tmp_path / "c.sqlite3", PLAN, FlagSettings())
+def catalog(tmp_path: Path) -> SQLiteCatalog:
+    return SQLiteCatalog(tmp_path / "c.sqlite3", PLAN, FlagSettings())
 
 
-def flags(catalog: Catalog, n: int) -> str:
+def flags(catalog: SQLiteCatalog, n: int) -> str:
     row = catalog.get(f"20261120T090000Z-{n:012x}")
     assert row is not None
-    return str(row["flags"])
+    return str(row.flags)
 
 
-def test_long_calls_and_hot_keys_are_flagged(catalog: Catalog) -> None:
+def test_long_calls_and_hot_keys_are_flagged(catalog: SQLiteCatalog) -> None:
     catalog.add(call(1, minutes=59.9), "1.json", "e", False)
     catalog.add(call(2, caller="0399999999", minutes=60), "2.json", "e", False)
     catalog.add(call(3, caller="0388888888", events=(EventKind.WARNING_PLAYED,
@@ -49,7 +50,7 @@ def test_long_calls_and_hot_keys_are_flagged(catalog: Catalog) -> None:
     assert flags(catalog, 3) == "agent_warning,ended_by_agent"
 
 
-def test_the_third_call_within_a_day_is_a_repeat_in_any_order(catalog: Catalog) -> None:
+def test_the_third_call_within_a_day_is_a_repeat_in_any_order(catalog: SQLiteCatalog) -> None:
     # Synced out of order: the 3rd call in time arrives first.
     times = {1: T0, 2: T0 + timedelta(hours=5), 3: T0 + timedelta(hours=23),
              4: T0 + timedelta(hours=30)}
@@ -63,18 +64,18 @@ def test_the_third_call_within_a_day_is_a_repeat_in_any_order(catalog: Catalog) 
 
 
 def test_review_outlives_a_new_manifest_version_and_leaves_the_flagged_list(
-    catalog: Catalog,
+    catalog: SQLiteCatalog,
 ) -> None:
     m = call(1, minutes=90)
     catalog.add(m, "1.json", "e", False)
     open_flags = Query(flag="any", unreviewed=True)
-    assert [r["call_id"] for r in catalog.search(open_flags)] == [m.call_id]
-    catalog.set_fields(m.call_id, reviewed="sv1 2026-11-21T00:00:00Z")
+    assert [r.call_id for r in catalog.search(open_flags)] == [m.call_id]
+    catalog.set_reviewed(m.call_id, "sv1 2026-11-21T00:00:00Z")
     catalog.upsert([row_for(m.with_outcome("harassment", "ops", T0), "1.json", "e2", PLAN,
                             False)])
     row = catalog.get(m.call_id)
-    assert row is not None and row["reviewed"] == "sv1 2026-11-21T00:00:00Z"
-    assert row["outcome"] == "harassment"
+    assert row is not None and row.reviewed == "sv1 2026-11-21T00:00:00Z"
+    assert row.outcome == "harassment"
     assert catalog.search(open_flags) == []
-    assert [r["call_id"] for r in catalog.search(Query(flag="long_call"))] == [m.call_id]
+    assert [r.call_id for r in catalog.search(Query(flag="long_call"))] == [m.call_id]
     assert catalog.search(Query(flag="repeat_caller")) == []

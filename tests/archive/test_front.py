@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from archive.config import WebSettings
-from archive.front import Front
+from archive.web.front import Front
 
 
 def request(host: str, peer: str, forwarded: str = "") -> web.Request:

@@ -1,4 +1,4 @@
-"""The archive UI's catalogs (archive/i18n.py): complete, current with the templates, and the
+"""The archive UI's catalogs (archive/web/i18n.py): complete, current with the templates, and the
 language chosen as users expect."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from archive.i18n import LOCALE_DIR, Texts, choose
+from archive.web.i18n import LOCALE_DIR, Texts, choose
 from tests.helpers import REPO
 
 
@@ -55,7 +55,7 @@ def test_labels_and_plurals_in_japanese() -> None:
 
 def test_every_outcome_and_treatment_the_forms_list_comes_from_the_contract_and_has_a_label(
         ) -> None:
-    from archive.views import TREATMENTS
+    from archive.web.pages import TREATMENTS
     from callrec.manifest import OUTCOMES, Outcome, WrapUp
     from callrec.s3.marks import Treatment
 

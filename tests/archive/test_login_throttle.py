@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from archive import web as archive_web
 from archive.auth import verify_password
 from archive.service import Archive
-from archive.throttle import LoginThrottle
+from archive.web import app as archive_web
+from archive.web.throttle import LoginThrottle
 from tests.helpers import WEB_PASSWORD, WEB_USER, login_token
 
 Client = tuple[TestClient[Any, Any], Archive]
@@ -62,9 +62,9 @@ async def test_a_parallel_burst_is_counted_before_it_is_checked(
     statuses = await asyncio.gather(*(attempt(http, f"wrong{i}", "10.0.0.9", token)
                                       for i in range(15)))
     assert statuses == [401] * 15
-    actions = [r["action"] for r in archive.catalog.audit_rows()]
+    actions = [r.action for r in archive.catalog.audit_rows()]
     assert actions.count("login_failed") == 5 and actions.count("login_throttled") == 10
-    assert {r["role"] for r in archive.catalog.audit_rows()} == {"supervisor"}  # the real role
+    assert {r.role for r in archive.catalog.audit_rows()} == {"supervisor"}  # the real role
 
 
 async def test_failures_elsewhere_never_refuse_the_right_password(
@@ -86,7 +86,7 @@ async def test_a_refused_attempt_costs_a_password_check_too(
         checks.append(password)
         return real(password, stored)
 
-    monkeypatch.setattr("archive.web.verify_password", counted)
+    monkeypatch.setattr("archive.web.app.verify_password", counted)
     for i in range(7):
         await attempt(http, f"wrong{i}", "10.0.0.9")
     assert len(checks) == 7  # refused ones too: their timing does not tell

@@ -68,7 +68,7 @@ def test_a_refused_caller_hears_the_refusal_and_nothing_is_recorded(
     assert m.asterisk_channel and bench.asterisk.played(m.asterisk_channel, "callrec/refused")
     assert not bench.asterisk.played(m.asterisk_channel, "callrec/notice") and m.agents == []
     [row] = archive.catalog.audit_page(AuditFilter(action="mark", actor="sv1"))
-    assert json.loads(row["detail"])["treatment"] == "refuse"
+    assert json.loads(row.detail)["treatment"] == "refuse"
     # Unmarked: the next call is an ordinary one again.
     archive.mark(SUPERVISOR, number, "refuse", active=False)
     time.sleep(REFRESH_S * 2.5)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from archive.catalog import AuditFilter
 from archive.service import Archive
-from archive.web import COOKIE
+from archive.web.app import COOKIE
 from tests.helpers import WEB_PASSWORD, WEB_USER, login_token
 
 Client = tuple[TestClient[Any, Any], Archive]
@@ -18,7 +18,7 @@ UNKNOWN = "20261123T164052Z-c1005ac3d30b"
 
 
 def reasons(archive: Archive) -> list[str]:
-    return [json.loads(r["detail"]).get("reason", "")
+    return [json.loads(r.detail).get("reason", "")
             for r in archive.catalog.audit_page(AuditFilter(action="refused"))]
 
 
@@ -45,7 +45,7 @@ async def test_each_kind_of_refusal_is_audited(web_client: Client) -> None:
     await http.post(f"/calls/{UNKNOWN}/hold", data={"csrf": csrf.group(1)})
     await http.post("/logout", data={"csrf": csrf.group(1)})
     rows = archive.catalog.audit_page(AuditFilter(call_id=UNKNOWN))
-    assert {(r["action"], "unknown call" in r["detail"]) for r in rows} >= {
+    assert {(r.action, "unknown call" in r.detail) for r in rows} >= {
         ("view", True), ("hold", True)}
     assert archive.catalog.audit_page(AuditFilter(action="logout", actor=WEB_USER))
 

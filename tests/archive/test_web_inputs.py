@@ -89,7 +89,7 @@ async def test_a_500_still_carries_the_security_headers_and_is_audited(
     assert reply.headers["X-Frame-Options"] == "DENY"
     assert reply.headers["Cache-Control"] == "no-store"
     rows = archive.catalog.audit_rows(limit=5, newest_first=True)
-    assert rows[0]["action"] == "server_error" and rows[0]["actor"] == WEB_USER
+    assert rows[0].action == "server_error" and rows[0].actor == WEB_USER
 
 
 async def test_a_login_without_the_form_token_is_refused(web_client: Client) -> None:

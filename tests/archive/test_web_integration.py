@@ -128,7 +128,7 @@ async def test_roles_csrf_and_audit(login: Login, served: str, calls: list[CallM
             assert r.status == 400 and "rejected" in (await r.json())["error"]
     async with admin.get("/audit") as r:
         assert r.status == 200
-    seen = {(r["actor"], r["via"], r["action"]) for r in archive.catalog.audit_rows(limit=500)}
+    seen = {(r.actor, r.via, r.action) for r in archive.catalog.audit_rows(limit=500)}
     assert seen >= {("viewer", "web", "login"), ("viewer", "web", "view"),
                     ("viewer", "web", "play"), ("viewer", "web", "download"),
                     ("viewer", "web", "outcome"), ("viewer", "web", "audit"),
@@ -175,9 +175,9 @@ async def test_login_failures_are_throttled_and_audited(served: str, archive: Ar
         async with client.post("/login", data={"user": "admin", "password": PASSWORDS["admin"],
                                                "csrf": token}) as r:
             assert r.status == 401  # throttled, even with the right password
-    actions = [r["action"] for r in archive.catalog.audit_rows()]
+    actions = [r.action for r in archive.catalog.audit_rows()]
     assert actions.count("login_failed") == 5 and "login_throttled" in actions
-    assert all("nope" not in json.dumps(r) for r in archive.catalog.audit_rows())
+    assert all("nope" not in json.dumps(r.fields()) for r in archive.catalog.audit_rows())
 
 
 async def test_viewers_see_no_server_paths_and_s3_answers_no_store(
@@ -290,6 +290,6 @@ async def test_flagged_page_review_and_timeline_links(
     async with supervisor.get("/flagged?all=1") as r:
         assert f'data-call="{m.call_id}"' in await r.text()
     assert ("supervisor", "review", m.call_id) in {
-        (r["actor"], r["action"], r["call_id"]) for r in archive.catalog.audit_rows()}
+        (r.actor, r.action, r.call_id) for r in archive.catalog.audit_rows()}
     async with viewer.get("/flagged?flag=nonsense") as r:
         assert r.status == 400

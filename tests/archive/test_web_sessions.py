@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from archive.config import User
 from archive.service import Archive
-from archive.web import COOKIE
+from archive.web.app import COOKIE
 from tests.helpers import WEB_PASSWORD, WEB_USER, login_token
 
 Client = tuple[TestClient[Any, Any], Archive]
@@ -50,7 +50,7 @@ async def test_after_logout_the_old_cookie_is_worth_nothing(web_client: Client) 
                            headers={"Cookie": f"{COOKIE}={cookie}"}, allow_redirects=False)
     assert post.status == 303 and post.headers["Location"] == "/login"
     held = archive.catalog.audit_rows(limit=50, newest_first=True)
-    assert not any(r["action"] == "hold" for r in held)
+    assert not any(r.action == "hold" for r in held)
 
 
 async def test_a_removed_or_demoted_user_is_refused_at_once(web_client: Client) -> None:

@@ -21,8 +21,9 @@ from testbench.asterisk import ami_action
 from testbench.audio import envelope, wait_complete
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp
+from testbench.procs import free_port
 from testbench.sipp import Caller
-from tests.helpers import REPO, free_port, metric, scrape, wait_for_channel
+from tests.helpers import REPO, metric, scrape, wait_for_channel
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]

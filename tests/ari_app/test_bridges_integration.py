@@ -12,8 +12,9 @@ import pytest
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.procs import free_port
 from testbench.sipp import Caller
-from tests.helpers import free_port, metric, scrape
+from tests.helpers import metric, scrape
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]

@@ -14,13 +14,13 @@ from ari_app.closewatch import writer_open
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.procs import free_port
 from testbench.proxy import CuttingProxy
 from testbench.sipp import Caller
 from tests.helpers import (
     BROKEN_SPOOL,
     StartApp,
     assert_no_notice,
-    free_port,
     metric,
     scrape,
     wait_bridged,

@@ -20,9 +20,10 @@ import pytest
 from ari_app.closewatch import writer_open
 from callrec.manifest import CallManifest
 from testbench.bench import Bench
+from testbench.procs import free_port
 from testbench.proxy import CuttingProxy
 from testbench.sipp import Caller, CallerRun
-from tests.helpers import StartApp, free_port, metric, scrape, wait_bridged
+from tests.helpers import StartApp, metric, scrape, wait_bridged
 
 pytestmark = pytest.mark.integration
 

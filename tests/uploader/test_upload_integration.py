@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING
 import pytest
 from botocore.exceptions import ClientError
 
+from archive.catalog.sqlite import SQLiteCatalog
 from callrec.manifest import CallManifest
+from callrec.numbering import NumberingPlan
 from testbench.bench import Bench
+from testbench.procs import free_port
 from testbench.sipp import Caller
 from testbench.spool import fake_call
-from tests.helpers import StartApp, free_port, metric, scrape
+from tests.helpers import StartApp, metric, scrape
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -279,9 +282,20 @@ def test_the_store_refuses_a_part_whose_crc32_does_not_match(
 
 def outcome_set(bench: Bench, bucket: str, spool: Path, *args: str
                 ) -> subprocess.CompletedProcess[str]:
+    """``callrec outcome set`` on the PBX host: its audit rows go to the catalog beside the
+    spool (``outcome_audit``) and to the bucket."""
+    env = uploader_env(bench, bucket, CALLREC_UPLOAD__SPOOL=str(spool),
+                       CALLREC_ARCHIVE__CATALOG=str(spool.parent / "catalog.sqlite3"))
     return subprocess.run([sys.executable, "-m", "callrec_cli", "outcome", "set", *args],
-                          env=uploader_env(bench, bucket, CALLREC_UPLOAD__SPOOL=str(spool)),
-                          capture_output=True, text=True, timeout=60, check=False)
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def outcome_audit(spool: Path) -> list[tuple[str, str | None, dict[str, str]]]:
+    catalog = SQLiteCatalog(spool.parent / "catalog.sqlite3", NumberingPlan())
+    try:
+        return [(r.action, r.call_id, json.loads(r.detail)) for r in catalog.audit_rows()]
+    finally:
+        catalog.close()
 
 
 def test_outcome_set_after_archiving_retags_holds_and_versions(
@@ -305,6 +319,13 @@ def test_outcome_set_after_archiving_retags_holds_and_versions(
     assert (latest.outcome, latest.outcome_source) == ("harassment", "ops")
     assert [(c.previous, c.outcome, c.by) for c in latest.outcome_changes] == [
         ("completed", "harassment", "sv1")]
+    assert outcome_audit(spool) == [("outcome", m.call_id, {
+        "outcome": "harassment", "where": "archive", "by": "sv1", "previous": "completed"})]
+    shipped = [json.loads(line) for obj in s3.list_objects_v2(
+        Bucket=locked_bucket, Prefix="audit/").get("Contents", [])
+        for line in s3.get_object(Bucket=locked_bucket, Key=obj["Key"])["Body"].iter_lines()]
+    assert [(r["action"], r["call_id"], r["via"]) for r in shipped] == [
+        ("outcome", m.call_id, "cli")]
 
 
 def test_outcome_set_before_archiving_and_bad_input(
@@ -314,6 +335,9 @@ def test_outcome_set_before_archiving_and_bad_input(
     result = outcome_set(bench, locked_bucket, spool, m.call_id, "complaint")
     assert result.returncode == 0 and "spool" in result.stdout
     assert CallManifest.read(spool / f"{m.call_id}.json").outcome == "complaint"
+    [(action, call_id, detail)] = outcome_audit(spool)
+    assert (action, call_id, detail["where"], detail["outcome"]) == (
+        "outcome", m.call_id, "spool", "complaint")
     bad = outcome_set(bench, locked_bucket, spool, m.call_id, "a&b=<x>")
     assert bad.returncode == 1 and "rejected" in bad.stderr
     unknown = outcome_set(bench, locked_bucket, spool, "../../etc/passwd", "complaint")
@@ -321,6 +345,10 @@ def test_outcome_set_before_archiving_and_bad_input(
     missing = outcome_set(bench, locked_bucket, spool, "20200101T000000Z-000000000000",
                           "complaint")
     assert missing.returncode == 1 and "neither in the spool nor archived" in missing.stderr
+    # Every refusal is in the audit too, with its error (the bad id is refused before).
+    refused = [(a, c, "error" in d) for a, c, d in outcome_audit(spool)[1:]]
+    assert refused == [("outcome", m.call_id, True), ("outcome", "../../etc/passwd", True),
+                       ("outcome", "20200101T000000Z-000000000000", True)]
     assert drain(bench, locked_bucket, CALLREC_UPLOAD__SPOOL=str(spool)).returncode == 0
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(
         Bucket=locked_bucket,

@@ -1,47 +1,38 @@
-"""Routes of the web UI and of the JSON API (documented in the README, "Archive JSON API").
-
-Both go through :class:`archive.service.Archive`, which checks roles and writes the audit log.
+"""The web UI's pages (a session login, CSRF on every POST): the dashboard, search, a call's
+page and player, the CSV export, outcome changes, legal holds, flagged calls, marked callers and
+the audit log. Every one goes through :class:`archive.service.Archive`, which checks roles and
+writes the audit log; the evidence pages are in ``evidence.py``, the JSON API in ``api.py``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import secrets
-from datetime import UTC, datetime
+from dataclasses import asdict
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from archive.auth import same
+from archive.catalog import DayCounts
 from archive.flags import FLAGS
-from archive.i18n import N_
-from archive.render import csv_cell
-from archive.service import INTERNAL, Actor
-from archive.web_query import audit_filter_from, link_params, query_from, whole
+from archive.render import csv_cell, plain
+from archive.web.app import ACTOR, CALL, COOKIE, WebApp
+from archive.web.i18n import N_
+from archive.web.query import audit_filter_from, link_params, query_from
 from callrec.ids import CALL_ID as CALL_ID_RE
 from callrec.s3.marks import Treatment
 
-if TYPE_CHECKING:
-    from archive.web import WebApp
-
-ACTOR = web.RequestKey("actor", Actor)
 LOGIN_COOKIE = "callrec_login"
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
-CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
 TREATMENTS = tuple(Treatment)  # the gentlest first
 CSV_COLUMNS = ("call_id", "entered_at", "caller", "caller_raw", "caller_name", "agent",
                "agent_name", "agents", "queue", "queue_wait_s", "abandoned", "did",
                "direction", "outcome", "status", "status_reason", "notice_completed",
                "duration_s", "legal_hold", "sha256", "size")
-
-
-def add_routes(app: web.Application, w: WebApp) -> None:
-    Pages(w).register(app)
-    Api(w).register(app)
 
 
 class Pages:
@@ -91,13 +82,12 @@ class Pages:
     async def logout(self, request: web.Request) -> web.StreamResponse:
         await self.w.logout(request)  # the session ends on the server, not only in the browser
         response = web.HTTPSeeOther("/login")
-        response.del_cookie("callrec_session", path="/")
+        response.del_cookie(COOKIE, path="/")
         raise response
 
     async def dashboard(self, request: web.Request) -> web.Response:
-        days = await self.w.run(self.w.archive.catalog.daily, 30)
-        queues = await self.w.run(self.w.archive.catalog.per_queue, 30)
-        totals = {k: sum(d[k] for d in days)
+        days, queues = await self.w.run(self.w.archive.dashboard, request[ACTOR], 30)
+        totals = {k: sum(getattr(d, k) for d in days)
                   for k in ("recorded", "interrupted", "unrecorded", "notice_failed")}
         return self.w.page(request, "dashboard.html", chart=chart(days), q=query_from({}),
                            since="", until="", hold="", totals=totals, queues=queues)
@@ -108,7 +98,7 @@ class Pages:
         rows = await self.w.run(self.w.archive.search, request[ACTOR], q)
         more = len(rows) == q.limit
         rows = rows[:q.limit - 1]
-        older = link_params(request.query, before=int(rows[-1]["entered_at"].timestamp()
+        older = link_params(request.query, before=int(rows[-1].entered_at.timestamp()
                                                       * 1000)) if more and rows else ""
         params = request.query
         return self.w.page(request, "calls.html", rows=rows, more=more, q=q, older=older,
@@ -122,7 +112,7 @@ class Pages:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for r in rows:
-            writer.writerow([csv_cell(_plain(r[c])) for c in CSV_COLUMNS])
+            writer.writerow([csv_cell(plain(getattr(r, c))) for c in CSV_COLUMNS])
         return web.Response(text=out.getvalue(), content_type="text/csv", headers={
             "Content-Disposition": 'attachment; filename="callrec-calls.csv"'})
 
@@ -165,7 +155,7 @@ class Pages:
         q.flag, q.unreviewed, q.limit = q.flag or "any", not show_all, 201
         rows = await self.w.run(self.w.archive.search, request[ACTOR], q)
         more, rows = len(rows) == q.limit, rows[:200]
-        older = link_params(request.query, before=int(rows[-1]["entered_at"].timestamp()
+        older = link_params(request.query, before=int(rows[-1].entered_at.timestamp()
                                                       * 1000)) if more and rows else ""
         return self.w.page(request, "flagged.html", rows=rows, q=q, show_all=show_all,
                            older=older, may_review=request[ACTOR].may("review"),
@@ -197,7 +187,7 @@ class Pages:
     async def audit(self, request: web.Request) -> web.Response:
         f = audit_filter_from(request.query)
         rows = await self.w.run(self.w.archive.audit_log, request[ACTOR], f.limit, f)
-        older = link_params(request.query, before=rows[-1]["id"]) \
+        older = link_params(request.query, before=rows[-1].id) \
             if len(rows) == f.limit else ""
         return self.w.page(request, "audit.html", rows=rows, f=f, older=older)
 
@@ -222,87 +212,19 @@ class Pages:
         app.router.add_get("/audit", self.audit)
 
 
-class Api:
-    """The JSON API (bearer tokens)."""
-
-    def __init__(self, w: WebApp) -> None:
-        self.w = w
-
-    async def search(self, request: web.Request) -> web.Response:
-        q = query_from(request.query)
-        actor = request[ACTOR]
-        rows = await self.w.run(self.w.archive.search, actor, q)
-        last = rows[-1]["entered_at"] if len(rows) == q.limit else None
-        if actor.role != "admin":
-            rows = [{k: v for k, v in r.items() if k not in INTERNAL} for r in rows]
-        return json_response({"calls": rows,
-                              "next_before": int(last.timestamp() * 1000) if last else None})
-
-    async def show(self, request: web.Request) -> web.Response:
-        row, manifest = self.w.archive.visible(request[ACTOR], *await self.w.run(
-            self.w.archive.show, request[ACTOR], request.match_info["call_id"]))
-        return json_response({"catalog": row, "manifest": manifest.model_dump(mode="json")})
-
-    async def url(self, request: web.Request) -> web.Response:
-        # Capped at archive.presign_max_s by Archive.url, like the CLI's --expires.
-        expires = whole(request.query.get("expires", str(self.w.settings.archive.presign_s)),
-                        "expires", 1, 10**6)
-        link = await self.w.run(self.w.archive.url, request[ACTOR],
-                                request.match_info["call_id"], expires)
-        return json_response({"url": link})
-
-    async def outcome(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            value = str(body["outcome"])
-        except (ValueError, KeyError, TypeError, RecursionError):  # JSON nested too deep
-            return json_response({"error": 'send {"outcome": "..."}'}, status=400)
-        m = await self.w.run(self.w.archive.set_outcome, request[ACTOR],
-                             request.match_info["call_id"], value)
-        return json_response({"call_id": m.call_id, "outcome": m.outcome})
-
-    async def hold(self, request: web.Request) -> web.Response:
-        on = request.path.endswith("/hold")
-        await self.w.run(self.w.archive.hold, request[ACTOR], request.match_info["call_id"], on)
-        return json_response({"call_id": request.match_info["call_id"], "legal_hold": on})
-
-    def register(self, app: web.Application) -> None:
-        app.router.add_get("/api/calls", self.search)
-        app.router.add_get("/api/calls" + CALL, self.show)
-        app.router.add_get("/api/calls" + CALL + "/url", self.url)
-        app.router.add_post("/api/calls" + CALL + "/outcome", self.outcome)
-        app.router.add_post("/api/calls" + CALL + "/hold", self.hold)
-        app.router.add_post("/api/calls" + CALL + "/release", self.hold)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    return value
-
-
-def json_response(data: object, status: int = 200) -> web.Response:
-    # ensure_ascii: every non-ASCII character (bidi overrides included) goes out as \\uXXXX.
-    return web.Response(text=json.dumps(data, ensure_ascii=True, default=_plain),
-                        content_type="application/json", status=status)
-
-
-def chart(days: list[dict[str, Any]], width: int = 720, height: int = 180) -> dict[str, Any]:
+def chart(days: list[DayCounts], width: int = 720, height: int = 180) -> dict[str, Any]:
     """Stacked bars per day (recorded, interrupted, unrecorded), a dot for notice failures."""
-    top = max([d["recorded"] + d["interrupted"] + d["unrecorded"] for d in days] + [1])
+    top = max([d.total for d in days] + [1])
     step = (width - 34) / max(len(days), 1)
     bar = max(step - 3, 1)
     out = []
     for i, d in enumerate(days):
         y, parts = float(height), []
         for kind in ("recorded", "interrupted", "unrecorded"):
-            h = d[kind] / top * (height - 10)
+            h = getattr(d, kind) / top * (height - 10)
             if h:
                 y -= h
                 parts.append({"kind": kind, "y": round(y, 1), "h": round(h, 1)})
-        out.append({**d, "x": round(34 + i * step, 1), "parts": parts,
-                    "fail_y": round(height - d["notice_failed"] / top * (height - 10), 1)})
+        out.append({**asdict(d), "x": round(34 + i * step, 1), "parts": parts,
+                    "fail_y": round(height - d.notice_failed / top * (height - 10), 1)})
     return {"days": out, "width": width, "height": height, "bar": round(bar, 1), "top": top}
-

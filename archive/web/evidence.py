@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -18,28 +16,16 @@ from archive import ArchiveError
 from archive.evidence.desk import EvidenceDesk, VerifyMetrics
 from archive.evidence.verify import KINDS, Report
 from archive.service import Actor
-from archive.views import ACTOR
+from archive.web.app import ACTOR, CALL, WebApp
 from callrec.aio import first_of
 from callrec.lifecycle import Stop
 
-T = TypeVar("T")
-
-
-class Pages(Protocol):
-    """What the evidence pages need of the web app (archive/web.py WebApp)."""
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
-
-    def page(self, request: web.Request, template: str, status: int = 200,
-             **values: Any) -> web.Response: ...
-
 log = logging.getLogger(__name__)
-CALL = r"/{call_id:[A-Za-z0-9._-]{1,64}}"
 SYSTEM = Actor("callrec-schedule", "admin", "cli")
 
 
 class EvidencePages:
-    def __init__(self, w: Pages, desk: EvidenceDesk, metrics: VerifyMetrics) -> None:
+    def __init__(self, w: WebApp, desk: EvidenceDesk, metrics: VerifyMetrics) -> None:
         self.w, self.desk, self.metrics = w, desk, metrics
         self.running: asyncio.Task[Report] | None = None
 

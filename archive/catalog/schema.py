@@ -1,18 +1,9 @@
-"""What a catalog row is: the SQLite schema, its columns, and the row made from a manifest.
-
-The catalog (archive/catalog.py) keeps these rows; they can always be made again from the
-manifests in the bucket (``callrec archive sync --rebuild``).
-"""
+"""The SQLite catalog's schema (archive/catalog/sqlite.py), and the columns added since the first
+catalog (``ALTER TABLE`` on open; ``sync --rebuild`` fills them)."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
-
-from archive.flags import FlagSettings, joined, manifest_flags
-from callrec.manifest import CallManifest, normalise_number
-from callrec.numbering import NumberingPlan
+from archive.catalog.rows import COLUMNS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -85,57 +76,15 @@ END;
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 -- (calls_queue is created after the columns of older catalogs are added: Catalog._migrate)
 CREATE TABLE IF NOT EXISTS applied_changes (key TEXT PRIMARY KEY) WITHOUT ROWID;
+-- web sessions (archive/sessions.py): the SHA-256 of the cookie, never the cookie
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
+    started REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS web_languages (user TEXT PRIMARY KEY, lang TEXT NOT NULL);
 """
 
-COLUMNS = ("call_id", "entered_at", "day", "caller", "caller_e164", "caller_raw", "caller_name",
-           "agent", "agents", "did", "direction", "outcome", "status", "status_reason",
-           "notice_completed", "notice_failed", "duration_s", "legal_hold", "manifest_key",
-           "recording_key", "sha256", "size", "etag", "agent_name", "queue", "queue_wait_s",
-           "abandoned", "flags", "reviewed")
-# Columns added since the first catalog (ALTER TABLE on open; ``sync --rebuild`` fills them).
 ADDED = {"agent_name": "TEXT NOT NULL DEFAULT ''", "queue": "TEXT NOT NULL DEFAULT ''",
-          "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''",
-          "flags": "TEXT NOT NULL DEFAULT ''", "reviewed": "TEXT NOT NULL DEFAULT ''"}
-_FLAGS, REVIEWED = COLUMNS.index("flags"), COLUMNS.index("reviewed")
+         "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''",
+         "flags": "TEXT NOT NULL DEFAULT ''", "reviewed": "TEXT NOT NULL DEFAULT ''"}
 UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(COLUMNS))})")
-
-
-def to_ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
-            legal_hold: bool, flags: FlagSettings | None = None) -> tuple[Any, ...]:
-    caller = m.caller.number or normalise_number(m.caller.number_raw)
-    ended = m.ended_at or m.entered_at
-    queue = m.queue()
-    visit = next((v for v in reversed(m.queues) if v.queue == queue), None)
-    recorded = m.recording is not None and m.status.value != "unrecorded"
-    wanted_notice = m.policy.value != "never"
-    return (m.call_id, to_ms(m.entered_at), f"{m.entered_at.astimezone(UTC):%Y-%m-%d}", caller,
-            plan.e164(caller), m.caller.number_raw, m.caller.name_raw, m.agent(),
-            json.dumps([a.agent_id or a.endpoint for a in m.agents]), m.did or "",
-            m.direction.value,
-            m.outcome, m.status.value, m.status_reason or "", int(m.notice.completed),
-            int(wanted_notice and not m.notice.completed),
-            max(0.0, (ended - m.entered_at).total_seconds()), int(legal_hold), manifest_key,
-            manifest_key.removesuffix(".json") + ".wav" if recorded else None,
-            m.recording.sha256 if m.recording else None,
-            m.recording.size if m.recording else None, etag, m.agent_name(), queue,
-            visit.wait_s if visit else None, m.abandoned.where.value if m.abandoned else "",
-            joined(manifest_flags(m, flags or FlagSettings())), "")
-
-
-_AGENTS, _AGENT_NAME = COLUMNS.index("agents"), COLUMNS.index("agent_name")
-
-
-def agent_keys(row: tuple[Any, ...]) -> list[str]:
-    """What the agent search finds a call by, case-insensitively: every agent's id, and the
-    answering agent's display name."""
-    keys = [*json.loads(row[_AGENTS]), *(row[_AGENT_NAME:_AGENT_NAME + 1] or [""])]
-    return list(dict.fromkeys(k.strip().casefold() for k in keys if k))
+          f"VALUES ({', '.join('?' * len(COLUMNS))})")

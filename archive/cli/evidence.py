@@ -1,5 +1,5 @@
 """``callrec archive verify`` and ``callrec archive export``: the evidence actions on the
-command line (archive/evidence.py does the work and the auditing)."""
+command line (archive/evidence/desk.py does the work and the auditing)."""
 
 from __future__ import annotations
 

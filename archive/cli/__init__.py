@@ -21,10 +21,10 @@ from typing import Any
 from archive import ArchiveError
 from archive.auth import hash_password, token_digest
 from archive.catalog import Query
+from archive.cli.evidence import ACTIONS as EVIDENCE_ACTIONS
+from archive.cli.evidence import add_parsers as add_evidence_parsers
+from archive.cli.evidence import run as run_evidence
 from archive.config import ROLES, ArchiveSettings
-from archive.evidence.cli import ACTIONS as EVIDENCE_ACTIONS
-from archive.evidence.cli import add_parsers as add_evidence_parsers
-from archive.evidence.cli import run as run_evidence
 from archive.render import dumps, inert, table
 from archive.service import Actor, Archive
 
@@ -105,14 +105,19 @@ def run(args: argparse.Namespace, settings: ArchiveSettings,
     """Every action but ``serve`` (which the CLI runs under callrec/lifecycle.py), as the login
     user with the admin role; an ArchiveError becomes a message and exit code 1."""
     archive = Archive(settings)
-    actor = Actor(os.environ.get("SUDO_USER") or getpass.getuser(), "admin", "cli")
     try:
-        return (action or _run)(archive, actor, args)
+        return (action or _run)(archive, cli_actor(), args)
     except ArchiveError as exc:
         print(f"callrec {name or 'archive ' + args.action}: {exc}", file=sys.stderr)
         return 1
     finally:
         archive.close()
+
+
+def cli_actor() -> Actor:
+    """Who runs the CLI: the login name (``$SUDO_USER`` first), with the archive's admin role
+    (the CLI runs with the archive's S3 credentials)."""
+    return Actor(os.environ.get("SUDO_USER") or getpass.getuser(), "admin", "cli")
 
 
 def offline(args: argparse.Namespace) -> int | None:
@@ -131,14 +136,14 @@ def _run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:  # no
     if action == "sync":
         print(archive.sync(full=args.full, rebuild=args.rebuild).line())
     elif action == "search":
-        rows = archive.search(actor, query_from(args))
+        rows = [r.fields() for r in archive.search(actor, query_from(args))]
         print(dumps(rows) if args.json else table(rows, COLUMNS))
     elif action == "show":
         row, manifest = archive.show(actor, args.call_id)
         if args.json:
-            print(dumps({"catalog": row, "manifest": manifest.model_dump(mode="json")}))
+            print(dumps({"catalog": row.fields(), "manifest": manifest.model_dump(mode="json")}))
         else:
-            print(table([row], COLUMNS + ("sha256",), width=64))
+            print(table([row.fields()], COLUMNS + ("sha256",), width=64))
             print(inert(manifest.model_dump_json(indent=2)))
     elif action == "get":
         return _get(archive, actor, args.call_ids, args.to)
@@ -151,16 +156,16 @@ def _run(archive: Archive, actor: Actor, args: argparse.Namespace) -> int:  # no
         archive.hold(actor, args.call_id, action == "hold")
         print(f"{args.call_id}: legal hold {'ON' if action == 'hold' else 'OFF'}")
     elif action == "audit":
-        rows = archive.audit_log(actor, args.limit)
-        print(dumps(rows) if args.json else
-              table(rows, ("id", "at", "actor", "role", "via", "action", "call_id", "detail"),
+        audit = [r.fields() for r in archive.audit_log(actor, args.limit)]
+        print(dumps(audit) if args.json else
+              table(audit, ("id", "at", "actor", "role", "via", "action", "call_id", "detail"),
                     width=60))
     return 0
 
 
 def _get(archive: Archive, actor: Actor, call_ids: list[str], directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
-    sizes = [archive.row(c)["size"] or 0 for c in call_ids]
+    sizes = [archive.row(c).size or 0 for c in call_ids]
     total, done = sum(sizes), 0
 
     def progress(n: int) -> None:
