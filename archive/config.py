@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 
+from callrec.evidence.settings import EvidenceSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.marks import Treatment
 from callrec.s3.settings import RetentionSettings, S3Settings
-from callrec.sealing import EvidenceSettings
 from callrec.sections import Section
 from callrec.settings import CallrecSettings
 
@@ -121,6 +121,6 @@ class ArchiveSettings(CallrecSettings):
     web: WebSettings = WebSettings()
     flags: FlagSettings = FlagSettings()  # calls flagged for review (archive/flags.py)
     auto_marks: AutoMarkSettings = AutoMarkSettings()  # callers marked automatically
-    # Outcome changes are sealed in this host's archive chain (callrec/s3/ledger.py).
+    # Outcome changes are sealed in this host's archive chain (callrec/evidence/ledger.py).
     evidence: EvidenceSettings = EvidenceSettings()
     reconcile: ReconcileSettings = ReconcileSettings()

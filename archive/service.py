@@ -37,13 +37,13 @@ from archive.flags import reviewed_by
 from archive.marking import active_marks, all_marks, candidates, due_for_auto_mark, number_of
 from archive.sessions import SessionStore
 from archive.sync import Syncer, SyncReport, audit_key
+from callrec.evidence.ledger import archive_ledger
 from callrec.manifest import CallManifest
 from callrec.s3.layout import Layout
-from callrec.s3.ledger import archive_ledger
 from callrec.s3.marks import Mark, MarkStore, Treatment
 from callrec.s3.outcome import Archived, OutcomeError, set_outcome
 from callrec.s3.store import Store, StoreError
-from callrec.sealing import SealError
+from callrec.signing import SealError
 
 log = logging.getLogger(__name__)
 

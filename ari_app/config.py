@@ -10,10 +10,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import Policy
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import S3Settings
-from callrec.sealing import EvidenceSettings
 from callrec.sections import Section
 from callrec.settings import CallrecSettings, load
 
@@ -156,7 +156,7 @@ class AriAppSettings(CallrecSettings):
     alerts: AlertSettings = AlertSettings()
     marks: MarkSettings = MarkSettings()
     s3: S3Settings = S3Settings()  # only for marks
-    evidence: EvidenceSettings = EvidenceSettings()  # sealed manifests (callrec/sealing.py)
+    evidence: EvidenceSettings = EvidenceSettings()  # sealed manifests (callrec/evidence/)
     numbering: NumberingPlan = NumberingPlan()  # caller numbers as the archive writes marks
     policy: Policy = Policy.OPTIONAL
     default_route: Route | None = None

@@ -25,10 +25,11 @@ from ari_app.recorder import Recorder, RecordingFailed, RecordingFile
 from ari_app.wavfile import Header
 from callrec.aio import first_of
 from callrec.backoff import Backoff
+from callrec.evidence.chain import SpoolWriter
 from callrec.lifecycle import Tasks
 from callrec.manifest import CallManifest, RecordingStatus
 from callrec.reasons import StatusReason
-from callrec.sealing import SealError, SpoolWriter
+from callrec.signing import SealError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Ending:
                  journal: JournalBatch, metrics: CallMetrics, sight: Sight, tasks: Tasks,
                  forget: Callable[[Call], None], check_sight: Callable[[Call], None],
                  identify: Callable[[Call], None] = lambda call: None) -> None:
-        # Sealed (signed, chained) when evidence is on: callrec/sealing.py.
+        # Sealed (signed, chained) when evidence is on: callrec/evidence/.
         self.writer, self.notice, self.recorder = writer, notice, recorder
         self.journal, self.metrics, self.sight, self.tasks = journal, metrics, sight, tasks
         self.forget = forget  # its channel's events go nowhere any more (StasisApp.forget)
@@ -158,7 +159,7 @@ class Ending:
     async def _write(self, call: Call, manifest: CallManifest) -> Path:
         # fsync can take milliseconds: never on the event loop that answers calls. The thread
         # also serialises and signs (~0.1 ms of Python that fights the loop for the GIL, but
-        # sealing must hold the chain's lock across the write: callrec/sealing.py).
+        # sealing must hold the chain's lock across the write: callrec/evidence/).
         write = asyncio.ensure_future(asyncio.to_thread(self.writer.write, manifest))
         try:
             return await asyncio.shield(write)

@@ -31,11 +31,11 @@ from ari_app.recorder import Recorder
 from ari_app.resync import Resync
 from ari_app.stasis import StasisApp, wanted
 from ari_app.takeon import TakeOn
+from callrec.evidence.chain import SpoolWriter
 from callrec.lifecycle import Tasks
 from callrec.s3.marks import MarkStore
 from callrec.s3.settings import RetentionSettings
 from callrec.s3.store import Store
-from callrec.sealing import SpoolWriter
 
 
 @dataclass

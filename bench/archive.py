@@ -23,10 +23,10 @@ from archive.config import ArchiveSettings, CatalogSettings
 from archive.service import Actor, Archive
 from bench import percentile
 from bench.upload import new_bucket, workdir
+from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest, Party, Policy, RecordingStatus
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
-from callrec.sealing import EvidenceSettings
 from testbench.bench import Bench
 from testbench.s3 import s3_client
 

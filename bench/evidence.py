@@ -18,6 +18,10 @@ from pathlib import Path
 
 from archive.evidence.verify import Verifier
 from bench.upload import new_bucket, workdir
+from callrec.evidence.chain import SpoolWriter
+from callrec.evidence.keys import HostKey
+from callrec.evidence.ledger import Ledger
+from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import (
     AgentLeg,
     CallManifest,
@@ -30,10 +34,9 @@ from callrec.manifest import (
     write_atomic,
 )
 from callrec.s3.layout import Layout
-from callrec.s3.ledger import Ledger
 from callrec.s3.settings import S3Settings
 from callrec.s3.store import Store
-from callrec.sealing import Entry, EvidenceSettings, HostKey, SpoolWriter, encode_sig, sha256_hex
+from callrec.signing import Entry, encode_sig, sha256_hex
 from testbench.bench import Bench
 from testbench.s3 import s3_client
 

@@ -256,7 +256,7 @@ class Recording(_Model):
 
 
 class ChainLink(_Model):
-    """This manifest version's place in its writer's ledger (callrec/sealing.py): the chain (one
+    """This manifest version's place in its writer's ledger (callrec/evidence/): the chain (one
     per host and writer), its sequence number, the SHA-256 of the chain's previous entry (the
     exact bytes of that manifest version; "" for the first) and the key that signs it
     (``host/key_id``; the signature itself travels beside the bytes it signs)."""

@@ -40,9 +40,9 @@ def run(args: argparse.Namespace, load_settings: Any) -> int:
         return bundle_exit(args.bundle)
     if args.command == "reconcile":
         return _reconcile(args, load_settings)
-    from callrec.s3.ledger import Ledger
+    from callrec.evidence.keys import HostKey
+    from callrec.evidence.ledger import Ledger
     from callrec.s3.store import Store
-    from callrec.sealing import HostKey
     from uploader.config import UploaderSettings
 
     config = load_settings(UploaderSettings, args)
@@ -54,10 +54,7 @@ def run(args: argparse.Namespace, load_settings: Any) -> int:
         return 0
     store = Store(config.s3)
     try:
-        ledger = Ledger(store, config.evidence, config.evidence.host)
-        old = ledger.key.key_id
-        new = ledger.key.rotate()
-        ledger.publish_keys()
+        old, new = Ledger(store, config.evidence, config.evidence.host).rotate_key()
     finally:
         store.close()
     print(f"{config.evidence.host}: key {old} -> {new} (published; running services sign with "

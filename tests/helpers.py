@@ -21,9 +21,9 @@ import aiohttp
 from archive.auth import token_digest
 from archive.catalog import CallRow
 from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
+from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
-from callrec.sealing import EvidenceSettings
 from testbench.asterisk import ari_auth
 from testbench.bench import Bench, Endpoints
 from testbench.callrec_app import CallrecApp

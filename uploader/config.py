@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from callrec.evidence.settings import EvidenceSettings
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
-from callrec.sealing import EvidenceSettings
 from callrec.sections import Section
 from callrec.settings import CallrecSettings
 

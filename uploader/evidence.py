@@ -1,5 +1,5 @@
 """The uploader's part of the ledger: it publishes this host's public keys and writes the calls
-chain's checkpoints (callrec/s3/ledger.py) every ``evidence.checkpoint_interval_s`` and at
+chain's checkpoints (callrec/evidence/ledger.py) every ``evidence.checkpoint_interval_s`` and at
 shutdown.
 
 A checkpoint only vouches for entries already shipped: it stops before the first entry whose
@@ -14,9 +14,9 @@ import logging
 from pathlib import Path
 
 from callrec import CallrecError
-from callrec.s3.ledger import Ledger
+from callrec.evidence.ledger import Ledger
+from callrec.evidence.settings import EvidenceSettings
 from callrec.s3.store import Store
-from callrec.sealing import EvidenceSettings
 from uploader.metrics import Metrics
 
 log = logging.getLogger(__name__)

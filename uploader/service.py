@@ -31,7 +31,7 @@ from callrec.s3.layout import Layout
 from callrec.s3.multipart import ContentMismatch
 from callrec.s3.settings import Lock
 from callrec.s3.store import Store, StoreError
-from callrec.sealing import SIG_SUFFIX, decode_sig, sha256_file
+from callrec.signing import SIG_SUFFIX, decode_sig, sha256_file
 from uploader import UploaderError
 from uploader.config import UploaderSettings
 from uploader.journal import State, UploadJournal, UploadJournalError
@@ -189,7 +189,7 @@ class Uploader:
         return m.call_id
 
     def _manifest_metadata(self, m: CallManifest, path: Path, digest: str) -> dict[str, str]:
-        """The manifest's metadata, with its signature when it is sealed (callrec/sealing.py:
+        """The manifest's metadata, with its signature when it is sealed (callrec/evidence/:
         the call flow wrote it beside the manifest)."""
         meta = self.layout.metadata(m, digest)
         if m.chain is not None:

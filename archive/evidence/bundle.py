@@ -31,10 +31,10 @@ from archive.catalog import AuditRow
 from archive.evidence.bundle_text import CallFiles, Proof, key_file, readme
 from archive.render import dumps
 from archive.service import NotFound
+from callrec.evidence.ledger import EvidenceLayout
 from callrec.ids import call_id_time
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout
-from callrec.s3.ledger import EvidenceLayout
 from callrec.s3.store import Store
 from callrec.s3.versions import (
     ObjectVersion,
@@ -43,7 +43,7 @@ from callrec.s3.versions import (
     lock_state,
     oldest_first,
 )
-from callrec.sealing import decode_sig, sha256_file, sha256_hex
+from callrec.signing import decode_sig, sha256_file, sha256_hex
 
 CHECKPOINT_SCAN = 5000  # checkpoints read at most to find the one listing a version
 

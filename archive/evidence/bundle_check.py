@@ -14,7 +14,7 @@ from typing import Any
 from archive.evidence.bundle_text import key_file
 from callrec import CallrecError
 from callrec.manifest import ChainLink
-from callrec.sealing import load_public, signature_ok
+from callrec.signing import load_public, signature_ok
 
 MAX_MEMBER = 16 << 20  # manifests, checkpoints, keys are small; recordings are streamed
 

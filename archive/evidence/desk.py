@@ -16,7 +16,7 @@ from archive.evidence.reconcile import Reconciler, Reconciliation
 from archive.evidence.verify import KINDS, Report, Verifier
 from archive.service import ActionFailed, Actor, Archive
 from callrec.s3.store import StoreError
-from callrec.sealing import SealError
+from callrec.signing import SealError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``callrec archive verify``: is the archive complete and unaltered?
 
 It walks the bucket (every version of every manifest of the period, the recordings' listing,
-the hosts' public keys and their chains' checkpoints: callrec/s3/ledger.py) and reports, per
+the hosts' public keys and their chains' checkpoints: callrec/evidence/ledger.py) and reports, per
 chain (host) and day, calls **verified**, **missing** (a chain entry or a checkpointed call the
 bucket does not hold, or a call deleted), **altered** (a signature that does not verify, a
 recording replaced, resized or gone, a checkpoint that does not match), **unsigned** (versions
@@ -29,11 +29,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archive.evidence.chains import ChainCheck, Checked, Checkpoint
+from callrec.evidence.ledger import EvidenceLayout, host_chains
+from callrec.evidence.rules import ChainCheck, Checked, Checkpoint
+from callrec.evidence.settings import EvidenceSettings
 from callrec.ids import call_id_time, is_call_id
 from callrec.manifest import ChainLink
 from callrec.s3.layout import Layout
-from callrec.s3.ledger import EvidenceLayout, host_chains
 from callrec.s3.store import Store
 from callrec.s3.versions import (
     ObjectVersion,
@@ -43,7 +44,7 @@ from callrec.s3.versions import (
     list_versions,
     oldest_first,
 )
-from callrec.sealing import EvidenceSettings, decode_sig, load_public, sha256_hex, signature_ok
+from callrec.signing import decode_sig, load_public, sha256_hex, signature_ok
 
 KINDS = ("verified", "missing", "altered", "unsigned", "chain_breaks", "checkpoints_missing")
 NO_CHAIN = "-"  # unsigned versions name no chain

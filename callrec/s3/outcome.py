@@ -1,7 +1,7 @@
 """Change a call's outcome after wrap-up (``callrec outcome set``, the archive's web UI and API).
 
 Before the call is archived, an unsealed manifest in the spool is rewritten (atomically) and the
-uploader ships the new one (a sealed one is refused until shipped: callrec/sealing.py). After,
+uploader ships the new one (a sealed one is refused until shipped: callrec/evidence/). After,
 the objects' ``outcome`` tags are updated, the per-outcome retention rule is applied (legal hold,
 longer retention), and a **new version** of the manifest object is written rather than a
 sidecar, sealed in this host's archive chain: the original version stays under Object Lock, so
@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -22,10 +23,17 @@ from callrec.ids import is_call_id
 from callrec.manifest import CallManifest
 from callrec.s3 import S3LayerError
 from callrec.s3.layout import Layout
-from callrec.s3.ledger import Ledger
-from callrec.s3.settings import RetentionSettings
+from callrec.s3.settings import Lock, RetentionSettings
 from callrec.s3.store import Store
 from callrec.s3.tags import tags_for
+
+
+class VersionSealer(Protocol):
+    """Seals a new manifest version in this host's archive chain and writes it as the object
+    ``key`` (callrec/evidence/ledger.py ``Ledger``, passed in: evidence sits above this layer)."""
+
+    def seal_and_put(self, m: CallManifest, key: str, tags: str, metadata: dict[str, str],
+                     lock: Lock) -> object: ...
 
 
 class OutcomeError(S3LayerError):
@@ -39,7 +47,7 @@ class Archived:
     store: Store
     layout: Layout
     retention: RetentionSettings
-    ledger: Ledger | None = None  # seals new versions (this host's archive chain); None: off
+    ledger: VersionSealer | None = None  # seals new versions (this host's archive chain); None: off
 
     def manifest(self, call_id: str) -> CallManifest:
         """The manifest as archived now (its newest version)."""

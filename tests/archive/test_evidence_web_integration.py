@@ -13,9 +13,9 @@ import pytest
 from archive.config import ArchiveSettings
 from archive.evidence.bundle_check import verify_bundle
 from archive.service import Archive
+from callrec.evidence.chain import SpoolWriter
 from callrec.manifest import CallManifest
 from callrec.s3.store import Store
-from callrec.sealing import SpoolWriter
 from testbench.spool import varied_call
 from tests.helpers import Login, Ship, csrf_of
 from uploader.evidence import Checkpointer

@@ -21,9 +21,10 @@ from ari_app.config import NoticeSettings
 from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
+from callrec.evidence.chain import SpoolWriter
+from callrec.evidence.settings import EvidenceSettings
 from callrec.lifecycle import Tasks
 from callrec.manifest import CallManifest, Policy, RecordingStatus, write_atomic_group
-from callrec.sealing import EvidenceSettings, SpoolWriter
 from tests.fakes import CALL_ID, CHANNEL, asterisk_wav, proven, recorder, writing
 from tests.helpers import metric
 
@@ -122,7 +123,7 @@ async def test_a_failing_disk_is_retried_until_the_manifest_is_written(
             raise failures.pop()
         return real(directory, files)
 
-    monkeypatch.setattr("callrec.sealing.write_atomic_group", full_disk)
+    monkeypatch.setattr("callrec.evidence.chain.write_atomic_group", full_disk)
     monkeypatch.setattr("ari_app.ending.Backoff.next", lambda self: 0.01)
     call = new_call()
     call.on_event(DESTROYED)

@@ -1,11 +1,11 @@
-"""The chain half of archive verify (archive/evidence/chains.py), on made-up entries."""
+"""The chain half of archive verify (callrec/evidence/rules.py), on made-up entries."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from archive.evidence.chains import ChainCheck, Checked, Checkpoint
+from callrec.evidence.rules import ChainCheck, Checked, Checkpoint
 from callrec.manifest import ChainLink
 
 OLD = datetime.now(UTC) - timedelta(days=1)

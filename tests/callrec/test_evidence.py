@@ -1,4 +1,4 @@
-"""Sealing at the source (callrec/sealing.py): keys, signatures, the chain's log."""
+"""Sealing at the source (callrec/evidence/): keys, signatures, the chain's log."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from callrec.evidence.chain import Chain, SpoolWriter
+from callrec.evidence.keys import HostKey
+from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest, Policy, RecordingStatus
-from callrec.sealing import (
-    Chain,
-    EvidenceSettings,
-    HostKey,
-    SpoolWriter,
-    decode_sig,
-    load_public,
-    sha256_hex,
-    signature_ok,
-)
+from callrec.signing import decode_sig, load_public, sha256_hex, signature_ok
 
 
 def manifest(n: int) -> CallManifest:

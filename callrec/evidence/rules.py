@@ -1,5 +1,5 @@
 """The chain half of ``callrec archive verify``: entries in order, each naming its predecessor,
-and the checkpoints that vouch for them (callrec/sealing.py, callrec/s3/ledger.py)."""
+and the checkpoints that vouch for them (callrec/evidence/, callrec/evidence/ledger.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from callrec.evidence.ledger import host_chains
 from callrec.ids import call_id_time, is_call_id
 from callrec.manifest import ChainLink
-from callrec.s3.ledger import host_chains
 
 Count = Callable[[str, str, str, str, str], None]  # kind, chain, day, call id, detail
 

@@ -19,19 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from callrec.evidence.chain import Chain, Sealed
+from callrec.evidence.keys import HostKey, locked
+from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest, write_atomic
 from callrec.s3.settings import Lock
 from callrec.s3.store import Store
-from callrec.sealing import (
-    Chain,
-    EvidenceSettings,
-    HostKey,
-    Sealed,
-    SealError,
-    encode_sig,
-    locked,
-    sha256_hex,
-)
+from callrec.signing import SealError, encode_sig, sha256_hex
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KIND = "callrec-checkpoint"
@@ -88,6 +82,17 @@ class Ledger:
                 log.info("evidence: public key %s/%s published", self.key.host, key_id)
                 put += 1
         return put
+
+    def rotate_key(self) -> tuple[str, str]:
+        """Make a new key this host's current one and publish it (every key's public half stays
+        in the bucket under Object Lock, so old manifests still verify, and the published object
+        is the lasting record of the rotation); returns the old and the new key id. Running
+        services sign with it from their next manifest on (HostKey follows ``current``)."""
+        old = self.key.key_id
+        new = self.key.rotate()
+        self.publish_keys()
+        log.warning("evidence: %s rotated its signing key %s -> %s", self.key.host, old, new)
+        return old, new
 
     def seal_and_put(self, m: CallManifest, key: str, tags: str, metadata: dict[str, str],
                      lock: Lock) -> Sealed:
