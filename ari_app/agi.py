@@ -25,6 +25,7 @@ from ari_app.announce import PlayResult
 from ari_app.ari import AriClient
 from ari_app.call import Call
 from ari_app.config import Route
+from callrec.manifest import Party, Policy, normalise_number
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +165,29 @@ class AgiDoor:
                                f"{route.context},{route.extension},{route.priority}")
 
 
-def call_from_headers(headers: dict[str, str]) -> dict[str, object]:
-    """The AGI request's channel, shaped like an ARI channel for :class:`Call`."""
+@dataclass(frozen=True)
+class AgiChannel:
+    """The channel an AGI request came from, as its headers tell (Asterisk writes "unknown"
+    for a caller id it has not)."""
+
+    uniqueid: str
+    name: str
+    caller: Party
+    exten: str | None
+    language: str
+
+    def call(self, policy: Policy) -> Call:
+        return Call.from_agi(self.uniqueid, self.name, self.exten, self.caller, policy)
+
+
+def call_from_headers(headers: dict[str, str]) -> AgiChannel:
     number = headers.get("agi_callerid", "")
-    return {
-        "id": headers.get("agi_uniqueid", ""),
-        "name": headers.get("agi_channel", ""),
-        "caller": {"number": "" if number == "unknown" else number,
-                   "name": "" if headers.get("agi_calleridname") == "unknown"
-                   else headers.get("agi_calleridname", "")},
-        "dialplan": {"exten": headers.get("agi_extension")},
-        "language": headers.get("agi_language", ""),
-    }
+    number = "" if number == "unknown" else number
+    name = headers.get("agi_calleridname", "")
+    return AgiChannel(headers.get("agi_uniqueid", ""), headers.get("agi_channel", ""),
+                      Party(number_raw=number, name_raw="" if name == "unknown" else name,
+                            number=normalise_number(number)),
+                      headers.get("agi_extension"), headers.get("agi_language", ""))
 
 
 def agi_args(headers: dict[str, str]) -> dict[str, str]:

@@ -27,25 +27,25 @@ class AgiCalls:
 
     async def __call__(self, session: AgiSession) -> None:
         channel = call_from_headers(session.headers)
-        if not channel["id"] or self.app.stopping:
+        if not channel.uniqueid or self.app.stopping:
             return  # no CALLREC_DONE: the dialplan takes its app-down path, without a notice
         args = agi_args(session.headers)
         if args.get("action") in ("warn", "end"):  # an agent's hot-key, on the caller's channel
-            await self._key(session, args["action"], str(channel.get("language") or ""))
+            await self._key(session, args["action"], channel.language)
             return
         outbound = args.get("direction") == "outbound"
         host = self._call_on(args.get("agent", "")) if outbound else None
         if host is not None:  # a transfer out of a call callrec follows: notice only
-            await self._join(host, session, args, str(channel.get("language") or ""))
+            await self._join(host, session, args, channel.language)
             return
-        call = Call(channel, "agi", self.flow.settings.policy)
+        call = channel.call(self.flow.settings.policy)
         if outbound:  # dialplan/callrec.conf [callrec-outbound], in Dial's U() on the callee
             call.make_outbound(args.get("customer", ""), args.get("agent", ""))
         self.app.adopt(call)  # route the channel's ARI events to it
-        plan = self.flow.plan(call.did, args, str(channel.get("language") or ""))
+        plan = self.flow.plan(call.did, args, channel.language)
         if outbound:
             plan.route = None  # the subroutine returns and Dial bridges the agent
-        call.policy, call.queue_hint = plan.policy, plan.queue
+        call.follow_plan(plan.policy, plan.queue)
         log.info("%s FastAGI request: channel %s, %s, DID %r", call.log_prefix(),
                  call.channel_name, call.direction.value, call.did)
         try:

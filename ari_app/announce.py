@@ -86,7 +86,7 @@ class Announcer:
                 at=heard.started_at or datetime.now(UTC), kind=EventKind.WARNING_PLAYED, by=by,
                 detail=f"{prompt} ({language}), "
                        f"{'heard in full' if heard.completed else 'cut short'}")
-        call.events.append(event)
+        call.add_event(event)
         return event
 
     @staticmethod

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ari_app.call import Call, endpoint_of
+from ari_app.call import Call
+from ari_app.callstate import endpoint_of
 from ari_app.config import BridgeSettings
-from callrec.ids import new_call_id
-from callrec.manifest import AgentLeg, Policy
+from callrec.manifest import AgentLeg, Party, Policy, normalise_number
 from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
@@ -170,18 +170,16 @@ class BridgeWatch:
         parties.sort(key=lambda p: (not self.is_trunk(p), p.uniqueid != p.linkedid,
                                     p.entered_at))
         first, others = parties[0], parties[1:]
-        call = Call({"id": first.uniqueid, "linkedid": first.linkedid, "name": first.channel,
-                     "caller": {"number": first.number, "name": first.name}}, "none", policy)
-        call.entered_at = first.entered_at
-        call.call_id = new_call_id(first.entered_at)  # its key's date is the entry date
-        call.answered_at = first.entered_at if others else None
         self.down_bridged.difference_update(p.uniqueid for p in parties)
-        call.mark_unrecorded(reason)
-        call.ended_at = datetime.now(UTC) if ended else None
+        ended_at = datetime.now(UTC) if ended else None
         bridged = max(p.entered_at for p in others) if others else first.entered_at
-        call.agents = [AgentLeg(endpoint=endpoint_of(p.channel), channel=p.channel,
-                                dial_status="ANSWER", answered_at=bridged, bridged_at=bridged,
-                                left_at=call.ended_at) for p in others]
+        agents = [AgentLeg(endpoint=endpoint_of(p.channel), channel=p.channel,
+                           dial_status="ANSWER", answered_at=bridged, bridged_at=bridged,
+                           left_at=ended_at) for p in others]
+        caller = Party(number_raw=first.number, name_raw=first.name,
+                       number=normalise_number(first.number))
+        call = Call.from_bridge(first.uniqueid, first.linkedid, first.channel, caller,
+                                first.entered_at, policy, reason, agents, ended_at)
         level = logging.INFO if reason is StatusReason.INTERNAL_CALL else logging.WARNING
         log.log(level, "%s %s %s <-> %s without callrec: %s (policy %s)", call.log_prefix(),
                 "bridge" if others else "unbridged call", first.channel,

@@ -1,25 +1,20 @@
-"""One call's state: what happened to it, gathered from ARI events, and its manifest.
-
-After callrec continues the call in the dialplan the channel leaves Stasis, but the app stays
-subscribed to it (``channel:<id>``), so ARI still delivers ``Dial`` (agent channel and status),
-``ChannelVarset`` (``BRIDGEPEER`` set and cleared as the agent bridges and leaves;
-``CALLREC_OUTCOME`` set by the dialplan) and ``ChannelDestroyed`` with the hangup cause.
-"""
+"""One call inside callrec, from entry to its one manifest: how it was made (named
+constructors), whether it is recorded (only with the proof), what the flow did to it, and its
+manifest. What ARI events tell of it is its base, ari_app/callstate.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-from ari_app.outcomes import Facts, derive, seconds_between
+from ari_app.callstate import CallState, endpoint_of
+from ari_app.outcomes import Facts, derive
 from ari_app.recorder import RecordingFile, VerifiedRecording
 from ari_app.timeline import build as timeline
-from callrec.ids import is_outcome, new_call_id
+from callrec.ids import call_id_time, is_outcome, new_call_id
 from callrec.manifest import (
-    NO_AGENT_RESULTS,
     AgentLeg,
     CallManifest,
     Direction,
@@ -29,7 +24,6 @@ from callrec.manifest import (
     Park,
     Party,
     Policy,
-    QueueResult,
     QueueVisit,
     Recording,
     RecordingStatus,
@@ -40,57 +34,27 @@ from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
 
-_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8}(;\d)?$")
-# The channel variables whose changes matter to a call (_on_varset). A bridged call sets some 35
-# others (DIAL*, *TIME, BRIDGEPVTCALLID, RTPAUDIOQOS*...): stasis.wanted() drops those unparsed.
-# QUEUESTATUS: how Queue() ended when the queue gave up (apps/app_queue.c set_queue_result).
 # Timeline entries kept as they happen (journaled with the call); the rest are read off its facts.
 AGENT_EVENTS = frozenset({EventKind.WARNING_PLAYED, EventKind.WARNING_REFUSED,
                           EventKind.ENDED_BY_AGENT, EventKind.END_REFUSED})
-WATCHED_VARIABLES = ("BRIDGEPEER", "CALLREC_OUTCOME", "QUEUESTATUS")
 
 
-def endpoint_of(channel_name: str) -> str:
-    """``PJSIP/agent-answer-0000001a`` -> ``agent-answer``."""
-    tech_and_name = _CHANNEL_SUFFIX.sub("", channel_name)
-    return tech_and_name.split("/", 1)[-1]
+class Call(CallState):
+    """A call inside callrec, from entry to its one manifest.
 
+    Made by a named constructor only: a channel entering Stasis (``from_stasis``), a FastAGI
+    request (``from_agi``), a channel taken on after a restart with its recording still running
+    (``taken_on``), a bridge the safety net saw (``from_bridge``), a journal line
+    (``restore``). Its id is set once, there; what happens to it afterwards is changed by its
+    own methods only (tests/ari_app/test_call.py holds every other module to that)."""
 
-def event_time(event: dict[str, Any]) -> datetime | None:
-    """When Asterisk created the event (its ``timestamp``), or None."""
-    raw = event.get("timestamp")
-    if isinstance(raw, str):
-        try:  # "2026-11-23T13:25:27.253+0000"; fromisoformat is ~10x cheaper than strptime
-            at = datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-        return at.astimezone(UTC) if at.tzinfo else None
-    return None
-
-
-def _ts(event: dict[str, Any]) -> datetime:
-    return event_time(event) or datetime.now(UTC)
-
-
-class Call:
-    """A call inside callrec, from entry to its one manifest."""
-
-    def __init__(self, channel: dict[str, Any], door: str, policy: Policy) -> None:
-        self.entered_at = datetime.now(UTC)
-        self.call_id = new_call_id(self.entered_at)
-        self.channel_id: str = channel["id"]
-        self.channel_name: str = channel.get("name", "")
-        self.door = door
-        self.policy = policy
-        dialplan = channel.get("dialplan") or {}
-        caller = channel.get("caller") or {}
-        self.did: str | None = dialplan.get("exten")
-        self.caller = Party(number_raw=str(caller.get("number", "")),
-                            name_raw=str(caller.get("name", "")),
-                            number=normalise_number(str(caller.get("number", ""))))
-        self.linkedid: str | None = channel.get("linkedid") or channel.get("id")
-        self.direction = Direction.INBOUND
-        self.notice = Notice()
+    def __init__(self, *, call_id: str, entered_at: datetime, door: str, policy: Policy,
+                 channel_id: str, channel_name: str = "", linkedid: str | None = None,
+                 did: str | None = None, caller: Party | None = None) -> None:
+        super().__init__(entered_at=entered_at, door=door, policy=policy,
+                         channel_id=channel_id, channel_name=channel_name, linkedid=linkedid,
+                         did=did, caller=caller)
+        self._call_id = call_id
         # Whether the call is recorded changes only through mark_recorded (which demands the
         # proof), mark_unrecorded and mark_interrupted: never by assignment from outside.
         self._status = RecordingStatus.UNRECORDED
@@ -98,26 +62,60 @@ class Call:
         self._proof: VerifiedRecording | None = None
         self._file: RecordingFile | None = None  # the recording to finish, proven or adopted
         self._recording: Recording | None = None
-        self.answered_at: datetime | None = None
-        self.ended_at: datetime | None = None
-        self.hangup_cause: int | None = None
-        self.hangup_cause_text: str | None = None
-        self.agents: list[AgentLeg] = []
-        self.queues: list[QueueVisit] = []  # ari_app/queues.py
-        self.parks: list[Park] = []
-        self.queue_hint: str | None = None  # the queue its route leads to (Plan.queue)
-        self.dialplan_outcome: str | None = None
-        self.agent_outcome: str | None = None  # set by an agent's hot-key (ari_app/hotkeys.py)
-        self.events: list[TimelineEvent] = []  # what agents did (the rest: ari_app/timeline.py)
-        self.hangup_by_caller = False  # the caller's side hung up (not the PBX, not a bridge)
-        self.marked: MarkedCaller | None = None  # a marked caller's treatment (ari_app/flow.py)
-        self.failed = False
-        self.journaled = False  # handed off: a restart adopts it from the journal
-        self.hung_up = asyncio.Event()  # the caller (or anyone) hung up the channel
-        self.destroyed = asyncio.Event()
-        self.pbx_restarted = False  # its channel went with an Asterisk that has restarted since
-        self.playback_done: asyncio.Future[str] | None = None
-        self.playback_id = ""  # the playback playback_done waits for
+    @property
+    def call_id(self) -> str:
+        return self._call_id
+
+    # -- named constructors ---------------------------------------------------------------------
+    @classmethod
+    def from_stasis(cls, channel: dict[str, Any], policy: Policy) -> Call:
+        """A channel entering Stasis (the ARI channel of its ``StasisStart``)."""
+        entered = datetime.now(UTC)
+        return cls._from_channel(channel, policy, new_call_id(entered), entered)
+
+    @classmethod
+    def taken_on(cls, channel: dict[str, Any], policy: Policy, proof: VerifiedRecording) -> Call:
+        """A channel an earlier run left in Stasis whose recording still verifies: the call
+        keeps that recording's id (its manifest joins the file), recorded from the start."""
+        entered = min(call_id_time(proof.file.call_id), datetime.now(UTC))
+        call = cls._from_channel(channel, policy, proof.file.call_id, entered)
+        call.mark_recorded(proof)
+        return call
+
+    @classmethod
+    def _from_channel(cls, channel: dict[str, Any], policy: Policy, call_id: str,
+                      entered: datetime) -> Call:
+        caller = channel.get("caller") or {}
+        number = str(caller.get("number", ""))
+        return cls(call_id=call_id, entered_at=entered, door="stasis", policy=policy,
+                   channel_id=str(channel["id"]), channel_name=str(channel.get("name", "")),
+                   linkedid=channel.get("linkedid"),
+                   did=(channel.get("dialplan") or {}).get("exten"),
+                   caller=Party(number_raw=number, name_raw=str(caller.get("name", "")),
+                                number=normalise_number(number)))
+
+    @classmethod
+    def from_agi(cls, channel_id: str, channel_name: str, did: str | None, caller: Party,
+                 policy: Policy) -> Call:
+        """A FastAGI request (ari_app/agi.py reads its headers)."""
+        entered = datetime.now(UTC)
+        return cls(call_id=new_call_id(entered), entered_at=entered, door="agi", policy=policy,
+                   channel_id=channel_id, channel_name=channel_name, did=did, caller=caller)
+
+    @classmethod
+    def from_bridge(cls, channel_id: str, linkedid: str | None, channel_name: str,
+                    caller: Party, entered_at: datetime, policy: Policy, reason: StatusReason,
+                    agents: list[AgentLeg], ended_at: datetime | None) -> Call:
+        """A bridge (or an unbridged call) the safety net saw without callrec: unrecorded for
+        ``reason``, its other parties as ``agents`` (ari_app/bridges.py). Its key's date is
+        the entry date."""
+        call = cls(call_id=new_call_id(entered_at), entered_at=entered_at, door="none",
+                   policy=policy, channel_id=channel_id, channel_name=channel_name,
+                   linkedid=linkedid, caller=caller)
+        call.answered_at = entered_at if agents else None
+        call.agents, call.ended_at = agents, ended_at
+        call.mark_unrecorded(reason)
+        return call
 
     # -- whether it is recorded ---------------------------------------------------------------
     @property
@@ -176,10 +174,9 @@ class Call:
     def restore(cls, m: CallManifest, file: RecordingFile | None) -> Call:
         """A call adopted from the journal after a restart, with the recording file the journal
         names (not a proof: whether it still runs is proven again, ari_app/resync.py)."""
-        call = cls({"id": m.asterisk_uniqueid, "linkedid": m.asterisk_linkedid,
-                    "name": m.asterisk_channel or "", "dialplan": {"exten": m.did}}, m.door,
-                   m.policy)
-        call.call_id, call.entered_at, call.caller = m.call_id, m.entered_at, m.caller
+        call = cls(call_id=m.call_id, entered_at=m.entered_at, door=m.door, policy=m.policy,
+                   channel_id=m.asterisk_uniqueid, channel_name=m.asterisk_channel or "",
+                   linkedid=m.asterisk_linkedid, did=m.did, caller=m.caller)
         call.direction = m.direction
         call.notice, call._status, call.status_reason = m.notice, m.status, m.status_reason
         call.answered_at, call.agents, call._recording = m.answered_at, m.agents, m.recording
@@ -192,7 +189,62 @@ class Call:
             call.agent_outcome = m.outcome
         call.events = [e for e in m.timeline if e.kind in AGENT_EVENTS]
         call.marked = m.marked
+        call.journaled = True
         return call
+
+    # -- what happens to it ---------------------------------------------------------------------
+    def follow_plan(self, policy: Policy, queue: str | None) -> None:
+        """The policy and queue of the route the flow chose for it (Plan)."""
+        self.policy, self.queue_hint = policy, queue
+
+    def answer(self) -> None:
+        self.answered_at = datetime.now(UTC)
+
+    def mark_caller(self, marked: MarkedCaller) -> None:
+        """A marked caller's treatment, as applied at entry (ari_app/flow.py)."""
+        self.marked = marked
+
+    def noticed(self, notice: Notice) -> None:
+        """What its notice did (ari_app/announce.py plays it, only with the proof)."""
+        self.notice = notice
+
+    def fail(self) -> None:
+        """callrec could not take it (policy force, errors): its outcome is ``failed``."""
+        self.failed = True
+
+    def add_event(self, event: TimelineEvent) -> None:
+        """An agent's action on it (a warning played or refused, an end refused)."""
+        self.events.append(event)
+
+    def end_by_agent(self, outcome: str, event: TimelineEvent) -> None:
+        """An agent ended it with their key: the outcome the key gives, on the timeline."""
+        self.agent_outcome = outcome
+        self.events.append(event)
+
+    def enter_queue(self, visit: QueueVisit) -> None:
+        self.queues.append(visit)
+
+    def park(self, park: Park) -> None:
+        self.parks.append(park)
+
+    def expect_playback(self, playback_id: str) -> asyncio.Future[str]:
+        """The playback ``playback_id`` about to start on its channel: the future its
+        ``PlaybackFinished`` resolves."""
+        self.playback_id = playback_id
+        self.playback_done = asyncio.get_running_loop().create_future()
+        return self.playback_done
+
+    def mark_journaled(self) -> None:
+        """Handed off: from now on a restart adopts it from the journal."""
+        self.journaled = True
+
+    def note_reason(self, reason: StatusReason) -> None:
+        """Why it is not (or no longer) recorded, unless a reason is known already."""
+        self.status_reason = self.status_reason or reason
+
+    def end(self, at: datetime | None) -> None:
+        """When it ended, as far as callrec knows (None: not known yet)."""
+        self.ended_at = at
 
     def make_outbound(self, customer: str, agent_channel: str) -> None:
         """An agent's outbound call: this channel is the called customer's (Dial's ``U()``
@@ -207,146 +259,11 @@ class Call:
     def log_prefix(self) -> str:
         return f"[{self.call_id}]"
 
-    # -- events -------------------------------------------------------------------------------
-    def on_event(self, event: dict[str, Any]) -> bool:
-        """Apply one event; True if it changed what the manifest will say about agents or
-        outcome (worth journaling)."""
-        kind = event.get("type")
-        if kind == "Dial":
-            return self._on_dial(event)
-        if kind == "ChannelVarset":
-            return self._on_varset(event)
-        if kind == "ChannelHangupRequest":
-            # A soft request is the PBX's (a bridge ending, Hangup()); a hard one came from the
-            # channel's own side (chan_pjsip queues it on the caller's BYE).
-            self.hangup_by_caller = self.hangup_by_caller or not event.get("soft")
-            self.hung_up.set()
-        elif kind == "ChannelDestroyed":
-            self.hangup_cause = event.get("cause")
-            self.hangup_cause_text = event.get("cause_txt")
-            self.ended_at = _ts(event)
-            self.hung_up.set()
-            self.destroyed.set()
-        elif kind == "PlaybackFinished" and self.playback_done and not self.playback_done.done():
-            # Only ours: a channel taken on after a restart may still be finishing the earlier
-            # run's notice (StasisApp.rescue_orphans).
-            playback = event.get("playback") or {}
-            if playback.get("id") == self.playback_id:
-                self.playback_done.set_result(playback.get("state", "done"))
-        return False
-
-    def ended_unseen(self, pbx_started: datetime | None) -> None:
-        """Its channel ended while callrec could not see it (ARI away, callrec down): when is
-        told by its recording's close, if any. An Asterisk started after the call entered took
-        the channel down with it."""
-        self.pbx_restarted = pbx_started is not None and self.entered_at < pbx_started
-        self.hung_up.set()
-        self.destroyed.set()
-
     def writer_died(self) -> None:
         """Its recording's writer died before finishing the file (ari_app/wavfile.py
         repair_header): the call's last seconds are missing from it, whatever else was seen."""
         self.mark_interrupted(StatusReason.ASTERISK_RESTARTED if self.pbx_restarted
                               else StatusReason.RECORDING_WRITER_DIED)
-
-    def leg(self, channel_name: str) -> AgentLeg:
-        """The leg of the call on this channel (added if new)."""
-        for leg in self.agents:
-            if leg.channel == channel_name:
-                return leg
-        leg = AgentLeg(endpoint=endpoint_of(channel_name), channel=channel_name)
-        self.agents.append(leg)
-        return leg
-
-    def queue_visit(self, queue: str) -> QueueVisit | None:
-        """Its last stay in this queue."""
-        return next((v for v in reversed(self.queues) if v.queue == queue), None)
-
-    def _on_dial(self, event: dict[str, Any]) -> bool:
-        peer = (event.get("peer") or {}).get("name")
-        if not peer:
-            return False
-        leg = self.leg(peer)
-        status = event.get("dialstatus") or ""
-        if not status:
-            leg.offered_at = leg.offered_at or _ts(event)
-            return False
-        if status in ("RINGING", "PROGRESS"):
-            return False
-        if status == "CANCEL" and leg.dial_status not in (None, "", "ANSWER"):
-            return False  # app_queue cancels a ring that already timed out: NOANSWER stays
-        leg.dial_status = status
-        if status == "ANSWER":
-            leg.answered_at = _ts(event)
-        return True
-
-    def _on_varset(self, event: dict[str, Any]) -> bool:
-        name, value = event.get("variable"), str(event.get("value", ""))
-        if name == "BRIDGEPEER":
-            return self._on_bridge_peers(set(filter(None, value.split(","))), _ts(event))
-        if name == "CALLREC_OUTCOME" and value and value != self.dialplan_outcome:
-            self.dialplan_outcome = value
-            return True
-        if name == "QUEUESTATUS" and value:
-            return self._on_queue_status(value.lower(), _ts(event))
-        return False
-
-    def _on_queue_status(self, status: str, now: datetime) -> bool:
-        """Queue() returned without an agent. Final, over a QueueCallerAbandon that app_queue
-        also sends on a timeout. A queue that refused the caller outright (JOINEMPTY, FULL...)
-        sent no QueueCallerJoin: its stay is the route's queue, entered and left now."""
-        try:
-            result = QueueResult(status)
-        except ValueError:
-            return False
-        open_visits = [v for v in self.queues if v.result in (None, QueueResult.ABANDONED)]
-        if open_visits:
-            visit = open_visits[-1]
-        else:
-            visit = QueueVisit(queue=self.queue_hint or "", entered_at=now, wait_s=0.0)
-            self.queues.append(visit)
-        visit.result, visit.left_at = result, visit.left_at or now
-        if visit.wait_s is None:
-            visit.wait_s = seconds_between(visit.entered_at, visit.left_at)
-        return True
-
-    def _on_bridge_peers(self, peers: set[str], now: datetime) -> bool:
-        changed = False
-        for peer in peers:
-            if not peer.startswith("Local/") and all(leg.channel != peer for leg in self.agents):
-                # Bridged without a Dial on this channel: brought in by a transfer (an attended
-                # transfer swaps the transferer's consultation call in).
-                leg = self.leg(peer)
-                leg.dial_status, leg.answered_at = "ANSWER", now
-        for leg in self.agents:
-            if leg.channel in peers and leg.bridged_at is None:
-                leg.bridged_at, changed = now, True
-            elif leg.channel not in peers and leg.bridged_at and leg.left_at is None:
-                leg.left_at, changed = now, True
-        return changed
-
-    def apply_snapshot(self, variables: dict[str, str]) -> None:
-        """Catch up after events were lost (restart, websocket drop): the channel's variables
-        tell the last dialled agent, its status, the current bridge peer and the outcome.
-        Times of what happened meanwhile are unknown and stay unset, except a bridge seen now."""
-        peer = variables.get("DIALEDPEERNAME", "")
-        if peer:
-            leg = self.leg(peer.split("&")[0])
-            status = variables.get("DIALSTATUS", "")
-            if status and not leg.dial_status:
-                leg.dial_status = status
-        bridged = variables.get("BRIDGEPEER", "")
-        for leg in self.agents:
-            if bridged and leg.channel in bridged.split(",") and leg.bridged_at is None:
-                leg.bridged_at = datetime.now(UTC)
-                leg.answered_at = leg.answered_at or leg.bridged_at
-                leg.dial_status = leg.dial_status or "ANSWER"
-        outcome = variables.get("CALLREC_OUTCOME", "")
-        if outcome:
-            self.dialplan_outcome = outcome
-        status = variables.get("QUEUESTATUS", "")
-        if status and not any(v.result in NO_AGENT_RESULTS for v in self.queues):
-            self._on_queue_status(status.lower(), datetime.now(UTC))
 
     # -- the result -----------------------------------------------------------------------------
     def journal_entry(self) -> CallManifest:

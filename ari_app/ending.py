@@ -98,7 +98,7 @@ class Ending:
         Written at once, not with the 0.2 s batch: the channel has just left Stasis, so a
         restart would not find it there either (StasisApp.rescue_orphans), and a crash before
         this line would leave the call without a manifest."""
-        call.journaled = True
+        call.mark_journaled()
         self.journal.save(call)
 
     def follow(self, call: Call) -> None:
@@ -125,13 +125,13 @@ class Ending:
             raise
         except Exception:
             log.exception("%s call handling failed", call.log_prefix())
-            call.status_reason = call.status_reason or StatusReason.CALLREC_ERROR
+            call.note_reason(StatusReason.CALLREC_ERROR)
         await self.final(call)
 
     async def final(self, call: Call) -> None:
         self.forget(call)
         if call.ended_at is None and call.recording and call.recording.closed_at:
-            call.ended_at = call.recording.closed_at
+            call.end(call.recording.closed_at)
         self.check_sight(call)
         self.identify(call)
         manifest = call.manifest()

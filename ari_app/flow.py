@@ -98,7 +98,7 @@ class Flow:
         step goes together: the bookkeeping and starting the recording; then the notice and
         CALLREC_STATUS. The notice still waits for the verified recording."""
         await door.answer()
-        call.answered_at = datetime.now(UTC)
+        call.answer()
         if plan.route is None and call.door == "stasis":
             await self._no_route(call, door, plan)
             return
@@ -141,13 +141,14 @@ class Flow:
         mark = self.marked.find(call.caller.number_raw)
         if mark is None:
             return None
-        call.marked = MarkedCaller(treatment=mark.treatment.value, reason=mark.reason,
-                                   marked_by=mark.by, marked_at=mark.at)
+        marked = MarkedCaller(treatment=mark.treatment.value, reason=mark.reason,
+                              marked_by=mark.by, marked_at=mark.at)
+        call.mark_caller(marked)
         if mark.treatment is Treatment.SUPERVISOR:
             route = self.settings.marks.supervisor_route
             if route is None:
-                call.marked.applied = False
-                call.marked.detail = "no marks.supervisor_route configured: the DID's route"
+                marked.applied = False
+                marked.detail = "no marks.supervisor_route configured: the DID's route"
             else:
                 plan.route = route
         log.warning("%s marked caller (%s, %s): treatment %s", call.log_prefix(), mark.reason,
@@ -183,7 +184,7 @@ class Flow:
 
         async def heard() -> None:
             # Kept on the call as soon as it ends, even if the variable beside it failed.
-            call.notice = await playing
+            call.noticed(await playing)
             log.debug("%s notice %s/%s %s", call.log_prefix(), plan.language,
                       self.settings.notice.prompt,
                       "completed" if call.notice.completed else "cut short")
@@ -246,7 +247,7 @@ class Flow:
 
     async def _reject(self, call: Call, door: Door, plan: Plan) -> None:
         """Policy force: no recording, no call. The apology is a recorded prompt too."""
-        call.failed = True
+        call.fail()
         await door.set_var("CALLREC_STATUS", "rejected")
         if call.direction is Direction.OUTBOUND:
             # The customer we called gets no "cannot take your call" prompt, and the channel is

@@ -101,14 +101,14 @@ class AgentKeys:
         if self.settings.end_requires_warning and not warned:
             event = TimelineEvent(at=datetime.now(UTC), kind=EventKind.END_REFUSED,
                                   by=who(leg), detail="no warning on this call yet")
-            call.events.append(event)
+            call.add_event(event)
             await self._refused(call, event, leg)
             return "refused"
         # The closing says nothing of recording: it is played whatever the recording does.
         await door.play(self.settings.closing_prompt, language)
-        call.agent_outcome = self.settings.end_outcome
-        call.events.append(TimelineEvent(at=datetime.now(UTC), kind=EventKind.ENDED_BY_AGENT,
-                                         by=who(leg), detail=self.settings.end_outcome))
+        call.end_by_agent(self.settings.end_outcome, TimelineEvent(
+            at=datetime.now(UTC), kind=EventKind.ENDED_BY_AGENT, by=who(leg),
+            detail=self.settings.end_outcome))
         log.warning("%s agent %s ended the call: outcome %s", call.log_prefix(), who(leg),
                     self.settings.end_outcome)
         self.alerts.alert(call.call_id, "end", _facts(call, leg))

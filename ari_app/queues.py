@@ -25,7 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ari_app.call import Call, endpoint_of
+from ari_app.call import Call
+from ari_app.callstate import endpoint_of
 from ari_app.outcomes import seconds_between
 from callrec.manifest import AgentLeg, Park, ParkResult, QueueResult, QueueVisit
 
@@ -107,8 +108,8 @@ class RouteWatch:
     def _apply(self, call: Call, kind: str, event: Any, now: datetime) -> bool:
         queue = str(event.get("Queue") or "")
         if kind == "QueueCallerJoin":
-            call.queues.append(QueueVisit(queue=queue, entered_at=now,
-                                          position=_int(event.get("Position"))))
+            call.enter_queue(QueueVisit(queue=queue, entered_at=now,
+                                        position=_int(event.get("Position"))))
         elif kind in ("QueueCallerLeave", "QueueCallerAbandon"):
             visit = call.queue_visit(queue)
             if visit is None:
@@ -145,9 +146,9 @@ class RouteWatch:
 
     def _park(self, call: Call, kind: str, event: Any, now: datetime) -> None:
         if kind == "ParkedCall":
-            call.parks.append(Park(lot=str(event.get("Parkinglot") or ""),
-                                   space=str(event.get("ParkingSpace") or ""), parked_at=now,
-                                   parked_by=str(event.get("ParkerDialString") or "") or None))
+            call.park(Park(lot=str(event.get("Parkinglot") or ""),
+                           space=str(event.get("ParkingSpace") or ""), parked_at=now,
+                           parked_by=str(event.get("ParkerDialString") or "") or None))
             return
         park = call.parks[-1] if call.parks and call.parks[-1].result is None else None
         if park is None:

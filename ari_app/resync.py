@@ -60,7 +60,6 @@ class Resync:
         while self.adoptable:
             entry = self.adoptable.pop(0)
             call = Call.restore(entry, self._file_of(entry))
-            call.journaled = True
             self.app.adopt(call)
             try:
                 await self.ari.request("GET", f"/channels/{call.channel_id}")
@@ -92,4 +91,4 @@ class Resync:
         call.ended_unseen(pbx_started)
         log.info("%s adopted from the journal: channel ended meanwhile%s", call.log_prefix(),
                  " (Asterisk restarted)" if call.pbx_restarted else "")
-        call.ended_at = None  # set from the recording's close time when known
+        call.end(None)  # set from the recording's close time when known

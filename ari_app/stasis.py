@@ -15,12 +15,12 @@ from typing import Any
 
 from ari_app.announce import PlayResult
 from ari_app.ari import AriClient, AriError, Event
-from ari_app.call import WATCHED_VARIABLES, Call
+from ari_app.call import Call
+from ari_app.callstate import WATCHED_VARIABLES
 from ari_app.config import Route
 from ari_app.ending import Ending
 from ari_app.flow import Flow
 from ari_app.hotkeys import TONE_ARGS, Snoops
-from callrec.ids import call_id_time
 from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,11 @@ class StasisDoor:
         notice on record is one known to have finished."""
         call = self.call
         for attempt in range(3):
-            call.playback_done = asyncio.get_running_loop().create_future()
             started = datetime.now(UTC)
-            playback_id = call.playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}" + \
+            playback_id = f"{call.call_id}-{prompt.rsplit('/', 1)[-1]}" + \
                 (f"-{attempt}" if attempt else "")
+            done = call.expect_playback(playback_id)
             await self.ari.play(call.channel_id, f"sound:{prompt}", language, playback_id)
-            done = call.playback_done
             hangup: asyncio.Future[bool] = asyncio.ensure_future(call.hung_up.wait())
             try:
                 waiting: list[asyncio.Future[Any]] = [done, hangup]
@@ -127,9 +126,7 @@ class StasisApp:
             self.snoops.started(channel_id)  # whispering a tone to an agent (ari_app/hotkeys.py)
             return
         if event.get("type") == "StasisStart" and channel_id and channel_id not in self.calls:
-            call = Call(channel, "stasis", self.flow.settings.policy)
-            self.calls[channel_id] = call
-            self.ending.tasks.spawn(self._call(call, event))
+            self._start(Call.from_stasis(channel, self.flow.settings.policy), event)
             return
         found = self.calls.get(channel_id)
         if found is None and str(event.get("type", "")).startswith("Playback"):
@@ -138,17 +135,21 @@ class StasisApp:
         if found is not None and found.on_event(event) and found.journaled:
             self.ending.journal.queue(found)
 
+    def _start(self, call: Call, event: Event) -> None:
+        self.calls[call.channel_id] = call
+        self.ending.tasks.spawn(self._call(call, event))
+
     async def _call(self, call: Call, event: Event) -> None:
         """One call entering Stasis: the flow, the hand-off, then following it to its end."""
         try:
             await self.handle(call, event)
         except asyncio.CancelledError:
-            call.status_reason = call.status_reason or StatusReason.CALLREC_SHUTDOWN
+            call.note_reason(StatusReason.CALLREC_SHUTDOWN)
             await self.ending.final(call)
             raise
         except Exception:
             log.exception("%s call handling failed", call.log_prefix())
-            call.status_reason = call.status_reason or StatusReason.CALLREC_ERROR
+            call.note_reason(StatusReason.CALLREC_ERROR)
         self.ending.hand_off(call)
         await self.ending.finish(call)
 
@@ -159,7 +160,7 @@ class StasisApp:
         log.info("%s entered Stasis: channel %s, DID %r", p, call.channel_name, call.did)
         plan = self.flow.plan(call.did, parse_args(event.get("args") or []),
                               channel.get("language") or "")
-        call.policy, call.queue_hint = plan.policy, plan.queue
+        call.follow_plan(plan.policy, plan.queue)
         try:
             if self.stopping:
                 # Shutting down: take the app-down path of the shipped dialplan (no notice).
@@ -168,8 +169,6 @@ class StasisApp:
                 await self.ari.continue_in_dialplan(call.channel_id, "callrec-app-down",
                                                     call.did or "s", 1)
                 return
-            if event.get("rescued"):
-                await self._resume_recording(call)
             await self.flow.run(call, StasisDoor(self.ari, call), plan)
         except AriError as exc:
             # Typically the caller hung up while we were working on the channel.
@@ -190,18 +189,16 @@ class StasisApp:
                 continue
             log.warning("channel %s %s was left in Stasis by an earlier run: taking it on",
                         channel.get("id"), channel.get("name"))
-            self.dispatch({"type": "StasisStart", "channel": channel, "rescued": True,
-                           "args": args.split(",") if args else []})
-
-    async def _resume_recording(self, call: Call) -> None:
-        proof = await self.flow.recorder.resume(call.channel_name)
-        if proof is None:
-            return  # the flow starts a new one
-        call.call_id = proof.file.call_id
-        call.entered_at = min(call_id_time(proof.file.call_id), call.entered_at)
-        call.mark_recorded(proof)
-        log.warning("%s taken on after a restart: its recording %s still runs",
-                    call.log_prefix(), proof.file.local_path.name)
+            # Before the call is made: a recording that still verifies gives it its id.
+            proof = await self.flow.recorder.resume(str(channel.get("name", "")))
+            policy = self.flow.settings.policy
+            call = Call.from_stasis(channel, policy) if proof is None else \
+                Call.taken_on(channel, policy, proof)
+            if proof is not None:
+                log.warning("%s taken on after a restart: its recording %s still runs",
+                            call.log_prefix(), proof.file.local_path.name)
+            self._start(call, {"type": "StasisStart", "channel": channel,
+                               "args": args.split(",") if args else []})
 
     async def resync(self) -> None:
         """After a reconnect: events were lost meanwhile; calls whose channel is gone ended."""
@@ -213,7 +210,7 @@ class StasisApp:
                 log.info("%s channel gone while ARI was away%s", call.log_prefix(),
                          " (Asterisk restarted)" if call.pbx_restarted else "")
                 if call.file is None:  # else its recording's close tells when it ended
-                    call.ended_at = datetime.now(UTC)
+                    call.end(datetime.now(UTC))
             elif channel_id in alive:
                 await self.ari.subscribe(f"channel:{channel_id}")
                 await self.catch_up(call)

@@ -11,9 +11,10 @@ import sys
 
 from testbench import BenchError
 from testbench.asterisk import PRESETS
-from testbench.bench import Bench, Endpoints, state_dir
+from testbench.bench import Bench, state_dir
 from testbench.chroot import cache_dir, ensure_chroot
 from testbench.demo import DEMO_AGENTS, demo, place_call
+from testbench.endpoints import Endpoints
 
 
 def _describe(ep: Endpoints, bench: Bench) -> str:

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from testbench import BenchError
@@ -22,33 +22,12 @@ from testbench.asterisk import PRESETS, Asterisk, AsteriskCredentials
 from testbench.baresip import BaresipPhone
 from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
+from testbench.endpoints import Endpoints
 from testbench.procs import Child, stop_recorded, wait_until
-from testbench.s3 import S3Credentials, WeedMini
+from testbench.s3 import WeedMini
 from testbench.sipp import AGENT_KINDS, TRUNK_IP, AgentPhone, Caller, KeysPhone, make_audio
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """How to reach a running bench; written to ``state/<instance>/bench.json`` (mode 0600)."""
-
-    instance: str
-    ari_url: str
-    ami_host: str
-    ami_port: int
-    sip_port: int
-    s3_endpoint: str
-    spool: str
-    asterisk: AsteriskCredentials
-    s3: S3Credentials
-
-    @classmethod
-    def load(cls, path: Path) -> Endpoints:
-        data = json.loads(path.read_text())
-        data["asterisk"] = AsteriskCredentials(**data["asterisk"])
-        data["s3"] = S3Credentials(**data["s3"])
-        return cls(**data)
 
 
 def state_dir(instance: str) -> Path:

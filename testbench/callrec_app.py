@@ -14,7 +14,7 @@ from testbench.asterisk import ari_auth
 from testbench.procs import Child, free_port, wait_until
 
 if TYPE_CHECKING:
-    from testbench.bench import Endpoints
+    from testbench.endpoints import Endpoints
 
 # DIDs the bench routes into callrec (testbench/conf/extensions.conf), and where each continues.
 ROUTES: dict[str, dict[str, str]] = {

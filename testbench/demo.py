@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from testbench.bench import Bench, Endpoints, state_dir
+from testbench.bench import Bench, state_dir
+from testbench.endpoints import Endpoints
 
 WEB_PORT = 8480
 # The demo's DIDs ring agent-answer, which is baresip there (9101 and 8101 through the queue

@@ -18,8 +18,9 @@ import pytest_asyncio
 
 from callrec.manifest import CallManifest
 from testbench import BenchError
-from testbench.bench import Bench, Endpoints
+from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.endpoints import Endpoints
 from testbench.s3 import create_locked_bucket, s3_client
 from testbench.sipp import Caller
 from tests.helpers import StartApp

@@ -25,8 +25,9 @@ from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
 from testbench.asterisk import ari_auth
-from testbench.bench import Bench, Endpoints
+from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.endpoints import Endpoints
 from uploader.config import UploaderSettings, UploadSettings
 
 REPO = Path(__file__).resolve().parent.parent

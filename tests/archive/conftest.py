@@ -19,7 +19,7 @@ from archive.config import ArchiveSettings
 from archive.service import Archive
 from archive.web.app import WebApp
 from archive.web.server import application
-from testbench.bench import Endpoints
+from testbench.endpoints import Endpoints
 from tests.helpers import (
     PASSWORDS,
     Login,

@@ -22,8 +22,9 @@ from archive.catalog import Query
 from archive.config import ArchiveSettings
 from archive.service import ActionFailed, Actor, Archive, Forbidden
 from callrec.manifest import CallManifest, RecordingStatus
-from testbench.bench import Bench, Endpoints
+from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.endpoints import Endpoints
 from testbench.sipp import Caller
 from testbench.spool import varied_call
 from tests.helpers import Ship, archive_settings, ids

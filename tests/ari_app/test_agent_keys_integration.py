@@ -19,8 +19,9 @@ import pytest
 from callrec.manifest import CallManifest, EventKind
 from testbench.asterisk import ami_action
 from testbench.audio import envelope, wait_complete
-from testbench.bench import Bench, Endpoints
+from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.endpoints import Endpoints
 from testbench.procs import free_port
 from testbench.sipp import Caller
 from tests.helpers import REPO, metric, scrape, wait_for_channel

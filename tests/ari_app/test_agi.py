@@ -15,7 +15,7 @@ from ari_app.agi import (
     read_headers,
 )
 from ari_app.call import Call
-from callrec.manifest import Policy
+from callrec.manifest import Party, Policy
 
 
 def reader_with(data: bytes) -> asyncio.StreamReader:
@@ -42,7 +42,8 @@ async def test_headers_are_read_leniently_and_bounded() -> None:
     headers = await read_headers(reader_with(raw))
     assert headers["agi_calleridname"] == "Bad\ufffd\ufffd"
     channel = call_from_headers(headers)
-    assert channel["id"] == "1.2" and channel["caller"] == {"number": "", "name": "Bad\ufffd\ufffd"}
+    assert channel.uniqueid == "1.2" and channel.caller == Party(number_raw="",
+                                                                  name_raw="Bad\ufffd\ufffd")
     with pytest.raises(AgiError, match="closed"):
         await read_headers(reader_with(b"agi_channel: x\n"))  # EOF before the blank line
     with pytest.raises(AgiError, match="too large"):
@@ -78,7 +79,7 @@ class BrokenWriter(FakeWriter):
 async def test_a_notice_cut_by_the_connection_started_and_was_not_heard_in_full() -> None:
     """Asterisk had STREAM FILE when the connection went (it died mid-notice): the notice is on
     record as started, not completed. A command that never left is no notice at all."""
-    call = Call({"id": "1.2", "name": "PJSIP/trunk-1"}, "agi", Policy.OPTIONAL)
+    call = Call.from_agi("1.2", "PJSIP/trunk-1", None, Party(), Policy.OPTIONAL)
     headers = {"agi_language": "ja"}
     cut = AgiSession(reader_with(b""), FakeWriter(), headers)  # type: ignore[arg-type]
     result = await AgiDoor(cut, None, call).play("callrec/notice", "ja")  # type: ignore[arg-type]

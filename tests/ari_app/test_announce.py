@@ -28,7 +28,7 @@ NEW_PARTY = "PJSIP/trunk2-00000009"
 
 
 def host_call() -> Call:
-    return Call({"id": "1.1", "name": "PJSIP/trunk-00000001"}, "stasis", Policy.FORCE)
+    return Call.from_stasis({"id": "1.1", "name": "PJSIP/trunk-00000001"}, Policy.FORCE)
 
 
 def test_only_the_rule_makes_a_proof(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_party_from_event_cleans_unknowns() -> None:
 
 def test_a_blind_safety_net_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
     watch = BridgeWatch(BridgeSettings(), lambda p: False, lambda c: None)
-    call = Call({"id": "1.1", "name": TRUNK[2]}, "stasis", Policy.FORCE)
+    call = Call.from_stasis({"id": "1.1", "name": TRUNK[2]}, Policy.FORCE)
     watch.check_sight(call)  # not bridged: nothing to conclude
     assert not watch.warned and not caplog.records
     call.leg(AGENT[2]).bridged_at = call.entered_at

@@ -8,7 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ari_app.call import Call, endpoint_of
+from ari_app.call import Call
+from ari_app.callstate import endpoint_of
 from callrec.manifest import CallManifest, EventKind, Policy, RecordingStatus, TimelineEvent
 from tests.fakes import CALL_ID, proven, recorder, writing
 
@@ -17,7 +18,7 @@ CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "linkedid": "1.1",
 
 
 def call() -> Call:
-    return Call(CHANNEL, "stasis", Policy.OPTIONAL)
+    return Call.from_stasis(CHANNEL, Policy.OPTIONAL)
 
 
 def dial(peer: str, status: str) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def test_a_lone_surrogate_in_the_caller_id_cannot_stop_the_manifest(tmp_path: Pa
     """JSON may carry a lone ``\\udXXX`` escape: not encodable as UTF-8. The manifest is still
     written, the character replaced by U+FFFD, the rest of the raw value kept."""
     channel = {**CHANNEL, "caller": json.loads('{"number": "03\\ud800", "name": "A\\udfffB"}')}
-    m = Call(channel, "stasis", Policy.OPTIONAL).manifest()
+    m = Call.from_stasis(channel, Policy.OPTIONAL).manifest()
     path = m.write_atomic(tmp_path)
     back = CallManifest.read(path)
     assert (back.caller.number_raw, back.caller.name_raw) == ("03\ufffd", "A\ufffdB")
@@ -193,3 +194,32 @@ async def test_only_our_playback_finishing_ends_the_notice() -> None:
     assert not c.playback_done.done()
     c.on_event(finished(c.playback_id))
     assert c.playback_done.done() and c.playback_done.result() == "done"
+
+
+def test_no_module_but_the_call_itself_changes_a_calls_state() -> None:
+    """A call's state changes through its own methods (mark_recorded, follow_plan, end...):
+    no other module of the call flow assigns to one or appends to its lists."""
+    import ast
+
+    from tests.helpers import REPO
+
+    def is_call(node: ast.expr) -> bool:
+        return (isinstance(node, ast.Name) and node.id in ("call", "found", "host")) or (
+            isinstance(node, ast.Attribute) and node.attr == "call")
+
+    found = []
+    for path in sorted((REPO / "ari_app").glob("*.py")):
+        if path.name == "call.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+            for target in targets:
+                for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if isinstance(t, ast.Attribute) and is_call(t.value):
+                        found.append(f"{path.name}:{t.lineno} {t.attr} =")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("append", "extend", "insert", "remove", "clear") and \
+                    isinstance(node.func.value, ast.Attribute) and is_call(node.func.value.value):
+                found.append(f"{path.name}:{node.lineno} {node.func.value.attr}.{node.func.attr}")
+    assert found == []

@@ -62,7 +62,7 @@ async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
 
 
 def new_call() -> Call:
-    return Call({"id": "1.1", "name": CHANNEL}, "stasis", Policy.OPTIONAL)
+    return Call.from_stasis({"id": "1.1", "name": CHANNEL}, Policy.OPTIONAL)
 
 
 def journaled(parts: Parts) -> dict[str, str]:

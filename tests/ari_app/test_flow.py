@@ -61,7 +61,7 @@ def setup(spool: Path, policy: Policy, verify_s: float, answer_s: float, fail: b
     door = OrderDoor(answer_s)
     rec = SlowRecorder(door, spool, verify_s, fail)
     f = flow(recorder=rec, policy=policy.value)
-    call = Call({"id": "1.1", "name": "PJSIP/trunk-00000001"}, "stasis", policy)
+    call = Call.from_stasis({"id": "1.1", "name": "PJSIP/trunk-00000001"}, policy)
     return f, call, door, Plan(policy, "en", f.settings.routes["9001"])
 
 

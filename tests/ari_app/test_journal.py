@@ -16,7 +16,7 @@ CHANNEL = {"id": "1.1", "name": "PJSIP/trunk-00000001", "caller": {"number": "03
 
 
 def entry() -> CallManifest:
-    return Call(CHANNEL, "stasis", Policy.OPTIONAL).manifest()
+    return Call.from_stasis(CHANNEL, Policy.OPTIONAL).manifest()
 
 
 def test_a_restart_adopts_the_newest_state_of_calls_not_done(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ import pytest
 
 from callrec.manifest import CallManifest
 from testbench.audio import wait_complete
-from testbench.bench import Bench, Endpoints
+from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.endpoints import Endpoints
 from testbench.sipp import Caller
 from testbench.sipua import AttendedTransferPhone
 from tests.helpers import wait_for_channel

@@ -18,8 +18,8 @@ LOCAL = "Local/1001@callrec-sandbox-qmembers-00000000"
 
 
 def watched() -> tuple[RouteWatch, Call, list[Call]]:
-    call = Call({"id": CALLER["Uniqueid"], "name": CALLER["Channel"]}, "stasis",
-                Policy.OPTIONAL)
+    call = Call.from_stasis({"id": CALLER["Uniqueid"], "name": CALLER["Channel"]},
+                            Policy.OPTIONAL)
     changed: list[Call] = []
     return RouteWatch({call.channel_id: call}, changed.append), call, changed
 

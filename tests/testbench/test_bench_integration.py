@@ -21,7 +21,8 @@ from botocore.exceptions import ClientError
 from panoramisk import Manager
 
 from testbench.audio import rms_dbfs, wait_complete
-from testbench.bench import Bench, Endpoints
+from testbench.bench import Bench
+from testbench.endpoints import Endpoints
 from testbench.s3 import S3Credentials, s3_client
 from testbench.sipp import Caller
 
