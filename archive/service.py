@@ -104,6 +104,11 @@ class Archive:
         self.sessions = SessionStore(self.catalog, settings.web.session_hours,
                                      settings.web.idle_minutes)
 
+    def catalogue(self, m: CallManifest, manifest_key: str, etag: str, legal_hold: bool) -> None:
+        """A call the uploader on this host has just archived (``upload.catalog``): in the
+        catalog at once, before the next sync lists it. The system's write, not an actor's."""
+        self.catalog.add(m, manifest_key, etag, legal_hold)
+
     def close(self) -> None:
         self.catalog.close()
         self.store.close()

@@ -19,7 +19,6 @@ from callrec import CallrecError, __version__
 from callrec.settings import BadConfigFile, CallrecSettings, S, load
 
 if TYPE_CHECKING:
-    from archive.catalog import Catalog
     from archive.service import Actor, Archive
     from uploader.config import UploaderSettings
     from uploader.service import Uploader
@@ -197,31 +196,34 @@ def _upload(args: argparse.Namespace) -> int:
     from uploader.config import UploaderSettings
 
     config = settings(UploaderSettings, args)
-    catalog = _local_catalog(config, args)
+    archive = _local_archive(config, args)
     try:
-        return _ship(args, config, catalog)
+        return _ship(args, config, archive)
     finally:
-        if catalog is not None:
-            catalog.close()
+        if archive is not None:
+            archive.close()
 
 
-def _local_catalog(config: UploaderSettings, args: argparse.Namespace) -> Catalog | None:
-    """The archive catalog on this host, told of each call as it is archived (the uploader
-    itself knows nothing of the archive), flagging calls as the archive's own settings say."""
+def _local_archive(config: UploaderSettings, args: argparse.Namespace) -> Archive | None:
+    """The archive on this host, told of each call as it is archived (the uploader itself
+    knows nothing of the archive): its catalog ``upload.catalog``, flagging calls as the
+    archive's own settings say, written through the archive's service like every other write."""
     if config.upload.catalog is None:
         return None
     from archive.catalog.sqlite import SQLiteCatalog
     from archive.config import ArchiveSettings
+    from archive.service import Archive
 
-    flags = settings(ArchiveSettings, args).flags
-    return SQLiteCatalog(config.upload.catalog, config.numbering, flags)
+    archived = settings(ArchiveSettings, args)
+    return Archive(archived, catalog=SQLiteCatalog(config.upload.catalog, config.numbering,
+                                                   archived.flags))
 
 
-def _ship(args: argparse.Namespace, config: UploaderSettings, catalog: Catalog | None) -> int:
+def _ship(args: argparse.Namespace, config: UploaderSettings, archive: Archive | None) -> int:
     from callrec.s3.store import StoreError
     from uploader.service import Uploader
 
-    uploader = Uploader(config, feed=catalog.add if catalog is not None else None)
+    uploader = Uploader(config, feed=archive.catalogue if archive is not None else None)
     try:
         uploader.store.check_bucket()
     except StoreError as exc:

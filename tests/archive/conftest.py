@@ -14,7 +14,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from archive.auth import hash_password
-from archive.catalog.sqlite import SQLiteCatalog
 from archive.config import ArchiveSettings
 from archive.service import Archive
 from archive.web.app import WebApp
@@ -49,15 +48,15 @@ def ship(settings: ArchiveSettings) -> Ship:
     ``feed=True`` it tells the archive's catalog of each call, as ``callrec upload`` does when
     ``upload.catalog`` is set (callrec_cli/main.py)."""
     async def run(feed: bool = False) -> list[str]:
-        catalog = SQLiteCatalog(settings.archive.catalog, settings.numbering) if feed else None
+        archive = Archive(settings) if feed else None
         uploader = Uploader(uploader_settings(settings),
-                            feed=catalog.add if catalog is not None else None)
+                            feed=archive.catalogue if archive is not None else None)
         try:
             summary = await uploader.drain()
         finally:
             uploader.close()
-            if catalog is not None:
-                catalog.close()
+            if archive is not None:
+                archive.close()
         assert not summary.failed and not summary.quarantined, summary
         return summary.shipped
 
