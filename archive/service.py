@@ -271,6 +271,17 @@ class Archive:
         self.ship_audit()
         return where, updated
 
+    def enter(self, actor: Actor, m: CallManifest, action: str, **detail: Any) -> None:
+        """A ledger entry only the archive can write (a call nobody but Asterisk saw:
+        archive/evidence/turned_away.py): a new call's first version, sealed in this host's
+        archive chain, catalogued and audited."""
+        self.allow(actor, action, m.call_id)
+        with self.failing(actor, action, m.call_id, **detail):
+            self.archived.publish(m)
+        self.catalog.add(m, self.layout.manifest_key(m.call_id), "",
+                         self.settings.retention.lock_for(m).legal_hold)
+        self.audit(actor, action, m.call_id, entered=m.status_reason, **detail)
+
     def hold(self, actor: Actor, call_id: str, on: bool) -> None:
         action = "hold" if on else "release"
         self.allow(actor, action, call_id)

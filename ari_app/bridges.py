@@ -23,7 +23,7 @@ import fnmatch
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ari_app.call import Call
@@ -33,6 +33,8 @@ from callrec.manifest import AgentLeg, Party, Policy, normalise_number
 from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
+# BridgeEnter of a bridge made just as AMI logged in may predate the session's event stream.
+SIGHT_MARGIN = timedelta(seconds=2)
 
 
 @dataclass
@@ -71,12 +73,22 @@ class BridgeWatch:
         self.app_down: dict[str, BridgeParty] = {}
         self.down_bridged: set[str] = set()
         self.written: set[str] = set()  # bridges whose entry is written already
+        self.since: datetime | None = None  # the AMI session's login: events flow from then on
+
+    def logged_in(self, at: datetime) -> None:
+        """AMI (re)connected at ``at``: a bridge entered before then sent no event to see."""
+        self.since = at
 
     def check_sight(self, call: Call) -> None:
         """A call of callrec's reached an agent, yet AMI never sent a bridge event: the AMI
         user cannot read ``call`` events (manager.conf ``read=``) and the safety net is blind.
-        Said once, loudly, rather than leaving the ledger silently incomplete."""
-        if self.seen or self.warned or not any(leg.bridged_at for leg in call.agents):
+        Said once, loudly, rather than leaving the ledger silently incomplete. Only a bridge
+        entered while this AMI session was up counts: a call adopted after a restart was bridged
+        before callrec could hear of it."""
+        if self.seen or self.warned or self.since is None:
+            return
+        after = self.since + SIGHT_MARGIN
+        if not any(leg.bridged_at and leg.bridged_at > after for leg in call.agents):
             return
         self.warned = True
         log.error("%s ALERT the safety net sees no bridges: AMI sent no BridgeEnter although "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ari_app.agents import identify
@@ -125,6 +126,7 @@ def _subscription(settings: AriAppSettings, bridges: BridgeWatch, routes: RouteW
             routes.on_event(event)
 
     async def on_login(ami: AmiClient) -> None:
+        bridges.logged_in(datetime.now(UTC))
         for event in await ami.events_of({"Action": "Agents"}):
             routes.on_event(event)
         if watch:

@@ -16,14 +16,18 @@ def add_parsers(sub: Any) -> None:
                             "does with sha256sum and openssl); exit 1 if anything is off")
     bundle.add_argument("bundle", type=Path, metavar="FILE.zip")
     rec = sub.add_parser("reconcile", help="compare Asterisk's CDRs with the manifests: every "
-                         "call bridged with a trunk or sent to callrec has a trace; exit 1 on "
+                         "call bridged with a trunk or sent to callrec has a trace (a call "
+                         "that came while callrec was down gets its ledger entry); exit 1 on "
                          "gaps")
     rec.add_argument("--since", type=_when, required=True, metavar="DATE|TIME",
                      help="UTC date or ISO time")
     rec.add_argument("--until", type=_when, metavar="DATE|TIME",
-                     help="default: now minus reconcile.settle_s")
+                     help="default and at most: now minus reconcile.settle_s (later is "
+                     "clamped, and said so)")
     rec.add_argument("--cdr", type=Path, metavar="FILE", help="cdr_csv Master.csv "
                      "(default: reconcile.cdr)")
+    rec.add_argument("--dry-run", action="store_true", help="report only: write no ledger "
+                     "entry for the turned-away calls found")
     rec.add_argument("--json", action="store_true")
     rec.add_argument("--metrics-file", type=Path, metavar="FILE")
     keys = sub.add_parser("keys", help="this host's signing keys (evidence)")

@@ -12,7 +12,7 @@ import contextlib
 import os
 import struct
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -157,3 +157,31 @@ def flow(recorder: Recorder | None = None, languages: dict[str, set[str]] | None
     rec = recorder or Recorder(AmiClient(AmiSettings()), s.spool, 1.0, CloseWatch(s.spool.local))
     return Flow(s, rec.ami, rec, languages if languages is not None
                 else {"callrec/notice": {"ja", "en"}, "callrec/unavailable": {"ja", "en"}})
+
+
+class FakeBucket:
+    """The few Store reads reconcile makes (list, get), over a dict of key -> bytes."""
+
+    def __init__(self, objects: dict[str, bytes] | None = None) -> None:
+        self.objects = objects if objects is not None else {}
+
+    def list_keys(self, prefix: str, start_after: str = "") -> list[tuple[str, str]]:
+        return [(k, f"etag-{len(v)}") for k, v in sorted(self.objects.items())
+                if k.startswith(prefix) and k > start_after]
+
+    def get_bytes(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+
+def cdr_row(start: datetime, src: str, dst: str, channel: str, dstchannel: str, lastapp: str,
+            disposition: str, uniqueid: str, linkedid: str, userfield: str = "",
+            seconds: int = 5, lastdata: str = "") -> list[str]:
+    """One cdr_csv row with loguniqueid, loguserfield and newcdrcolumns (testbench/conf/cdr.conf),
+    its 21 columns in cdr_csv.c's order."""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    end = start + timedelta(seconds=seconds)
+    answer = start if disposition == "ANSWERED" else None
+    return ["", src, dst, "callrec-inbound", f'"Caller" <{src}>', channel, dstchannel, lastapp,
+            lastdata, start.strftime(fmt), answer.strftime(fmt) if answer else "",
+            end.strftime(fmt), str(seconds), str(seconds if answer else 0), disposition,
+            "DOCUMENTATION", uniqueid, userfield, "", linkedid, "1"]

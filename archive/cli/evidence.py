@@ -81,7 +81,8 @@ def reconcile_exit(archive: Archive, actor: Actor, args: argparse.Namespace) -> 
     """``callrec reconcile``."""
     if args.cdr is not None:
         archive.settings.reconcile.cdr = args.cdr
-    result = EvidenceDesk(archive).reconcile(actor, args.since, args.until)
+    result = EvidenceDesk(archive).reconcile(actor, args.since, args.until,
+                                             enter=not args.dry_run)
     if args.metrics_file is not None:
         metrics = ReconcileMetrics()
         metrics.publish(result)
@@ -91,10 +92,17 @@ def reconcile_exit(archive: Archive, actor: Actor, args: argparse.Namespace) -> 
     else:
         if result.gaps:
             print(table([vars(g) for g in result.gaps], ("start", "src", "dst", "channel",
-                        "dstchannel", "disposition", "uniqueid", "linkedid"), width=40))
+                        "dstchannel", "disposition", "down_policy", "uniqueid", "linkedid"),
+                        width=40))
+        if result.clamped_from:
+            print(f"note: asked until {result.clamped_from}; calls that ended after "
+                  f"{result.until} (reconcile.settle_s ago) are left for a later run")
         print(f"{'OK' if result.ok else 'GAPS'}: {result.calls} call(s) from {result.since} to "
-              f"{result.until}: {result.traced} traced, {len(result.gaps)} without manifest or "
-              f"ledger entry; ledger-only by reason: {result.by_reason or '-'}"
+              f"{result.until} ({result.at_door} at a callrec door): {result.traced} traced, "
+              f"{len(result.gaps)} without manifest or ledger entry; ledger-only by reason: "
+              f"{result.by_reason or '-'}"
+              + (f"; {len(result.entered)} ledger entr(ies) written now for calls that came "
+                 "while callrec was down" if result.entered else "")
               + (f"; {result.unreadable_rows} CDR row(s) unreadable"
                  if result.unreadable_rows else ""))
     return 0 if result.ok else 1

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from archive.evidence.bundle import BundleError, BundleWriter
 from archive.evidence.reconcile import Reconciler, Reconciliation
+from archive.evidence.turned_away import ledger_entry
 from archive.evidence.verify import KINDS, Report, Verifier
 from archive.service import ActionFailed, Actor, Archive
 from callrec.s3.store import StoreError
@@ -33,17 +34,36 @@ class EvidenceDesk:
                                      settings.archive.spool, settings.archive.sync_concurrency)
         self.last: Report | None = None
 
-    def reconcile(self, actor: Actor, since: datetime,
-                  until: datetime | None = None) -> Reconciliation:
+    def reconcile(self, actor: Actor, since: datetime, until: datetime | None = None,
+                  enter: bool = True) -> Reconciliation:
+        """``enter``: write the ledger entries of turned-away calls found (else only report)."""
         self.archive.allow(actor, "reconcile", None)
         with self.archive.failing(actor, "reconcile", None):
             result = self.reconciler.run(since, until)
+        if enter:
+            self._enter_turned_away(actor, result)
         self.archive.audit(actor, "reconcile", None, since=result.since, until=result.until,
-                           calls=result.calls, gaps=len(result.gaps))
+                           calls=result.calls, gaps=len(result.gaps),
+                           entered=len(result.entered))
+        if result.clamped_from:
+            log.warning("reconcile: calls that ended after %s are left for a later run (settle_s "
+                        "%.0f); asked until %s", result.until,
+                        self.archive.settings.reconcile.settle_s, result.clamped_from)
         if result.gaps:
             log.error("reconcile: %d call(s) of %d have no manifest and no ledger entry",
                       len(result.gaps), result.calls)
         return result
+
+    def _enter_turned_away(self, actor: Actor, result: Reconciliation) -> None:
+        for linkedid, rows in list(result.turned_away.items()):
+            gap = next(g for g in result.gaps if g.linkedid == linkedid)
+            m = ledger_entry(rows, linkedid, gap.down_policy, self.reconciler.is_trunk)
+            self.archive.enter(actor, m, "reconcile", uniqueid=m.asterisk_uniqueid,
+                               linkedid=linkedid)
+            result.traced_now(linkedid, m.call_id, str(m.status_reason))
+            log.warning("%s reconcile: %s from %s came while callrec was down (policy %s) and "
+                        "left no trace; its ledger entry is written", m.call_id, linkedid,
+                        m.caller.number or "-", gap.down_policy)
 
     def verify(self, actor: Actor, since: date | None = None, host: str | None = None,
                deep: bool = False) -> Report:

@@ -103,6 +103,9 @@ class Ledger:
             self.store.put_bytes(key, data, sha256_hex(data), tags, meta, lock,
                                  "application/json")
 
+        # The key first: an archive server with no uploader beside it (which publishes keys
+        # on its ticks) would otherwise leave versions nobody can verify. A HEAD per key.
+        self.publish_keys()
         sealed = self.chain.seal(self.key, m, persist)
         self.checkpoint()
         return sealed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -83,6 +84,7 @@ def test_party_from_event_cleans_unknowns() -> None:
 def test_a_blind_safety_net_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
     watch = BridgeWatch(BridgeSettings(), lambda p: False, lambda c: None)
     call = Call.from_stasis({"id": "1.1", "name": TRUNK[2]}, Policy.FORCE)
+    watch.logged_in(call.entered_at - timedelta(seconds=10))
     watch.check_sight(call)  # not bridged: nothing to conclude
     assert not watch.warned and not caplog.records
     call.leg(AGENT[2]).bridged_at = call.entered_at
@@ -93,3 +95,21 @@ def test_a_blind_safety_net_is_reported_once(caplog: pytest.LogCaptureFixture) -
     seeing.on_event(event("BridgeEnter", "b1", *TRUNK[:1], TRUNK[2]))
     seeing.check_sight(call)
     assert not seeing.warned and len(caplog.records) == 1
+
+
+def test_a_bridge_made_before_the_ami_session_is_no_sign_of_blindness(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a restart, a call adopted from the journal was bridged before callrec (and its AMI
+    session) was back: no BridgeEnter could come for it, and none is missing."""
+    watch = BridgeWatch(BridgeSettings(), lambda p: False, lambda c: None)
+    call = Call.from_stasis({"id": "1.1", "name": TRUNK[2]}, Policy.FORCE)
+    call.leg(AGENT[2]).bridged_at = call.entered_at
+    watch.check_sight(call)  # no AMI session yet
+    watch.logged_in(call.entered_at + timedelta(seconds=5))
+    watch.check_sight(call)
+    assert not watch.warned and not caplog.records
+    # bridged while logged in, and no event came: blind
+    call.leg("PJSIP/agent-two-00000003").bridged_at = call.entered_at + timedelta(seconds=9)
+    watch.check_sight(call)
+    assert watch.warned
