@@ -57,7 +57,8 @@ class EvidenceDesk:
     def _enter_turned_away(self, actor: Actor, result: Reconciliation) -> None:
         for linkedid, rows in list(result.turned_away.items()):
             gap = next(g for g in result.gaps if g.linkedid == linkedid)
-            m = ledger_entry(rows, linkedid, gap.down_policy, self.reconciler.is_trunk)
+            m = ledger_entry(rows, linkedid, gap.down_policy, gap.did,
+                             self.reconciler.is_trunk)
             self.archive.enter(actor, m, "reconcile", uniqueid=m.asterisk_uniqueid,
                                linkedid=linkedid)
             result.traced_now(linkedid, m.call_id, str(m.status_reason))

@@ -5,7 +5,7 @@ carry the unique and linked ids; testbench/conf/cdr.conf) are compared with the 
 period (in the bucket, and those still waiting in the spool). A call must leave a manifest or a
 ledger entry when a trunk party was bridged with someone (answered) or it reached a callrec door:
 the dialplan marks the CDR's userfield at each door (``callrec``) and on the app-down path
-(``callrec:app_down:<policy>``, dialplan/callrec.conf); without those columns, a last application
+(``callrec:app_down:<policy>:<DID>``, dialplan/callrec.conf); without those columns, a last application
 of callrec's Stasis app or FastAGI counts too. A call without one is a **gap**, reported with
 Asterisk's identifiers: a call routed around callrec while the safety net was blind, a manifest
 lost before it was shipped. A call that found callrec down and ended before callrec was back (so
@@ -68,10 +68,14 @@ class CdrRow:
             (self.lastapp == "AGI" and "callrec" in self.lastdata)
 
     @property
-    def down_policy(self) -> str:
-        """The app-down path's policy ("optional", "force"), "" if it did not take it."""
-        return next((m.rsplit(":", 1)[-1] for m in sorted(self.marks)
-                     if m.startswith(DOWN_MARK)), "")
+    def down(self) -> tuple[str, str]:
+        """The app-down path's policy ("optional", "force") and the DID it came in on (the
+        CDR's dst is where the dialplan went next); ("", "") if it did not take that path."""
+        for mark in sorted(self.marks):
+            if mark.startswith(DOWN_MARK + ":"):
+                policy, _, did = mark[len(DOWN_MARK) + 1:].partition(":")
+                return policy, did
+        return "", ""
 
 
 @dataclass
@@ -86,6 +90,7 @@ class Gap:
     disposition: str
     at_door: bool = False
     down_policy: str = ""  # it found callrec down ("optional", "force"): turned away
+    did: str = ""  # the DID it came in on, from the app-down mark
 
 
 @dataclass
@@ -190,10 +195,10 @@ class Reconciler:
 
     def _gap(self, linkedid: str, rows: list[CdrRow]) -> Gap:
         first = next((r for r in rows if self.is_trunk(r.channel)), rows[0])  # the caller's
-        down = next((r.down_policy for r in rows if r.down_policy), "")
+        policy, did = next((r.down for r in rows if r.down[0]), ("", ""))
         return Gap(linkedid, first.uniqueid, first.start.isoformat(), first.src, first.dst,
                    first.channel, first.dstchannel, first.disposition,
-                   any(r.at_door for r in rows), down)
+                   any(r.at_door for r in rows), policy, did)
 
     def is_trunk(self, channel: str) -> bool:
         endpoint = channel.split("/", 1)[-1].rsplit("-", 1)[0] if "/" in channel else ""

@@ -29,9 +29,10 @@ from callrec.reasons import StatusReason
 _CLID_NAME = re.compile(r'^"(.*)" <[^>]*>$')
 
 
-def ledger_entry(rows: list[CdrRow], linkedid: str, policy: str,
+def ledger_entry(rows: list[CdrRow], linkedid: str, policy: str, did: str,
                  is_trunk: Callable[[str], bool]) -> CallManifest:
-    """The entry of the call whose CDR rows (one linked id) are ``rows``."""
+    """The entry of the call whose CDR rows (one linked id) are ``rows``; ``policy`` and
+    ``did`` from the dialplan's app-down mark."""
     rows = sorted(rows, key=lambda r: r.start)
     caller_row = next((r for r in rows if is_trunk(r.channel)), None)
     outbound = caller_row is None  # an agent called out: the trunk party is the called one
@@ -48,7 +49,7 @@ def ledger_entry(rows: list[CdrRow], linkedid: str, policy: str,
         direction=Direction.OUTBOUND if outbound else Direction.INBOUND, door="none",
         asterisk_uniqueid=first.uniqueid, asterisk_linkedid=linkedid or None,
         asterisk_channel=first.dstchannel if outbound else first.channel,
-        did=None if outbound else first.dst,
+        did=None if outbound else did or first.dst,
         caller=Party(number_raw=number, name_raw=name.group(1) if name else "",
                      number=normalise_number(number)),
         policy=Policy.FORCE if policy == "force" else Policy.OPTIONAL,

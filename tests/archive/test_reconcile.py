@@ -20,7 +20,7 @@ from tests.fakes import FakeBucket, cdr_row
 
 T0 = datetime(2026, 12, 6, 3, 0, 0, tzinfo=UTC)
 TRUNK, AGENT = "PJSIP/trunk-0000000a", "PJSIP/6001-0000000b"
-DOWN = "callrec|callrec:app_down:optional"
+DOWN = "callrec|callrec:app_down:optional:9001"
 
 
 def reconciler(tmp_path: Path, rows: list[list[str]],
@@ -50,7 +50,8 @@ def test_a_busy_call_that_found_callrec_down_needs_a_trace_and_is_turned_away(
                                             T0 + timedelta(minutes=1))
     assert (report.calls, report.at_door, report.traced) == (2, 2, 0)
     gaps = {g.linkedid: g for g in report.gaps}
-    assert gaps["1.10"].down_policy == "optional" and gaps["1.10"].at_door
+    assert (gaps["1.10"].down_policy, gaps["1.10"].did) == ("optional", "9001")
+    assert gaps["1.10"].at_door
     assert gaps["1.20"].down_policy == "" and gaps["1.20"].at_door
     assert set(report.turned_away) == {"1.10"}
     report.traced_now("1.10", "20261206T030000Z-0123456789ab", "app_down")
@@ -63,7 +64,7 @@ def test_a_call_with_its_manifest_in_the_spool_is_traced(tmp_path: Path) -> None
     row = cdr_row(T0, "0312345678", "9001", TRUNK, AGENT, "Dial", "ANSWERED", "1.40", "1.40",
                   "callrec")
     [parsed] = list(read_cdrs(_write(tmp_path, [row]), _report()))
-    m = ledger_entry([parsed], "1.40", "optional", lambda c: c.startswith("PJSIP/trunk"))
+    m = ledger_entry([parsed], "1.40", "optional", "9001", lambda c: c.startswith("PJSIP/trunk"))
     report = reconciler(tmp_path, [row], (m,)).run(T0 - timedelta(minutes=1),
                                                   T0 + timedelta(minutes=1))
     assert (report.calls, report.traced, report.gaps) == (1, 1, [])
@@ -81,11 +82,11 @@ def test_a_window_reaching_past_the_settling_time_is_clamped_and_says_so(tmp_pat
 
 
 def test_the_ledger_entry_of_a_turned_away_call(tmp_path: Path) -> None:
-    rows = [cdr_row(T0, "0312345678", "9001", TRUNK, AGENT, "Dial", "BUSY", "1.10", "1.10",
+    rows = [cdr_row(T0, "0312345678", "busy", TRUNK, AGENT, "Dial", "BUSY", "1.10", "1.10",
                     DOWN, seconds=3)]
     [parsed] = list(read_cdrs(_write(tmp_path, rows), _report()))
     trunk = lambda c: c.startswith("PJSIP/trunk")  # noqa: E731
-    m = ledger_entry([parsed], "1.10", "optional", trunk)
+    m = ledger_entry([parsed], "1.10", "optional", "9001", trunk)
     assert (m.door, m.status, m.status_reason, m.policy) == (
         "none", RecordingStatus.UNRECORDED, StatusReason.APP_DOWN, Policy.OPTIONAL)
     assert (m.direction, m.did, m.caller.number, m.caller.name_raw) == (
@@ -95,11 +96,11 @@ def test_the_ledger_entry_of_a_turned_away_call(tmp_path: Path) -> None:
         ("6001", "BUSY", None)]
     assert m.entered_at == T0 and m.ended_at == T0 + timedelta(seconds=3)
     assert not m.notice.played and m.recording is None
-    assert ledger_entry([parsed], "1.10", "force", trunk).outcome == "failed"
+    assert ledger_entry([parsed], "1.10", "force", "9001", trunk).outcome == "failed"
     answered = list(read_cdrs(_write(tmp_path, [cdr_row(
         T0, "0312345678", "9001", TRUNK, AGENT, "Dial", "ANSWERED", "1.11", "1.11", DOWN)]),
         _report()))
-    assert ledger_entry(answered, "1.11", "optional", trunk).outcome == "completed"
+    assert ledger_entry(answered, "1.11", "optional", "9001", trunk).outcome == "completed"
 
 
 def _write(tmp_path: Path, rows: list[list[str]]) -> Path:

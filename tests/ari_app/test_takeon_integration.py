@@ -157,10 +157,11 @@ def test_calls_that_begin_and_end_while_callrec_is_down_get_their_ledger_entries
         assert shown.returncode == 0, shown.stderr
         m = CallManifest.model_validate(json.loads(shown.stdout)["manifest"])
         entries[call_id] = m
-    by_number = sorted((m.caller.number_raw, m.outcome, m.status_reason, m.door,
+    by_number = sorted((m.caller.number_raw, m.did, m.outcome, m.status_reason, m.door,
                         [a.dial_status for a in m.agents]) for m in entries.values())
-    assert by_number == sorted([(busy, "no_agent", "app_down", "none", ["BUSY"])] * 2 +
-                               [(answered, "completed", "app_down", "none", ["ANSWER"])])
+    assert by_number == sorted([(busy, "9002", "no_agent", "app_down", "none", ["BUSY"])] * 2
+                               + [(answered, "9001", "completed", "app_down", "none",
+                                   ["ANSWER"])])
     assert all(m.chain is not None and m.chain.chain.endswith(".archive") and
                not m.notice.played and m.recording is None for m in entries.values())
     verified = callrec_cli(env, "archive", "verify", "--json")
