@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv chroot prompts i18n sounds-install lint typecheck test bench demo demo-call sandbox-up sandbox-down sandbox-status \
+.PHONY: help deps venv chroot prompts i18n sounds-install lint typecheck test bench chaos demo demo-call sandbox-up sandbox-down sandbox-status \
         sandbox-clean clean
 
 help:
 	@echo "make demo          bring up the PBX sandbox and S3 locally and show how to reach them"
 	@echo "make test          run the tests (unit + integration against the real bench)"
+	@echo "make chaos [MINUTES=10]  the soak under faults, audited (not part of make test)"
 	@echo "make lint | typecheck | bench | sandbox-up | sandbox-down | sandbox-clean | clean"
 
 deps:
@@ -43,6 +44,11 @@ test: chroot
 
 bench: deps $(STAMP)
 	$(BIN)/python -m bench
+
+# The soak under faults (bench/chaos.py; not part of make test): make chaos MINUTES=10
+MINUTES ?= 10
+chaos: chroot
+	$(BIN)/python -m bench.chaos --minutes $(MINUTES)
 
 demo: chroot
 	$(BIN)/python -m testbench demo --instance demo

@@ -74,12 +74,22 @@ class Call(CallState):
         return cls._from_channel(channel, policy, new_call_id(entered), entered)
 
     @classmethod
-    def taken_on(cls, channel: dict[str, Any], policy: Policy, proof: VerifiedRecording) -> Call:
+    def taken_on(cls, channel: dict[str, Any], policy: Policy, proof: VerifiedRecording,
+                 earlier: CallManifest | None = None) -> Call:
         """A channel an earlier run left in Stasis whose recording still verifies: the call
-        keeps that recording's id (its manifest joins the file), recorded from the start."""
+        keeps that recording's id (its manifest joins the file), recorded from the start.
+        ``earlier``: that run's journal line of the call (its notice had begun): the manifest
+        keeps when the recording started and was first proven, before that notice."""
         entered = min(call_id_time(proof.file.call_id), datetime.now(UTC))
         call = cls._from_channel(channel, policy, proof.file.call_id, entered)
         call.mark_recorded(proof)
+        first = earlier.recording if earlier and earlier.call_id == call.call_id else None
+        now = call._recording
+        if earlier is not None and first is not None and first.verified_at is not None and \
+                now is not None:
+            call.entered_at, call.answered_at = earlier.entered_at, earlier.answered_at
+            call._recording = now.model_copy(update={  # (the same file)
+                "started_at": first.started_at, "verified_at": first.verified_at})
         return call
 
     @classmethod

@@ -65,11 +65,16 @@ class JournalBatch:
             log.error("%s journal not written: %s", call.log_prefix(), exc)
 
     def done(self, call: Call) -> None:
-        self.dirty.pop(call.call_id, None)
+        self.drop(call.call_id)
+
+    def drop(self, call_id: str) -> None:
+        """The call's line is no longer wanted (its manifest is written, or nothing of it
+        remains to follow)."""
+        self.dirty.pop(call_id, None)
         try:
-            self.journal.remove(call.call_id)
+            self.journal.remove(call_id)
         except (OSError, InflightJournalError) as exc:  # the manifest is written: restarts skip it
-            log.error("%s journal not updated: %s", call.log_prefix(), exc)
+            log.error("[%s] journal not updated: %s", call_id, exc)
 
 
 class Sight:

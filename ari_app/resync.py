@@ -60,16 +60,30 @@ class Resync:
         while self.adoptable:
             entry = self.adoptable.pop(0)
             call = Call.restore(entry, self._file_of(entry))
-            self.app.adopt(call)
             try:
-                await self.ari.request("GET", f"/channels/{call.channel_id}")
-                await self.ari.subscribe(f"channel:{call.channel_id}")
-                await self.app.catch_up(call)
-                await self._reprove(call)
-                log.info("%s adopted from the journal: channel still up", call.log_prefix())
+                channel = await self.ari.request("GET", f"/channels/{call.channel_id}")
             except AriError:
+                channel = None
+            if channel is not None and \
+                    self.app.stasis_args(channel, self.ari.settings.app) is not None:
+                # Journaled in its flow (StasisApp.journal_in_flow) and still in Stasis: not
+                # handed off, so not followed from here; rescue_orphans takes it on.
+                self.app.in_flow[call.channel_id] = entry
+                continue
+            self.app.adopt(call)
+            if channel is None or not await self._still_up(call):
                 self._ended_meanwhile(call, self.app.pbx_started)
             self.ending.follow(call)
+
+    async def _still_up(self, call: Call) -> bool:
+        try:
+            await self.ari.subscribe(f"channel:{call.channel_id}")
+            await self.app.catch_up(call)
+            await self._reprove(call)
+        except AriError:
+            return False
+        log.info("%s adopted from the journal: channel still up", call.log_prefix())
+        return True
 
     def _file_of(self, entry: CallManifest) -> RecordingFile | None:
         rec = entry.recording

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from ari_app.config import Route
 from ari_app.ending import Ending
 from ari_app.flow import Flow
 from ari_app.hotkeys import TONE_ARGS, Snoops
+from callrec.manifest import CallManifest, Notice
 from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,11 @@ UNSEEN = "unseen"  # a playback state of ours: it ended while ARI could not tell
 class StasisDoor:
     """The flow's operations on a channel that is in Stasis, done over ARI."""
 
-    def __init__(self, ari: AriClient, call: Call) -> None:
+    def __init__(self, ari: AriClient, call: Call,
+                 playing: Callable[[Call, str, str, datetime], None] | None = None) -> None:
         self.ari = ari
         self.call = call
+        self.playing = playing  # a prompt began (StasisApp.journal_in_flow)
 
     async def answer(self) -> None:
         await self.ari.answer(self.call.channel_id)
@@ -61,6 +65,8 @@ class StasisDoor:
                 (f"-{attempt}" if attempt else "")
             done = call.expect_playback(playback_id)
             await self.ari.play(call.channel_id, f"sound:{prompt}", language, playback_id)
+            if attempt == 0 and self.playing is not None:
+                self.playing(call, prompt, language, started)
             hangup: asyncio.Future[bool] = asyncio.ensure_future(call.hung_up.wait())
             try:
                 waiting: list[asyncio.Future[Any]] = [done, hangup]
@@ -116,6 +122,9 @@ class StasisApp:
         self.calls: dict[str, Call] = {} if calls is None else calls  # by channel id
         self.stopping = False
         self.pbx_started: datetime | None = None  # this Asterisk's start (set at each connect)
+        # Journal entries of calls an earlier run left in their flow, still in Stasis (by
+        # channel id): what rescue_orphans takes them on with (Resync.adopt_journal).
+        self.in_flow: dict[str, CallManifest] = {}
 
     def dispatch(self, event: Event) -> None:
         """Route one event; never awaits (runs between websocket reads)."""
@@ -169,10 +178,31 @@ class StasisApp:
                 await self.ari.continue_in_dialplan(call.channel_id, "callrec-app-down",
                                                     call.did or "s", 1)
                 return
-            await self.flow.run(call, StasisDoor(self.ari, call), plan)
+            await self.flow.run(call, StasisDoor(self.ari, call, self.journal_in_flow), plan)
         except AriError as exc:
             # Typically the caller hung up while we were working on the channel.
             log.info("%s ARI: %s", p, exc)
+
+    def journal_in_flow(self, call: Call, prompt: str, language: str, at: datetime) -> None:
+        """The notice began, in the call's flow: the call is journaled now (one write(2), not
+        the batch). Killed before the hand-off, callrec would otherwise know nothing of it if
+        the caller hung up before it was back: no channel left in Stasis to take on, no
+        journal line, no manifest, though the caller heard that the call is recorded. With the
+        line, the next run writes its manifest (notice begun, recording found), or takes the
+        channel on with the recording's first proof (Resync.adopt_journal, rescue_orphans)."""
+        if prompt != self.flow.settings.notice.prompt or call.notice.played \
+                or call.recording is None:
+            return
+        call.noticed(Notice(prompt=prompt, language=language, played=True, started_at=at))
+        self.ending.journal.save(call)
+
+    @staticmethod
+    def stasis_args(channel: dict[str, Any], app_name: str) -> str | None:
+        """The Stasis arguments of a channel sitting in ``app_name`` (None: not in it)."""
+        dialplan = channel.get("dialplan") or {}
+        app, _, args = str(dialplan.get("app_data") or "").partition(",")
+        return args if dialplan.get("app_name") == "Stasis" and app.strip() == app_name \
+            else None
 
     async def rescue_orphans(self) -> None:
         """Channels still in this app's Stasis that no callrec knows: an earlier run died in
@@ -182,18 +212,19 @@ class StasisApp:
         and a new one started), and the notice is played again, in full, before the hand-off.
         Run after the journal is adopted: only calls in their flow are still in Stasis."""
         for channel in await self.ari.request("GET", "/channels"):
-            dialplan = channel.get("dialplan") or {}
-            app, _, args = str(dialplan.get("app_data") or "").partition(",")
-            if dialplan.get("app_name") != "Stasis" or app.strip() != self.ari.settings.app \
-                    or channel.get("id") in self.calls:
+            args = self.stasis_args(channel, self.ari.settings.app)
+            if args is None or channel.get("id") in self.calls:
                 continue
             log.warning("channel %s %s was left in Stasis by an earlier run: taking it on",
                         channel.get("id"), channel.get("name"))
             # Before the call is made: a recording that still verifies gives it its id.
             proof = await self.flow.recorder.resume(str(channel.get("name", "")))
             policy = self.flow.settings.policy
+            earlier = self.in_flow.pop(str(channel.get("id")), None)
             call = Call.from_stasis(channel, policy) if proof is None else \
-                Call.taken_on(channel, policy, proof)
+                Call.taken_on(channel, policy, proof, earlier)
+            if earlier is not None and earlier.call_id != call.call_id:
+                self.ending.journal.drop(earlier.call_id)  # its recording did not verify
             if proof is not None:
                 log.warning("%s taken on after a restart: its recording %s still runs",
                             call.log_prefix(), proof.file.local_path.name)

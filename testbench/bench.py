@@ -138,6 +138,26 @@ class Bench:
         self._track("callrec-ari", app.start())
         return app
 
+    def service_env(self, bucket: str, work: Path, host: str,
+                    **overrides: str) -> dict[str, str]:
+        """The environment of the uploader, the archive and ``callrec keys``/``reconcile``
+        beside a ``callrec ari`` that seals as ``host`` with its key under ``work`` (secrets via
+        the environment). Calls' objects are under GOVERNANCE (a test may bypass it),
+        checkpoints under COMPLIANCE, as shipped."""
+        ep, asterisk = self.endpoints, self.asterisk
+        assert ep is not None and asterisk is not None
+        return {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
+                "CALLREC_S3__ACCESS_KEY": ep.s3.access_key,
+                "CALLREC_S3__SECRET_KEY": ep.s3.secret_key, "CALLREC_S3__BUCKET": bucket,
+                "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
+                "CALLREC_UPLOAD__METRICS_PORT": "0", "CALLREC_RETENTION__MODE": "GOVERNANCE",
+                "CALLREC_RETENTION__DAYS": "1", "CALLREC_EVIDENCE__DIR": str(work / "evidence"),
+                "CALLREC_EVIDENCE__HOST": host, "CALLREC_EVIDENCE__CHECKPOINT_DAYS": "1",
+                "CALLREC_EVIDENCE__CHECKPOINT_INTERVAL_S": "1",
+                "CALLREC_ARCHIVE__CATALOG": str(work / "catalog.sqlite3"),
+                "CALLREC_ARCHIVE__SPOOL": str(asterisk.recordings),
+                "CALLREC_RECONCILE__CDR": str(asterisk.cdr_csv), **overrides}
+
     def start_archive_web(self, env: dict[str, str], timeout: float = 15.0) -> Child:
         """``callrec archive serve`` with this environment, tracked like the other processes."""
         return self._start_service("callrec-archive", ["archive", "serve"], env,

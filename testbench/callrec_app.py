@@ -37,7 +37,7 @@ ROUTES: dict[str, dict[str, str]] = {
 # Queue DIDs (testbench/conf/queues.conf): 91xx through the Stasis door, 81xx through FastAGI.
 _QUEUE_DIDS = {"01": "support", "02": "sales", "03": "local", "04": "agents", "05": "nobody",
                "06": "transfers", "07": "attended", "08": "parking", "09": "private",
-               "10": "compliance"}
+               "10": "compliance", "11": "crowded"}
 for _n, _queue in _QUEUE_DIDS.items():
     for _door in ("91", "81"):
         ROUTES[_door + _n] = {"context": "callrec-sandbox-queue", "extension": _queue,

@@ -169,21 +169,9 @@ async def csrf_of(session: aiohttp.ClientSession, path: str) -> str:
 def evidence_env(bench: Bench, bucket: str, tmp: Path, host: str,
                  **overrides: str) -> dict[str, str]:
     """The environment of the uploader, the archive and ``callrec keys``/``reconcile`` of a
-    test whose ``callrec ari`` seals as ``host`` with its key under ``tmp`` (secrets via the
-    environment). Calls' objects are under GOVERNANCE (a test may bypass it), checkpoints
-    under COMPLIANCE, as shipped."""
-    ep, asterisk = bench.endpoints, bench.asterisk
-    assert ep is not None and asterisk is not None
-    return {"PATH": "/usr/bin:/bin", "CALLREC_S3__ENDPOINT": ep.s3_endpoint,
-            "CALLREC_S3__ACCESS_KEY": ep.s3.access_key, "CALLREC_S3__SECRET_KEY": ep.s3.secret_key,
-            "CALLREC_S3__BUCKET": bucket, "CALLREC_UPLOAD__SPOOL": str(asterisk.recordings),
-            "CALLREC_UPLOAD__METRICS_PORT": "0", "CALLREC_RETENTION__MODE": "GOVERNANCE",
-            "CALLREC_RETENTION__DAYS": "1", "CALLREC_EVIDENCE__DIR": str(tmp / "evidence"),
-            "CALLREC_EVIDENCE__HOST": host, "CALLREC_EVIDENCE__CHECKPOINT_DAYS": "1",
-            "CALLREC_EVIDENCE__CHECKPOINT_INTERVAL_S": "1",
-            "CALLREC_ARCHIVE__CATALOG": str(tmp / "catalog.sqlite3"),
-            "CALLREC_ARCHIVE__SPOOL": str(asterisk.recordings),
-            "CALLREC_RECONCILE__CDR": str(asterisk.cdr_csv), **overrides}
+    test whose ``callrec ari`` seals as ``host`` with its key under ``tmp``
+    (testbench.bench.Bench.service_env)."""
+    return bench.service_env(bucket, tmp, host, **overrides)
 
 
 def callrec_cli(env: dict[str, str], *args: str, cwd: Path | None = None,

@@ -1,17 +1,17 @@
 """``callrec reconcile``: does every call Asterisk itself logged have its trace?
 
-Asterisk's CDRs (cdr_csv's ``Master.csv``, with ``loguniqueid`` and ``newcdrcolumns`` so rows
-carry the unique and linked ids; testbench/conf/cdr.conf) are compared with the manifests of the
-period (in the bucket, and those still waiting in the spool). A call must leave a manifest or a
-ledger entry when a trunk party was bridged with someone (answered) or it reached a callrec door:
-the dialplan marks the CDR's userfield at each door (``callrec``) and on the app-down path
-(``callrec:app_down:<policy>:<DID>``, dialplan/callrec.conf); without those columns, a last application
-of callrec's Stasis app or FastAGI counts too. A call without one is a **gap**, reported with
-Asterisk's identifiers: a call routed around callrec while the safety net was blind, a manifest
-lost before it was shipped. A call that found callrec down and ended before callrec was back (so
-nothing saw it) is no failure of the archive's: callers were turned away, and the archive must
-say so. Such a call gets its ledger entry from here (archive/evidence/turned_away.py), sealed in
-the archive's chain, and counts as traced.
+Asterisk's CDRs (cdr_csv's ``Master.csv``, with ``loguniqueid`` and ``newcdrcolumns`` so rows carry
+the unique and linked ids; testbench/conf/cdr.conf) are compared with the manifests of the period
+(in the bucket, and those still waiting in the spool). A call must leave a manifest or a ledger
+entry when a trunk party was bridged with someone (answered) or it reached a callrec door: the
+dialplan marks the CDR's userfield at each door (``callrec``) and on the app-down path
+(``callrec:app_down:<policy>:<DID>``, dialplan/callrec.conf); without those columns, a last
+application of callrec's Stasis app or FastAGI counts too. A call without one is a **gap**,
+reported with Asterisk's identifiers: a call routed around callrec while the safety net was blind,
+a manifest lost before it was shipped. A call that found callrec down and ended before callrec was
+back (so nothing saw it) is no failure of the archive's: callers were turned away, and the archive
+must say so. Such a call gets its ledger entry from here (archive/evidence/turned_away.py), sealed
+in the archive's chain, and counts as traced.
 """
 
 from __future__ import annotations

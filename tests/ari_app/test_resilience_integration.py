@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -106,7 +107,7 @@ def test_call_in_its_notice_when_callrec_is_killed(
     assert bench.asterisk is not None
     spool = bench.asterisk.recordings
     before = set(spool.glob("*.wav"))
-    number = unique_caller()
+    number, mark = unique_caller(), bench.asterisk.log_mark()
     with killed_in_its_notice(caller, start_callrec, "9001", 14.0, number) as ongoing:
         start_callrec()
         run = ongoing.result(timeout=60)
@@ -119,6 +120,42 @@ def test_call_in_its_notice_when_callrec_is_killed(
     assert m.recording is not None and m.recording.sha256 and m.recording.duration_s
     assert m.recording.duration_s > 12  # from the first answer: the same recording, kept
     assert set(spool.glob("*.wav")) - before == {spool / f"{m.call_id}.wav"}
+    # The manifest keeps the first proof, the one the first (cut) notice was played under:
+    # Asterisk's log says when that notice began.
+    plays = first_notices(bench, m.asterisk_channel or "", mark)
+    assert len(plays) == 2 and m.recording.verified_at is not None
+    assert m.recording.verified_at <= plays[0] + timedelta(milliseconds=1)
+
+
+def test_killed_in_its_notice_and_gone_before_callrec_is_back(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str],
+) -> None:
+    """kill -9 in the notice, and the caller hangs up before callrec is back: no channel is left
+    to take on, yet the caller heard part of the notice. The notice's start was journaled, so
+    the next run writes the call's manifest (found by the soak, bench/chaos.py)."""
+    assert bench.asterisk is not None
+    number, mark = unique_caller(), bench.asterisk.log_mark()
+    with killed_in_its_notice(caller, start_callrec, "9001", 3.0, number) as ongoing:
+        ongoing.result(timeout=60)  # hung up, 1.5 s after the kill
+        start_callrec()
+    [m] = manifests(number)
+    assert m.status == "recorded" and m.outcome == "abandoned_in_notice"
+    assert m.notice.played and not m.notice.completed and m.notice.started_at is not None
+    assert m.recording is not None and m.recording.verified_at is not None
+    assert m.recording.verified_at <= m.notice.started_at and m.recording.sha256
+    [began] = first_notices(bench, m.asterisk_channel or "", mark)
+    assert abs((began - m.notice.started_at).total_seconds()) < 1
+
+
+def first_notices(bench: Bench, channel: str, since: int) -> list[datetime]:
+    """When Asterisk began the notice on ``channel`` (messages.log after the mark ``since``,
+    UTC), each time."""
+    assert bench.asterisk is not None
+    found = re.findall(r"^\[([0-9-]+ [0-9:.]+)\].*<" + re.escape(channel) +
+                       r"> Playing 'callrec/notice\.", bench.asterisk.log_text()[since:],
+                       re.MULTILINE)
+    return [datetime.fromisoformat(t).replace(tzinfo=UTC) for t in found]
 
 
 def test_agi_call_whose_callrec_dies_in_the_notice_is_not_recorded_on(
