@@ -175,9 +175,14 @@ class AgiChannel:
     caller: Party
     exten: str | None
     language: str
+    # The call's linked id: AGI sends none of its own (res_agi.c setup_env), so the shipped
+    # doors pass ${CHANNEL(linkedid)}; an outbound call's channel is the callee's, whose linked
+    # id is the agent's (Dial's requestor), the id Asterisk's CDR files the call under.
+    linkedid: str | None = None
 
     def call(self, policy: Policy) -> Call:
-        return Call.from_agi(self.uniqueid, self.name, self.exten, self.caller, policy)
+        return Call.from_agi(self.uniqueid, self.name, self.exten, self.caller, policy,
+                             self.linkedid)
 
 
 def call_from_headers(headers: dict[str, str]) -> AgiChannel:
@@ -187,7 +192,8 @@ def call_from_headers(headers: dict[str, str]) -> AgiChannel:
     return AgiChannel(headers.get("agi_uniqueid", ""), headers.get("agi_channel", ""),
                       Party(number_raw=number, name_raw="" if name == "unknown" else name,
                             number=normalise_number(number)),
-                      headers.get("agi_extension"), headers.get("agi_language", ""))
+                      headers.get("agi_extension"), headers.get("agi_language", ""),
+                      agi_args(headers).get("linkedid") or None)
 
 
 def agi_args(headers: dict[str, str]) -> dict[str, str]:

@@ -59,11 +59,15 @@ class BridgeParty:
 class BridgeWatch:
     def __init__(self, settings: BridgeSettings, followed: Callable[[BridgeParty], bool],
                  ledger: Callable[[Call], None],
-                 bridged: Callable[[list[str]], None] = lambda channels: None) -> None:
+                 bridged: Callable[[list[str]], None] = lambda channels: None,
+                 kept: Callable[[list[str]], None] = lambda uniqueids: None) -> None:
         self.settings = settings
         self.followed = followed
         self.ledger = ledger
         self.bridged = bridged  # two channels met (RouteWatch.on_bridged)
+        # Parties whose entry was written before their bridge ended (TakeOn.remember): the
+        # next run, after a kill -9, must not take them on and write a second one.
+        self.kept = kept
         self.bridges: dict[str, dict[str, BridgeParty]] = {}
         self.pending: dict[str, tuple[list[BridgeParty], StatusReason, Policy]] = {}
         self.seen = 0  # bridge events received
@@ -137,13 +141,16 @@ class BridgeWatch:
             # unknown), so that a second crash before it ends cannot lose it.
             self._write(list(parties.values()), *verdict, ended=False)
             self.written.add(bridge)
+            self.kept(list(parties))
         else:
             self.pending[bridge] = (list(parties.values()), *verdict)
 
     def on_app_down(self, party: BridgeParty) -> None:
         """The dialplan marked this channel ``CALLREC_REASON=app_down`` (a ``VarSet``)."""
-        if party.uniqueid not in self.down_bridged:
-            self.app_down.setdefault(party.uniqueid, party)
+        if party.uniqueid in self.down_bridged or any(party.uniqueid in members for members
+                                                      in self.bridges.values()):
+            return  # its bridge is known already (an AMI reconnect's take-on)
+        self.app_down.setdefault(party.uniqueid, party)
 
     def on_hangup(self, uniqueid: str) -> None:
         """An app-down call ended without ever being bridged: its own entry."""

@@ -106,11 +106,12 @@ class Call(CallState):
 
     @classmethod
     def from_agi(cls, channel_id: str, channel_name: str, did: str | None, caller: Party,
-                 policy: Policy) -> Call:
+                 policy: Policy, linkedid: str | None = None) -> Call:
         """A FastAGI request (ari_app/agi.py reads its headers)."""
         entered = datetime.now(UTC)
         return cls(call_id=new_call_id(entered), entered_at=entered, door="agi", policy=policy,
-                   channel_id=channel_id, channel_name=channel_name, did=did, caller=caller)
+                   channel_id=channel_id, channel_name=channel_name, linkedid=linkedid, did=did,
+                   caller=caller)
 
     @classmethod
     def from_bridge(cls, channel_id: str, linkedid: str | None, channel_name: str,

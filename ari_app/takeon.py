@@ -36,23 +36,31 @@ RESYNC_WAIT_S = 30.0
 class TakeOn:
     def __init__(self, bridges: BridgeWatch, sight: Sight, spool: Path) -> None:
         self.bridges, self.sight = bridges, sight
-        # Bridges a graceful stop wrote with their end unknown (BridgeWatch.flush): taken on
-        # again they would get a second entry.
+        # The parties of bridges whose entry is written with their end unknown: at once (taken
+        # on, app-down: BridgeWatch.kept) or by a graceful stop (BridgeWatch.flush). Taken on
+        # again after a restart they would get a second entry. Kept in the spool, so a kill -9
+        # does not forget them; pruned at each take-on to the channels still up.
         self.written = spool / ".bridges-written.json"
 
     def remember(self, uniqueids: list[str]) -> None:
         if uniqueids:
-            with contextlib.suppress(OSError):
-                self.written.write_text(json.dumps(uniqueids))
+            self._store(self._already_written() | set(uniqueids))
 
     def _already_written(self) -> set[str]:
         try:
-            found = set(json.loads(self.written.read_text()))
-        except (OSError, ValueError, TypeError):
+            found = json.loads(self.written.read_text())
+        except (OSError, ValueError):
             return set()
+        return {str(u) for u in found} if isinstance(found, list) else set()
+
+    def _store(self, uniqueids: set[str]) -> None:
+        tmp = self.written.with_suffix(".tmp")
         with contextlib.suppress(OSError):
-            self.written.unlink()
-        return {str(u) for u in found}
+            if not uniqueids:
+                self.written.unlink(missing_ok=True)
+                return
+            tmp.write_text(json.dumps(sorted(uniqueids)))
+            tmp.replace(self.written)  # a crash mid-write leaves the old set, never half of one
 
     async def on_login(self, ami: AmiClient) -> None:
         try:
@@ -76,14 +84,20 @@ class TakeOn:
             bridge = str(event.get("BridgeId") or "")
             if bridge:
                 bridged[bridge].append(party)
+        written = self._already_written() & set(parties)
+        self._store(written)
+        known = set(self.bridges.bridges)
+        old = {b for b, members in bridged.items()
+               if b in known or written & {p.uniqueid for p in members}}
+        skip = written | {p.uniqueid for b in old for p in bridged[b]}
         for party in parties.values():
+            if party.uniqueid in skip:
+                continue  # its entry is written, or its bridge is watched already
             if self.bridges.is_trunk(party) and await _app_down(ami, party.channel):
                 self.bridges.on_app_down(party)
-        known = set(self.bridges.bridges)
-        written = self._already_written()
         new_bridges = 0
         for bridge, members in bridged.items():
-            if bridge in known or len(members) != 2 or written & {p.uniqueid for p in members}:
+            if bridge in old or len(members) != 2:
                 continue
             new_bridges += 1
             for party in members:

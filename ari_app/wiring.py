@@ -65,7 +65,8 @@ def build(settings: AriAppSettings) -> Parts:
     calls: dict[str, Call] = {}  # StasisApp's, by channel id (the bridge watch reads it too)
     routes = RouteWatch(calls, lambda call: journal.queue(call) if call.journaled else None)
     bridges = BridgeWatch(settings.bridges, lambda party: _followed(calls, party),
-                          lambda call: ending.ledger(call), routes.on_bridged)
+                          lambda call: ending.ledger(call), routes.on_bridged,
+                          lambda uniqueids: takeon.remember(uniqueids))
     ari = AriClient(settings.ari)
     sight = Sight()
     takeon = TakeOn(bridges, sight, settings.spool.local)

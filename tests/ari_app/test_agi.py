@@ -50,6 +50,16 @@ async def test_headers_are_read_leniently_and_bounded() -> None:
         await read_headers(reader_with(b"agi_x: " + b"a" * 70000 + b"\n\n"))
 
 
+def test_the_call_is_filed_under_the_linked_id_the_door_passes() -> None:
+    """AGI sends no linked id of its own (res_agi.c setup_env): the shipped doors pass it, and
+    the manifest then names the id Asterisk's CDR files the call under."""
+    headers = {"agi_uniqueid": "1.3", "agi_channel": "PJSIP/customer-3",
+               "agi_arg_1": "direction=outbound", "agi_arg_2": "linkedid=1.2"}
+    assert call_from_headers(headers).linkedid == "1.2"
+    assert call_from_headers({**headers, "agi_arg_2": "linkedid="}).linkedid is None
+    assert call_from_headers({"agi_uniqueid": "1.3"}).linkedid is None
+
+
 async def test_replies_hangup_lines_and_usage_blocks() -> None:
     reader = reader_with(b"200 result=0 endpos=37840\n"
                          b"HANGUP\n200 result=-1 endpos=1200\n"
