@@ -57,23 +57,29 @@ class AgiSession:
         # flow issues some operations together, which the Stasis door runs concurrently.
         self._turn = asyncio.Lock()
 
-    async def command(self, text: str, timeout: float = 60.0) -> AgiReply:
+    async def command(self, text: str, timeout: float = 60.0,
+                      sent: Callable[[], None] | None = None) -> AgiReply:
+        """``sent``: called once the command is on its way to Asterisk, before its reply (a
+        STREAM FILE replies only when the prompt ends)."""
         if "\n" in text or "\r" in text:
             raise AgiError("AGI command with a line break refused")
         async with self._turn:
-            return await self._command(text, timeout)
+            return await self._command(text, timeout, sent)
 
     async def done(self) -> None:
         """Tell the dialplan callrec finished its part of this AGI (dialplan/callrec.conf): a
         FastAGI connection that just closes also leaves AGISTATUS=SUCCESS."""
         await self.command("SET VARIABLE CALLREC_DONE 1")
 
-    async def _command(self, text: str, timeout: float) -> AgiReply:
+    async def _command(self, text: str, timeout: float,
+                       sent: Callable[[], None] | None = None) -> AgiReply:
         try:
             self.writer.write(text.encode() + b"\n")
             await self.writer.drain()
         except ConnectionError as exc:
             raise AgiError(f"AGI connection lost before {text.split()[0]}: {exc!r}") from exc
+        if sent is not None:
+            sent()
         while True:
             try:
                 raw = await asyncio.wait_for(self.reader.readline(), timeout)
@@ -122,8 +128,13 @@ def _quote(value: str) -> str:
 
 
 class AgiDoor:
-    def __init__(self, session: AgiSession, ari: AriClient, call: Call) -> None:
+    def __init__(self, session: AgiSession, ari: AriClient, call: Call,
+                 playing: Callable[[Call, str, str, datetime], None] | None = None) -> None:
         self.session, self.ari, self.call = session, ari, call
+        # A prompt began (StasisApp.journal_in_flow, as for the Stasis door): killed in the
+        # notice, callrec ends the AGI, the dialplan takes its app-down path, and the next run
+        # must still know the caller heard the notice begin, under a verified recording.
+        self.playing = playing
 
     async def _ok(self, text: str, timeout: float = 60.0) -> AgiReply:
         reply = await self.session.command(text, timeout)
@@ -148,8 +159,11 @@ class AgiDoor:
         if language != self.session.headers.get("agi_language"):
             await self.set_var("CHANNEL(language)", language)
         started = datetime.now(UTC)
+        playing = self.playing
+        sent = None if playing is None else \
+            (lambda: playing(self.call, prompt, language, started))
         try:  # No escape digits: DTMF cannot cut the notice short.
-            reply = await self.session.command(f'STREAM FILE {prompt} ""')
+            reply = await self.session.command(f'STREAM FILE {prompt} ""', sent=sent)
         except AgiConnectionLost:
             # Asterisk had the command and the connection went (Asterisk died, or callrec's
             # side was cut) while it played: the notice started, and was not heard in full.

@@ -49,7 +49,8 @@ class AgiCalls:
         log.info("%s FastAGI request: channel %s, %s, DID %r", call.log_prefix(),
                  call.channel_name, call.direction.value, call.did)
         try:
-            await self.flow.run(call, AgiDoor(session, self.ari, call), plan)
+            await self.flow.run(call, AgiDoor(session, self.ari, call, self.app.journal_in_flow),
+                                plan)
             await session.done()
         except (AgiError, AriError) as exc:
             log.info("%s FastAGI: %s", call.log_prefix(), exc)

@@ -155,7 +155,9 @@ class BridgeWatch:
     def on_hangup(self, uniqueid: str) -> None:
         """An app-down call ended without ever being bridged: its own entry."""
         party = self.app_down.pop(uniqueid, None)
-        if party is not None:
+        if party is not None and not self.followed(party):
+            # (Followed: a FastAGI call whose callrec died in its notice, adopted from the
+            # journal on restart; its manifest says what happened.)
             self._write([party], StatusReason.APP_DOWN, Policy.OPTIONAL)
 
     def assess(self, parties: list[BridgeParty]) -> tuple[StatusReason, Policy] | None:

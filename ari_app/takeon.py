@@ -40,7 +40,7 @@ class TakeOn:
         # on, app-down: BridgeWatch.kept) or by a graceful stop (BridgeWatch.flush). Taken on
         # again after a restart they would get a second entry. Kept in the spool, so a kill -9
         # does not forget them; pruned at each take-on to the channels still up.
-        self.written = spool / ".bridges-written.json"
+        self.written = spool / ".bridges-written"
 
     def remember(self, uniqueids: list[str]) -> None:
         if uniqueids:

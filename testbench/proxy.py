@@ -51,11 +51,21 @@ class CuttingProxy:
         if time.monotonic() < self._blocked_until:
             writer.transport.abort()
             return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:  # the server is down (an Asterisk crash): the client sees a reset
+            writer.transport.abort()
+            return
         both = (writer, up_writer)
         self._writers.update(both)
-        await asyncio.gather(self._pipe(reader, up_writer, both, True),
-                             self._pipe(up_reader, writer, both, False))
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer, both, True),
+                                 self._pipe(up_reader, writer, both, False))
+        except asyncio.CancelledError:
+            # Cancelled by _shutdown. It ends here, not by re-raising: the stream server's
+            # done-callback asks a cancelled task for its exception() and logs the
+            # CancelledError that raises as an error (asyncio/streams.py, Python 3.11).
+            return
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
                     both: tuple[asyncio.StreamWriter, ...], from_client: bool) -> None:

@@ -3,6 +3,8 @@ behind the trunk) through the shipped ``callrec-outbound`` subroutine on Dial's 
 
 from __future__ import annotations
 
+import csv
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +33,19 @@ def customer_number(prefix: str = "01") -> str:
     return prefix + str(uuid.uuid4().int)[:9]
 
 
+def cdr_linkedids(bench: Bench, dstchannel: str, timeout: float = 5) -> set[str]:
+    """The linked ids of the CDR rows that dialled ``dstchannel`` (cdr_csv with loguniqueid,
+    loguserfield and newcdrcolumns: dstchannel is column 6, linkedid column 19)."""
+    assert bench.asterisk is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        with bench.asterisk.cdr_csv.open(newline="") as f:
+            found = {row[19] for row in csv.reader(f) if len(row) > 19 and row[6] == dstchannel}
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def test_outbound_call_customer_hears_the_notice_before_the_agent(
     bench: Bench, customer: AgentPhone, callrec: CallrecApp, manifests: Manifests,
 ) -> None:
@@ -55,6 +70,10 @@ def test_outbound_call_customer_hears_the_notice_before_the_agent(
     assert m.asterisk_channel.startswith("PJSIP/trunk-")  # recorded on the customer's channel
     assert bench.asterisk.played(m.asterisk_channel, "callrec/notice")
     assert any(number in c.messages[0].first_line for c in customer.calls() if c.messages)
+    # Filed under the linked id Asterisk's CDR gives the call (reconcile matches on it): the
+    # agent's, Dial's requestor, not the customer channel's own unique id.
+    assert m.asterisk_linkedid and m.asterisk_linkedid != m.asterisk_uniqueid
+    assert cdr_linkedids(bench, m.asterisk_channel) == {m.asterisk_linkedid}
     wav = Path(m.recording.path)
     wait_complete(wav)
     score, lag = starts_with(wav, NOTICE_JA)  # the customer is silent: the notice comes first

@@ -53,9 +53,9 @@ def test_a_bridge_taken_on_is_written_once_across_a_kill(tmp_path: Path) -> None
 def test_the_written_set_forgets_channels_that_are_gone(tmp_path: Path) -> None:
     written: list[Call] = []
     Run(tmp_path, written).take_on([shown(TRUNK), shown(AGENT)])
-    assert (tmp_path / ".bridges-written.json").exists()
+    assert (tmp_path / ".bridges-written").exists()
     Run(tmp_path, written).take_on([])
-    assert not (tmp_path / ".bridges-written.json").exists()
+    assert not (tmp_path / ".bridges-written").exists()
     # The same unique ids on a later bridge (they never repeat in Asterisk, but a pruned set
     # must not hide anything): taken on again.
     assert Run(tmp_path, written).take_on([shown(TRUNK, "b2"), shown(AGENT, "b2")]) == (1, 0)

@@ -17,8 +17,18 @@ import pytest
 
 from callrec.manifest import CallManifest, RecordingStatus
 from testbench.bench import Bench
+from testbench.procs import free_port
+from testbench.proxy import CuttingProxy
 from testbench.sipp import Caller
-from tests.helpers import StartApp, callrec_cli, evidence_env, sealing
+from tests.helpers import (
+    StartApp,
+    callrec_cli,
+    evidence_env,
+    metric,
+    scrape,
+    sealing,
+    wait_bridged,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +106,49 @@ def test_kill_9_under_load_every_call_leaves_a_trace(
     assert code == 0 and report["gaps"] == [], report
     assert len(report["entered"]) == 2
     assert report["traced"] >= 20 and report["ledger_reasons"].get("app_down", 0) >= 3
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def test_a_taken_on_call_keeps_one_entry_through_an_ami_cut_and_a_kill(
+    bench: Bench, caller: Caller, start_callrec: StartApp, env: dict[str, str],
+    unique_caller: Callable[[], str],
+) -> None:
+    """The soak's duplicates, pinned: a call that found callrec down is bridged to an agent;
+    callrec starts and takes it on (its entry written at once). AMI is then cut (the reconnect
+    takes on again what is up) and callrec killed with -9 and restarted (a new process, the
+    same spool): the call still has exactly one entry."""
+    assert bench.endpoints is not None
+    number, port = unique_caller(), free_port()
+    with CuttingProxy(bench.endpoints.ami_port) as ami, ThreadPoolExecutor(1) as pool:
+        ongoing = pool.submit(caller.call, "9001", hold_s=25.0, caller_user=number)
+        wait_bridged(bench, number)  # by the app-down path: nobody listens on Stasis(callrec)
+        settings = {**sealing(env), "CALLREC_AMI__PORT": str(ami.port),
+                    "CALLREC_METRICS__PORT": str(port)}
+        app = start_callrec(**settings)
+        wait_for(lambda: len(spool_manifests(bench, number)) == 1, 15, "taken on")
+        ami.cut(block_s=3.0)
+        wait_for(lambda: metric(scrape(port), "callrec_ami_connected") == 0, 5, "AMI cut")
+        wait_for(lambda: metric(scrape(port), "callrec_ami_connected") == 1, 15, "AMI back")
+        time.sleep(2.0)  # the reconnect's take-on
+        assert app.child is not None
+        app.child.proc.kill()
+        app.child.proc.wait()
+        start_callrec(**settings)
+        wait_for(lambda: metric(scrape(port), "callrec_ami_connected") == 1, 15, "restarted")
+        time.sleep(2.0)  # the restart's take-on
+        assert ongoing.result(timeout=60).calls[0].final_status == 200
+    time.sleep(1.0)
+    [m] = spool_manifests(bench, number)
+    assert (m.door, m.status_reason, m.notice.played, m.recording) == ("none", "app_down",
+                                                                        False, None)
 
 
 def test_reconcile_finds_a_call_routed_around_callrec_and_a_lost_manifest(
