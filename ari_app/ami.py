@@ -17,6 +17,7 @@ from typing import Any
 from panoramisk import Manager
 
 from ari_app import AriAppError
+from ari_app.ami_manager import SafeManager
 from ari_app.config import AmiSettings
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class AmiClient:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def connect(self, timeout: float = 5.0) -> None:
-        self._manager = Manager(
+        self._manager = SafeManager(
             loop=asyncio.get_running_loop(), host=self.settings.host, port=self.settings.port,
             username=self.settings.user, secret=self.settings.secret.get_secret_value(),
             events="on" if self.subscription else "off", ping_delay=5, ping_interval=5,
@@ -70,8 +71,10 @@ class AmiClient:
             self._manager.register_event("*", self._event)
         try:
             await asyncio.wait_for(self._manager.connect(), timeout)
-            if self._manager.authenticated_future is not None:
-                await asyncio.wait_for(self._manager.authenticated_future, timeout)
+            if self._manager.authenticated_future is None:  # closed as it was made
+                raise AmiError(f"AMI {self.settings.host}:{self.settings.port}: connection "
+                               "closed by the peer before the login")
+            await asyncio.wait_for(self._manager.authenticated_future, timeout)
         except (OSError, TimeoutError) as exc:
             raise AmiError(f"AMI {self.settings.host}:{self.settings.port}: {exc!r}") from exc
         if not self._manager.authenticated:

@@ -185,3 +185,47 @@ def cdr_row(start: datetime, src: str, dst: str, channel: str, dstchannel: str, 
             lastdata, start.strftime(fmt), answer.strftime(fmt) if answer else "",
             end.strftime(fmt), str(seconds), str(seconds if answer else 0), disposition,
             "DOCUMENTATION", uniqueid, userfield, "", linkedid, "1"]
+
+
+class FakeAmiServer:
+    """A tiny AMI on 127.0.0.1 that accepts any login; ``drop_next`` connections are closed
+    as soon as they are accepted (an AMI cut while callrec reconnects)."""
+
+    def __init__(self) -> None:
+        self.drop_next = 0
+        self.logins = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> FakeAmiServer:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.drop_next:
+            self.drop_next -= 1
+            writer.transport.abort()
+            return
+        self._writers.append(writer)
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                block = (await reader.readuntil(b"\r\n\r\n")).decode()
+                fields = dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+                if fields.get("Action") == "Login":
+                    self.logins += 1
+                writer.write(f"Response: Success\r\nActionID: {fields.get('ActionID', '')}\r\n"
+                             "Message: ok\r\n\r\n".encode())
