@@ -204,16 +204,20 @@ class AriClient:
         await self.request("PUT", f"/applications/{quote(self.settings.app)}/eventFilter",
                            body={"allowed": [{"type": t} for t in types]})
 
-    async def startup_time(self) -> datetime | None:
-        """When this Asterisk started: a call that entered before it lost its channel with an
-        earlier Asterisk (a crash or restart while the call was up)."""
-        info = await self.request("GET", "/asterisk/info", only="status")
-        raw = ((info or {}).get("status") or {}).get("startup_time")
+    async def about(self) -> tuple[datetime | None, str | None]:
+        """(when this Asterisk started, its version). A call that entered before that start
+        lost its channel with an earlier Asterisk (a crash or restart while the call was up);
+        the version says whether MixMonitor records stereo right (ari_app/rawfile.py)."""
+        info = await self.request("GET", "/asterisk/info", only="status,system") or {}
+        raw = (info.get("status") or {}).get("startup_time")
+        version = (info.get("system") or {}).get("version")
         try:  # "2026-11-23T18:03:44.000+0000"
-            return datetime.fromisoformat(raw).astimezone(UTC) if isinstance(raw, str) else None
+            started = datetime.fromisoformat(raw).astimezone(UTC) if isinstance(raw, str) \
+                else None
         except ValueError:
             log.warning("Asterisk startup time %r not understood", raw)
-            return None
+            started = None
+        return started, version if isinstance(version, str) else None
 
     async def sound_languages(self, sound: str) -> set[str]:
         try:

@@ -70,13 +70,28 @@ class Route(Section):
     language: str | None = None
     # The app_queue queue this route leads to: its [queues] policy and language apply.
     queue: str | None = None
+    stereo: bool | None = None  # None: the queue's rule, then [recording] stereo
 
 
 class QueueRule(Section):
-    """Recording policy and notice language of calls routed to one queue."""
+    """Recording policy, notice language and channel layout of calls routed to one queue."""
 
     policy: Policy | None = None
     language: str | None = None
+    stereo: bool | None = None
+
+
+
+class RecordingSettings(Section):
+    """How calls are recorded (ari_app/recorder.py, ari_app/rawfile.py)."""
+
+    # The customer on the left channel, what they hear (agents, prompts) on the right:
+    # MixMonitor's D option. A route or queue may say otherwise (their ``stereo``).
+    stereo: bool = False
+    # Before 22.11.0 (20.21.0, 23.5.0) D garbles calls on codecs that are not 8 kHz (Asterisk
+    # issue #1779, fixed by commit 6144b6b): such a PBX records mono and the manifest says why,
+    # unless its admin vouches that every codec on it is 8 kHz (G.711, G.729, GSM).
+    stereo_on_8k_only_pbx: bool = False
 
 
 class AgentEntry(Section):
@@ -151,6 +166,7 @@ class AriAppSettings(CallrecSettings):
     agi: AgiSettings = AgiSettings()
     spool: SpoolSettings = SpoolSettings()
     notice: NoticeSettings = NoticeSettings()
+    recording: RecordingSettings = RecordingSettings()
     bridges: BridgeSettings = BridgeSettings()
     agent_keys: AgentKeySettings = AgentKeySettings()
     alerts: AlertSettings = AlertSettings()

@@ -228,7 +228,9 @@ class Ending:
         try:
             header = await self.recorder.wait_closed(file, record,
                                                      self.notice.close_timeout_s)
-            if header is not Header.FINISHED:
+            # A raw stream has no header to tell a writer that died (ari_app/rawfile.py): the
+            # PBX's restart while the call was up does.
+            if header is not Header.FINISHED or (file.stereo and call.pbx_restarted):
                 call.writer_died()
                 log.error("%s ALERT recording cut off: %s; the caller was told the call is "
                           "recorded", call.log_prefix(), call.status_reason)

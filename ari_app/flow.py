@@ -39,6 +39,7 @@ class Plan:
     language: str
     route: Route | None
     queue: str | None = None  # the queue the route leads to, if it says
+    stereo: bool = False  # customer and agent on separate channels (MixMonitor D)
 
 
 async def together(*steps: Awaitable[Any], keep: type[BaseException] | None = None,
@@ -77,7 +78,10 @@ class Flow:
             else (route.policy if route and route.policy else rule.policy or self.settings.policy)
         language = (args.get("lang") or (route.language if route else None) or rule.language
                     or channel_language or self.settings.notice.default_language)
-        return Plan(policy, language, route, queue)
+        said = {"yes": True, "no": False}.get(args.get("stereo", ""))
+        stereo = next((s for s in (said, route.stereo if route else None, rule.stereo)
+                       if s is not None), self.settings.recording.stereo)
+        return Plan(policy, language, route, queue, stereo)
 
     def preflight(self, plan: Plan) -> tuple[StatusReason, str] | None:
         """(reason, detail) when this call cannot be recorded and announced honestly."""
@@ -171,7 +175,7 @@ class Flow:
         problem = self.preflight(plan)
         if problem:
             raise RecordingFailed(*problem)
-        proof = await self.recorder.start(call.call_id, call.channel_name)
+        proof = await self.recorder.start(call.call_id, call.channel_name, plan.stereo)
         call.mark_recorded(proof)
         return proof
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ari_app import AriAppError
-from callrec.manifest import CallManifest, write_all
+from callrec.durable import write_all
+from callrec.manifest import CallManifest
 
 log = logging.getLogger(__name__)
 

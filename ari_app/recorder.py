@@ -17,23 +17,25 @@ close: the file is complete once no writer has it open any more, which the kerne
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ari_app import AriAppError
 from ari_app.ami import AmiClient, AmiError, AmiNotConnected, AmiRefused
 from ari_app.closewatch import CloseWatch, writer_open
-from ari_app.config import SpoolSettings
+from ari_app.config import RecordingSettings, SpoolSettings
+from ari_app.rawfile import stereo_refusal, wrap
 from ari_app.wavfile import Header, describe, has_wav_header, modified_at
 from callrec.backoff import Backoff
 from callrec.ids import is_call_id
-from callrec.manifest import Recording
+from callrec.manifest import MONO, STEREO, Recording
 from callrec.reasons import StatusReason
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,13 @@ class RecordingFile:
     local_path: Path
     mixmonitor_id: str
     started_at: datetime
+    stereo: bool = False  # MixMonitor D: a headerless <id>.raw (ari_app/rawfile.py)
+    stereo_refused: str | None = None  # stereo asked for, refused on this PBX: why
+
+    @property
+    def wav_path(self) -> Path:
+        """The WAV the manifest names: the file itself, or the one wrapped from the raw."""
+        return self.local_path.with_suffix(".wav")
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,10 @@ class VerifiedRecording:
     def record(self) -> Recording:
         """The manifest's view of this recording, before its file is described."""
         f = self.file
-        return Recording(path=str(f.local_path), mixmonitor_id=f.mixmonitor_id,
-                         started_at=f.started_at, verified_at=self.verified_at)
+        return Recording(path=str(f.wav_path), mixmonitor_id=f.mixmonitor_id,
+                         started_at=f.started_at, verified_at=self.verified_at,
+                         channels=list(STEREO if f.stereo else MONO),
+                         stereo_refused=f.stereo_refused)
 
 
 @dataclass
@@ -109,33 +120,52 @@ class _Evidence:
 
 class Recorder:
     def __init__(self, ami: AmiClient, spool: SpoolSettings, verify_timeout_s: float,
-                 watch: CloseWatch, on_stopped: Callable[[], None] = lambda: None) -> None:
+                 watch: CloseWatch, on_stopped: Callable[[], None] = lambda: None,
+                 recording: RecordingSettings | None = None) -> None:
         self.ami = ami
         self.watch = watch
         self.spool = spool
         self.verify_timeout_s = verify_timeout_s
         self.on_stopped = on_stopped  # an unverified MixMonitor was stopped (a metric)
+        self.recording = recording or RecordingSettings()
+        self.asterisk_version: str | None = None  # learnt at each ARI connect (resync)
 
-    def paths(self, call_id: str) -> tuple[str, Path]:
+    def learn_version(self, version: str | None) -> None:
+        if version != self.asterisk_version:
+            log.info("Asterisk %s: stereo recording %s", version or "(version unknown)",
+                     stereo_refusal(version, self.recording.stereo_on_8k_only_pbx)
+                     or "possible")
+        self.asterisk_version = version
+
+    def paths(self, call_id: str, stereo: bool = False) -> tuple[str, Path]:
         """(file as Asterisk sees it, as we see it). Names come from the call id only, never
-        from caller input."""
-        return f"{self.spool.asterisk_dir}/{call_id}.wav", self.spool.local / f"{call_id}.wav"
+        from caller input. Stereo must end in .raw (app_mixmonitor.c, option D)."""
+        name = f"{call_id}.raw" if stereo else f"{call_id}.wav"
+        return f"{self.spool.asterisk_dir}/{name}", self.spool.local / name
 
-    def file_of(self, call_id: str, mixmonitor_id: str, started_at: datetime) -> RecordingFile:
-        asterisk_path, local_path = self.paths(call_id)
-        return RecordingFile(call_id, asterisk_path, local_path, mixmonitor_id, started_at)
+    def file_of(self, call_id: str, mixmonitor_id: str, started_at: datetime,
+                stereo: bool = False, stereo_refused: str | None = None) -> RecordingFile:
+        asterisk_path, local_path = self.paths(call_id, stereo)
+        return RecordingFile(call_id, asterisk_path, local_path, mixmonitor_id, started_at,
+                             stereo, stereo_refused)
 
-    async def start(self, call_id: str, channel: str) -> VerifiedRecording:
+    async def start(self, call_id: str, channel: str, stereo: bool = False,
+                    ) -> VerifiedRecording:
         problem = spool_problem(self.spool)
         if problem:
             raise RecordingFailed(*problem)
-        asterisk_path, local_path = self.paths(call_id)
+        refused = stereo_refusal(self.asterisk_version, self.recording.stereo_on_8k_only_pbx) \
+            if stereo else None
+        if refused:
+            log.warning("[%s] recorded mono: %s", call_id, refused)
+        file = self.file_of(call_id, "", now(), stereo and not refused, refused)
+        local_path, evidence = file.local_path, _Evidence()
         self.watch.closed(local_path.name)  # watch before the file exists: no close is missed
-        started_at, evidence = now(), _Evidence()
+        options = f"i({ID_VAR})D" if file.stereo else f"i({ID_VAR})"
         try:
-            evidence.mixmonitor_id = await self.ami.mixmonitor(channel, asterisk_path,
-                                                               f"i({ID_VAR})")
-            proof = await self._verify(channel, evidence, self.file_of(call_id, "", started_at))
+            evidence.mixmonitor_id = await self.ami.mixmonitor(channel, file.asterisk_path,
+                                                               options)
+            proof = await self._verify(channel, evidence, file)
         except AmiError as exc:
             self.watch.forget(local_path.name)
             if not isinstance(exc, AmiRefused | AmiNotConnected):
@@ -185,7 +215,11 @@ class Recorder:
             return "no MixMonitor ID"
         if evidence.filename != file.asterisk_path:
             return f"MIXMONITOR({evidence.mixmonitor_id},filename) is {evidence.filename!r}"
-        if not has_wav_header(file.local_path):
+        if file.stereo and not file.local_path.exists():
+            # A raw file has no header: it is created when the recording thread starts
+            # (mixmonitor_save_prep before its loop), and the writer check below holds.
+            return f"{file.local_path} not created yet"
+        if not file.stereo and not has_wav_header(file.local_path):
             return f"{file.local_path} has no WAV header yet"
         if writer_open(file.local_path) is False:
             return f"{file.local_path} is closed: nothing writes it"
@@ -194,8 +228,7 @@ class Recorder:
     def _seal(self, evidence: _Evidence, file: RecordingFile) -> VerifiedRecording:
         self.watch.closed(file.local_path.name)
         if file.mixmonitor_id != evidence.mixmonitor_id:
-            file = RecordingFile(file.call_id, file.asterisk_path, file.local_path,
-                                 evidence.mixmonitor_id, file.started_at)
+            file = replace(file, mixmonitor_id=evidence.mixmonitor_id)
         return VerifiedRecording(file, now(), _SEAL)
 
     async def resume(self, channel: str) -> VerifiedRecording | None:
@@ -212,9 +245,11 @@ class Recorder:
         except AmiError as exc:
             log.warning("earlier recording on %s not checked: %s", channel, exc)
             return None
-        call_id = evidence.filename.rsplit("/", 1)[-1].removesuffix(".wav")
+        name = evidence.filename.rsplit("/", 1)[-1]
+        stereo = name.endswith(".raw")
+        call_id = name.removesuffix(".raw" if stereo else ".wav")
         # Started before this run saw it: its start is when this run took it on.
-        file = self.file_of(call_id, evidence.mixmonitor_id, now())
+        file = self.file_of(call_id, evidence.mixmonitor_id, now(), stereo)
         problem = "not one of our call ids" if not is_call_id(call_id) else \
             self._unproven(evidence, file)
         if problem is not None:
@@ -318,10 +353,7 @@ class Recorder:
                 or modified_at(file.local_path)
         finally:
             self.watch.forget(file.local_path.name)
-        size, duration, digest, header = await asyncio.to_thread(
-            describe, file.local_path, repair=True)
-        record.size, record.duration_s, record.sha256 = size, duration, digest
-        record.header_repaired = header is Header.REPAIRED
+        header = await asyncio.to_thread(self._describe, file, record, True)
         if header is not Header.FINISHED:
             log.warning("[%s] %s: its writer died before finishing the WAV header (Asterisk "
                         "killed?): %s", file.call_id, file.local_path.name,
@@ -331,5 +363,31 @@ class Recorder:
     async def describe_partial(self, file: RecordingFile, record: Recording) -> None:
         """What is on disk of a recording that was not proven closed (kept, never deleted)."""
         if file.local_path.exists():
-            size, duration, digest, _ = await asyncio.to_thread(describe, file.local_path)
-            record.size, record.duration_s, record.sha256 = size, duration, digest
+            try:
+                await asyncio.to_thread(self._describe, file, record, False)
+            except RecordingFailed as exc:
+                log.error("[%s] %s", file.call_id, exc)
+
+    @staticmethod
+    def _describe(file: RecordingFile, record: Recording, closed: bool) -> Header:
+        """Size, duration and SHA-256 of the recording's WAV into ``record``. A WAV's header
+        is repaired if its writer died (only once proven closed). A raw stream has no header
+        to say so: it gets its WAV here (ari_app/rawfile.py), made again from the raw each time,
+        and a writer that died shows only as a torn last frame; ``Ending`` tells a PBX crash
+        from the PBX's restart, not from the file."""
+        if file.stereo:
+            try:
+                raw = wrap(file.local_path, file.wav_path)
+            except OSError as exc:  # the raw stays in the spool: nothing of the call is lost
+                reason = StatusReason.SPOOL_FULL if exc.errno == errno.ENOSPC \
+                    else StatusReason.CALLREC_ERROR
+                raise RecordingFailed(reason, f"{file.wav_path.name} not written from "
+                                              f"{file.local_path.name}: {exc}") from exc
+            record.source_size, record.source_sha256 = raw.size, raw.sha256
+            if raw.torn:
+                log.warning("[%s] %s: last frame cut short (%d bytes), not in the WAV",
+                            file.call_id, file.local_path.name, raw.torn)
+        size, duration, digest, header = describe(file.wav_path, repair=closed)
+        record.size, record.duration_s, record.sha256 = size, duration, digest
+        record.header_repaired = header is Header.REPAIRED
+        return header

@@ -16,7 +16,7 @@ from ari_app.config import NoticeSettings
 from ari_app.ending import Ending
 from ari_app.recorder import Recorder, RecordingFile
 from ari_app.stasis import StasisApp
-from callrec.manifest import CallManifest, RecordingStatus
+from callrec.manifest import STEREO, CallManifest, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class Resync:
 
     async def on_connect(self) -> None:
         await self.ari.filter_events(EVENTS)
-        self.app.pbx_started = await self.ari.startup_time()
+        self.app.pbx_started, version = await self.ari.about()
+        self.recorder.learn_version(version)
         await self.refresh_prompts()
         await self.app.resync()
         await self.adopt_journal()
@@ -90,7 +91,8 @@ class Resync:
         if entry.status is not RecordingStatus.RECORDED or rec is None:
             return None
         assert rec.started_at is not None
-        file = self.recorder.file_of(entry.call_id, rec.mixmonitor_id or "", rec.started_at)
+        file = self.recorder.file_of(entry.call_id, rec.mixmonitor_id or "", rec.started_at,
+                                     rec.channels == list(STEREO), rec.stereo_refused)
         self.recorder.watch.closed(file.local_path.name)
         return file
 

@@ -75,7 +75,8 @@ def build(settings: AriAppSettings) -> Parts:
     metrics.ami_up.set_function(lambda: float(ami.connected))
     metrics.ari_up.set_function(lambda: float(sight.in_sight.is_set()))
     recorder = Recorder(ami, settings.spool, settings.notice.verify_timeout_s,
-                        CloseWatch(settings.spool.local), metrics.unverified_stopped.inc)
+                        CloseWatch(settings.spool.local), metrics.unverified_stopped.inc,
+                        settings.recording)
     languages: dict[str, set[str]] = {}
     marked = MarkedCallers(settings.marks, MarkStore(Store(settings.s3), RetentionSettings())
                            if settings.marks.enabled else None, settings.numbering)

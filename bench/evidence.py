@@ -18,6 +18,7 @@ from pathlib import Path
 
 from archive.evidence.verify import Verifier
 from bench.upload import new_bucket, workdir
+from callrec.durable import write_atomic
 from callrec.evidence.chain import SpoolWriter
 from callrec.evidence.keys import HostKey
 from callrec.evidence.ledger import Ledger
@@ -31,7 +32,6 @@ from callrec.manifest import (
     Policy,
     Recording,
     RecordingStatus,
-    write_atomic,
 )
 from callrec.s3.layout import Layout
 from callrec.s3.settings import S3Settings

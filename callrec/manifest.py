@@ -7,7 +7,6 @@ here only and import it everywhere. Bump ``SCHEMA_VERSION`` on any incompatible 
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callrec.durable import write_atomic
 from callrec.ids import OUTCOME_RE
 from callrec.reasons import StatusReason
 
@@ -241,8 +241,28 @@ class OutcomeChange(_Model):
     by: str = ""
 
 
+class AudioChannel(StrEnum):
+    """Who is on a recording's channel, in the file's order."""
+
+    MIX = "mix"  # mono: everyone, mixed
+    CUSTOMER = "customer"  # what the customer's phone sent (MixMonitor D: the channel's read)
+    AGENT = "agent"  # what the customer heard: agents, the notice, hold music (D: the write)
+
+
+MONO: tuple[AudioChannel, ...] = (AudioChannel.MIX,)
+STEREO: tuple[AudioChannel, ...] = (AudioChannel.CUSTOMER, AudioChannel.AGENT)
+
+
 class Recording(_Model):
     path: str  # where the call flow's host sees the file
+    channels: list[AudioChannel] = Field(default_factory=lambda: list(MONO))
+    # Stereo was asked for and this recording is mono: why (ari_app/rawfile.py stereo_refusal).
+    stereo_refused: str | None = None
+    # Stereo: the headerless stream MixMonitor wrote (<id>.raw), its size and SHA-256. The WAV
+    # at ``path`` is that stream with a header before it: its data chunk is the stream's bytes
+    # exactly, short of a torn last frame (ari_app/rawfile.py wrap).
+    source_size: int | None = None
+    source_sha256: str | None = None
     mixmonitor_id: str | None = None
     started_at: datetime | None = None
     verified_at: datetime | None = None
@@ -339,51 +359,6 @@ class CallManifest(_Model):
     @classmethod
     def read(cls, path: Path) -> CallManifest:
         return cls.model_validate_json(path.read_bytes())
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """All of ``data`` to ``fd``: write(2) may write less than asked (a disk filling up)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def write_atomic(directory: Path, name: str, data: bytes) -> Path:
-    """``directory/name`` replaced atomically and durably by ``data`` (tmp, fsync, rename, fsync
-    of the directory): a reader never sees half of it, a crash leaves the old or the new one."""
-    return write_atomic_group(directory, [(name, data)])[-1]
-
-
-def write_atomic_group(directory: Path, files: list[tuple[str, bytes]]) -> list[Path]:
-    """Several files of one directory, each atomic, renamed in the given order, then one fsync
-    of the directory for them all. A reader that sees a later file also finds the earlier
-    ones: the renames are metadata operations of one directory, which a journaling file
-    system (ext4, XFS) commits in order. A failure before the renames leaves no file and no
-    temporary one behind (a full disk keeps no half manifest)."""
-    tmps: list[Path] = []
-    try:
-        for name, data in files:
-            tmp = directory / f".{name}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-            tmps.append(tmp)
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    except BaseException:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
-        raise
-    finals = [directory / name for name, _ in files]
-    for tmp, final in zip(tmps, finals, strict=True):
-        os.replace(tmp, final)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return finals
 
 
 _NUMBER_KEEP = re.compile(r"[^0-9+*#]")

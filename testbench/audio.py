@@ -105,3 +105,36 @@ def starts_with(recording: Path, prompt: Path, max_lag_s: float = 0.5) -> tuple[
         if score > best[0]:
             best = (score, lag * 0.02)
     return best
+
+
+def channel(path: Path, index: int, out: Path) -> Path:
+    """One channel of a 16-bit stereo WAV as a mono WAV (0: left, 1: right), so the mono
+    measures above read it."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 2:
+            raise BenchError(f"{path}: expected 16-bit stereo, got {w.getparams()}")
+        rate, samples = w.getframerate(), array("h", w.readframes(w.getnframes()))
+    with wave.open(str(out), "wb") as mono:
+        mono.setnchannels(1)
+        mono.setsampwidth(2)
+        mono.setframerate(rate)
+        mono.writeframes(samples[index::2].tobytes())
+    return out
+
+
+def tone_dbfs(path: Path, freq: float, start: float, end: float) -> float:
+    """The level of one frequency in a 16-bit mono WAV between ``start`` and ``end`` seconds,
+    in dBFS of a full-scale sine (the Goertzel filter: one DFT bin, no third-party code), to
+    tell one party's test tone from another's."""
+    with wave.open(str(path), "rb") as w:
+        rate = w.getframerate()
+        w.setpos(min(int(start * rate), w.getnframes()))
+        samples = array("h", w.readframes(max(int((end - start) * rate), 0)))
+    if not samples:
+        return -math.inf
+    coeff, s1, s2 = 2 * math.cos(2 * math.pi * freq / rate), 0.0, 0.0
+    for x in samples:
+        s1, s2 = x / 32768 + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    amplitude = 2 * math.sqrt(max(power, 0.0)) / len(samples)
+    return 20 * math.log10(amplitude) if amplitude > 0 else -math.inf

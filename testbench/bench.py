@@ -198,6 +198,14 @@ class Bench:
         self._track("asterisk", self.asterisk.start())
         self.asterisk.wait_ready(self.endpoints.asterisk)
 
+    def tone(self, freq: int) -> Path:
+        """A tone to say, at another pitch than the caller's 440 Hz (testbench/audio.py
+        tone_dbfs tells the two apart)."""
+        path = self.state / f"tone-{freq}.wav"
+        if not path.exists():
+            make_audio(path, freq=freq)
+        return path
+
     def silence(self) -> Path:
         """Caller audio that is silent: what is heard in a recording is then the PBX's side."""
         path = self.state / "caller-silence.wav"
@@ -239,10 +247,12 @@ class Bench:
         self._track(name, phone.start())
         return phone
 
-    def start_keys_phone(self, keys: list[tuple[float, str]]) -> KeysPhone:
-        """The agent-keys phone, pressing ``keys`` (pause s, digits) after it answers."""
+    def start_keys_phone(self, keys: list[tuple[float, str]], audio: Path | None = None,
+                         ) -> KeysPhone:
+        """The agent-keys phone (DIDs 9012, 8012), pressing ``keys`` (pause s, digits) after it
+        answers, and saying ``audio`` (an A-law WAV, looped) if given."""
         phone = KeysPhone(self.ports.agent_keys, self.ports.agent_media + 60, self.log_dir,
-                          keys)
+                          keys, audio)
         self._track("agent-keys", phone.start())
         time.sleep(0.3)  # SIPp binds its port
         return phone

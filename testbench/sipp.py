@@ -268,13 +268,15 @@ class KeysPhone(_Phone):
     to hang up (the last key must come before that)."""
 
     def __init__(self, port: int, media_port: int, log_dir: Path,
-                 keys: list[tuple[float, str]]) -> None:
+                 keys: list[tuple[float, str]], audio: Path | None = None) -> None:
         self.port, self.media_port, self.log_dir, self.keys = port, media_port, log_dir, keys
+        self.audio = audio  # what the agent says (an A-law WAV, looped), else nothing
         self.message_log = log_dir / "agent-keys.messages.log"
         self.child: Child | None = None
 
     def _keys_xml(self) -> str:
-        steps = []
+        steps = [] if self.audio is None else [
+            f'  <nop><action><exec rtp_stream="{self.audio},-1,8"/></action></nop>']
         for n, (pause_s, digits) in enumerate(self.keys):
             pcap = dtmf_pcap(digits, self.log_dir / f"agent-keys-{n}.pcap", step=n)
             steps.append(f'  <pause milliseconds="{int(pause_s * 1000)}"/>\n'

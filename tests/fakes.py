@@ -52,7 +52,8 @@ class FakeAmi:
         return {"Response": "Success"}
 
     async def mixmonitor(self, channel: str, file: str, options: str) -> str:
-        self.actions.append({"Action": "MixMonitor", "Channel": channel, "File": file})
+        self.actions.append({"Action": "MixMonitor", "Channel": channel, "File": file,
+                             "Options": options})
         return self.variables.get(ID_VAR, "")
 
 

@@ -262,7 +262,9 @@ class Uploader:
         raise Quarantined("checksum_mismatch")
 
     def clean_up(self, m: CallManifest, manifest: Path, wav: Path) -> None:
-        files = [wav, manifest, manifest.with_name(manifest.name + SIG_SUFFIX)]
+        # A stereo call's raw stream (ari_app/rawfile.py) goes once its WAV is archived.
+        files = [wav, wav.with_suffix(".raw"), manifest,
+                 manifest.with_name(manifest.name + SIG_SUFFIX)]
         if self.settings.upload.after_upload == "move":
             done = self.spool / "done"
             done.mkdir(exist_ok=True)
@@ -276,7 +278,8 @@ class Uploader:
     def quarantine(self, manifest: Path, wav: Path | None, reason: str) -> None:
         target = self.spool / "quarantine"
         target.mkdir(exist_ok=True)
-        for path in (manifest, wav, manifest.with_name(manifest.name + SIG_SUFFIX)):
+        raw = manifest.with_suffix(".raw")  # a stereo call's stream goes with its manifest
+        for path in (manifest, wav, raw, manifest.with_name(manifest.name + SIG_SUFFIX)):
             if path is not None and path.exists():
                 shutil.move(str(path), target / path.name)
         log.error("[%s] quarantined: %s", manifest.stem, reason)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callrec.durable import write_all, write_atomic, write_atomic_group
 from callrec.evidence.keys import HostKey, locked
 from callrec.evidence.settings import EvidenceSettings
-from callrec.manifest import CallManifest, ChainLink, write_all, write_atomic, write_atomic_group
+from callrec.manifest import CallManifest, ChainLink
 from callrec.signing import SIG_SUFFIX, Entry, SealError, encode_sig, next_link, sha256_hex
 
 

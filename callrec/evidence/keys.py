@@ -12,8 +12,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from callrec.durable import write_atomic
 from callrec.evidence.settings import EvidenceSettings
-from callrec.manifest import write_atomic
 from callrec.signing import SealError, key_id_of, public_pem
 
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from callrec.durable import write_atomic
 from callrec.evidence.chain import Chain, Sealed
 from callrec.evidence.keys import HostKey, locked
 from callrec.evidence.settings import EvidenceSettings
-from callrec.manifest import CallManifest, write_atomic
+from callrec.manifest import CallManifest
 from callrec.s3.settings import Lock
 from callrec.s3.store import Store
 from callrec.signing import SealError, encode_sig, sha256_hex

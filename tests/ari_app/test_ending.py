@@ -21,10 +21,11 @@ from ari_app.config import NoticeSettings
 from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.journal import InflightJournal
 from ari_app.metrics import CallMetrics
+from callrec.durable import write_atomic_group
 from callrec.evidence.chain import SpoolWriter
 from callrec.evidence.settings import EvidenceSettings
 from callrec.lifecycle import Tasks
-from callrec.manifest import CallManifest, Policy, RecordingStatus, write_atomic_group
+from callrec.manifest import CallManifest, Policy, RecordingStatus
 from tests.fakes import CALL_ID, CHANNEL, asterisk_wav, proven, recorder, writing
 from tests.helpers import metric
 

@@ -35,7 +35,8 @@ class SlowRecorder(Recorder):
                          CloseWatch(spool))
         self.door, self.verify_s, self.fail = door, verify_s, fail
 
-    async def start(self, call_id: str, channel: str) -> VerifiedRecording:
+    async def start(self, call_id: str, channel: str, stereo: bool = False,
+                    ) -> VerifiedRecording:
         self.door.log.append("mixmonitor")
         self.door.recording_asked.set()
         await asyncio.sleep(self.verify_s)
@@ -43,7 +44,7 @@ class SlowRecorder(Recorder):
             self.door.log.append("unverified")
             raise RecordingFailed(StatusReason.MIXMONITOR_UNVERIFIED, "no WAV header")
         self.fake_ami.variables.update(mixmonitor_vars(self.paths(call_id)[0]))
-        proof = await super().start(call_id, channel)
+        proof = await super().start(call_id, channel, stereo)
         self.door.log.append("verified")
         return proof
 
@@ -104,8 +105,9 @@ async def test_a_recording_that_stops_before_the_notice_is_not_announced(
     rec = cast(SlowRecorder, f.recorder)
     original_start = rec.start
 
-    async def start_then_close(call_id: str, channel: str) -> VerifiedRecording:
-        proof = await original_start(call_id, channel)
+    async def start_then_close(call_id: str, channel: str, stereo: bool = False,
+                               ) -> VerifiedRecording:
+        proof = await original_start(call_id, channel, stereo)
         os.close(held[0])
         return proof
 

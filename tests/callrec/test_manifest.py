@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from callrec.manifest import (
-    CallManifest,
-    Policy,
-    RecordingStatus,
-    normalise_number,
-    write_atomic_group,
-)
+from callrec.durable import write_atomic_group
+from callrec.manifest import CallManifest, Policy, RecordingStatus, normalise_number
 
 
 def manifest(**overrides: object) -> CallManifest:
