@@ -10,6 +10,7 @@ from pathlib import Path
 from ari_app.ami import AmiClient, AmiError
 from ari_app.ari import AriClient, AriError
 from ari_app.config import AriAppSettings
+from ari_app.rawfile import stereo_refusal
 from ari_app.recorder import spool_problem
 
 
@@ -74,8 +75,9 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
     await ari.start()
     try:
         info = await ari.request("GET", "/asterisk/info")
-        found = [Finding(True, "ARI", f"{settings.ari.url}: Asterisk "
-                         f"{info.get('system', {}).get('version', '?')}")]
+        version = info.get("system", {}).get("version")
+        found = [Finding(True, "ARI", f"{settings.ari.url}: Asterisk {version or '?'}"),
+                 _check_stereo(settings, version)]
         apps = {a["name"] for a in await ari.request("GET", "/applications")}
         running = settings.ari.app in apps
         found.append(Finding(True, "Stasis app", f"{settings.ari.app!r} "
@@ -98,6 +100,15 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
         return [Finding(False, "ARI", str(exc))]
     finally:
         await ari.close()
+
+
+def _check_stereo(settings: AriAppSettings, version: str | None) -> Finding:
+    """Informational: whether calls configured for stereo get it on this Asterisk."""
+    asked = settings.recording.stereo or any(r.stereo for r in settings.routes.values()) \
+        or any(q.stereo for q in settings.queues.values())
+    refused = stereo_refusal(version, settings.recording.stereo_on_8k_only_pbx)
+    detail = "possible" if refused is None else f"recorded mono: {refused}"
+    return Finding(True, "stereo recording", detail if asked else f"not configured ({detail})")
 
 
 async def _check_ami(settings: AriAppSettings) -> list[Finding]:

@@ -91,6 +91,7 @@ def test_the_wav_is_the_raw_stream_with_a_header(tmp_path: Path, torn: int) -> N
     with wave.open(str(wav)) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
         assert w.readframes(w.getnframes()) == frames(8000)
+    assert wav.read_bytes()[44:] == frames(8000)  # docs/auditor.md: tail -c +45 | sha256sum
     assert raw.read_bytes() == body  # kept until the WAV is archived
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert wrap(raw, wav) == stream  # done again after a crash: the same file

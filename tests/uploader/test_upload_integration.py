@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
 import subprocess
 import sys
 import time
@@ -99,6 +100,32 @@ def test_real_call_is_archived_verified_then_removed_locally(
         version = head["VersionId"]
         s3.delete_object(Bucket=locked_bucket, Key=base + ".wav", VersionId=version)
     print(f"drain of one call took {took:.2f} s (process start included)")
+
+
+def test_a_stereo_call_is_archived_as_its_wav_and_its_raw_stream_then_goes(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str], s3: S3Client, locked_bucket: str,
+) -> None:
+    """The spool holds the raw stream MixMonitor wrote and the WAV callrec made of it: the WAV
+    is archived (2 channels, the manifest's SHA-256), then both leave the spool."""
+    assert bench.asterisk is not None
+    start_callrec(CALLREC_RECORDING__STEREO="true",
+                  CALLREC_RECORDING__STEREO_ON_8K_ONLY_PBX="true")
+    number = unique_caller()
+    caller.call("9001", hold_s=7.0, caller_user=number)
+    [m] = manifests(number)
+    assert m.recording is not None and m.recording.source_sha256
+    spool = bench.asterisk.recordings
+    raw, wav = spool / f"{m.call_id}.raw", spool / f"{m.call_id}.wav"
+    assert raw.exists() and wav.exists()
+    result = drain(bench, locked_bucket)
+    assert result.returncode == 0, result.stdout + result.stderr
+    key = f"recordings/{m.entered_at:%Y/%m/%d}/{m.call_id}.wav"
+    body = s3.get_object(Bucket=locked_bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == m.recording.sha256
+    assert struct.unpack_from("<H", body, 22)[0] == 2  # WAV fmt chunk: channels
+    assert hashlib.sha256(body[44:]).hexdigest() == m.recording.source_sha256
+    assert not raw.exists() and not wav.exists()
 
 
 def test_wrong_credentials_or_missing_bucket_keep_everything(
