@@ -92,6 +92,12 @@ class RecordingSettings(Section):
     # issue #1779, fixed by commit 6144b6b): such a PBX records mono and the manifest says why,
     # unless its admin vouches that every codec on it is 8 kHz (G.711, G.729, GSM).
     stereo_on_8k_only_pbx: bool = False
+    # After each call: is anyone heard after the notice? (per channel in stereo; webrtcvad)
+    audio_check: bool = True
+    # Less speech than this on a side, after the notice, and that side counts as silent.
+    min_speech_s: float = Field(1.0, ge=0)
+    # webrtcvad's aggressiveness, 0-3: higher calls less noise speech.
+    vad_aggressiveness: int = Field(3, ge=0, le=3)
 
 
 class AgentEntry(Section):

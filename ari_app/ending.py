@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import logging
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 
+from ari_app import audio_check
 from ari_app.call import Call
 from ari_app.config import NoticeSettings
 from ari_app.journal import InflightJournal, InflightJournalError
@@ -27,7 +29,7 @@ from callrec.aio import first_of
 from callrec.backoff import Backoff
 from callrec.evidence.chain import SpoolWriter
 from callrec.lifecycle import Tasks
-from callrec.manifest import CallManifest, RecordingStatus
+from callrec.manifest import AudioVerdict, CallManifest, Recording, RecordingStatus
 from callrec.reasons import StatusReason
 from callrec.signing import SealError
 
@@ -234,11 +236,32 @@ class Ending:
                 call.writer_died()
                 log.error("%s ALERT recording cut off: %s; the caller was told the call is "
                           "recorded", call.log_prefix(), call.status_reason)
+            await self._check_audio(call, file, record)
         except RecordingFailed as exc:
             log.error("%s ALERT recording interrupted: %s", call.log_prefix(), exc)
             call.mark_interrupted(exc.reason)
             await self.recorder.describe_partial(file, record)
         call.recording_closed(record)
+
+    async def _check_audio(self, call: Call, file: RecordingFile, record: Recording) -> None:
+        """Is anyone heard in the conversation (ari_app/audio_check.py)? Only on a complete
+        recording of an answered call; a failure leaves it unchecked, never the call unfinished."""
+        settings = self.recorder.recording
+        answered = next((a.answered_at for a in call.agents if a.answered_at), None)
+        if not settings.audio_check or answered is None or record.started_at is None:
+            return
+        from_s = max(0.0, (answered - record.started_at).total_seconds())
+        try:
+            record.audio_check = await asyncio.to_thread(
+                audio_check.check, file.wav_path, record.channels, from_s, settings)
+        except (OSError, EOFError, wave.Error) as exc:
+            log.warning("%s audio not checked: %s", call.log_prefix(), exc)
+            return
+        verdict = record.audio_check.verdict
+        self.metrics.audio_checks.labels(verdict.value).inc()
+        if verdict is not AudioVerdict.CLEAN:
+            log.warning("%s audio check: %s (speech %s s)", call.log_prefix(), verdict.value,
+                        {k.value: v for k, v in record.audio_check.speech_s.items()})
 
 
 def _growth(path: Path, last: tuple[int, float]) -> tuple[int, float]:

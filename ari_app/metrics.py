@@ -28,6 +28,9 @@ class CallMetrics:
                                    ["reason"], registry=r)
         self.notices = Counter("callrec_notices", "Notices by result",
                                ["result"], registry=r)
+        self.audio_checks = Counter("callrec_audio_checks",
+                                    "Answered calls' recordings by what the audio check heard",
+                                    ["verdict"], registry=r)
         self.verify = Histogram("callrec_recording_verify_seconds",
                                 "MixMonitor requested -> recording verified", registry=r,
                                 buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2))

@@ -253,6 +253,24 @@ MONO: tuple[AudioChannel, ...] = (AudioChannel.MIX,)
 STEREO: tuple[AudioChannel, ...] = (AudioChannel.CUSTOMER, AudioChannel.AGENT)
 
 
+class AudioVerdict(StrEnum):
+    """What the audio check found in the conversation (ari_app/audio_check.py)."""
+
+    CLEAN = "clean"  # speech where it should be
+    CUSTOMER_SILENT = "customer_silent"  # stereo: nothing from the customer's phone
+    AGENT_SILENT = "agent_silent"  # stereo: an agent answered, and nothing came back
+    SILENT = "silent"  # nothing on any channel (mono: the mix)
+
+
+class AudioCheck(_Model):
+    """Speech found per channel from ``from_s`` (the first agent's answer, seconds into the
+    recording) to the end of the file."""
+
+    verdict: AudioVerdict
+    from_s: float = Field(ge=0)
+    speech_s: dict[AudioChannel, float]
+
+
 class Recording(_Model):
     path: str  # where the call flow's host sees the file
     channels: list[AudioChannel] = Field(default_factory=lambda: list(MONO))
@@ -263,6 +281,8 @@ class Recording(_Model):
     # exactly, short of a torn last frame (ari_app/rawfile.py wrap).
     source_size: int | None = None
     source_sha256: str | None = None
+    # None: not checked (off, nobody answered, or the file was not proven complete)
+    audio_check: AudioCheck | None = None
     mixmonitor_id: str | None = None
     started_at: datetime | None = None
     verified_at: datetime | None = None

@@ -18,14 +18,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 from testbench import BenchError
-from testbench.asterisk import PRESETS, Asterisk, AsteriskCredentials
+from testbench.asterisk import PRESETS, REPO, Asterisk, AsteriskCredentials
 from testbench.baresip import BaresipPhone
 from testbench.callrec_app import CallrecApp, callrec_env
 from testbench.chroot import cache_dir, ensure_chroot, require_root
 from testbench.endpoints import Endpoints
 from testbench.procs import Child, stop_recorded, wait_until
 from testbench.s3 import WeedMini
-from testbench.sipp import AGENT_KINDS, TRUNK_IP, AgentPhone, Caller, KeysPhone, make_audio
+from testbench.sipp import (
+    AGENT_KINDS,
+    TRUNK_IP,
+    AgentPhone,
+    Caller,
+    KeysPhone,
+    make_audio,
+    make_voice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +212,13 @@ class Bench:
         path = self.state / f"tone-{freq}.wav"
         if not path.exists():
             make_audio(path, freq=freq)
+        return path
+
+    def voice(self, prompt: str = "en/callrec/warning") -> Path:
+        """A party that talks: one of the product's recorded prompts, looped."""
+        path = self.state / f"voice-{prompt.replace('/', '-')}.wav"
+        if not path.exists():
+            make_voice(path, REPO / "sounds" / f"{prompt}.wav")
         return path
 
     def silence(self) -> Path:

@@ -54,6 +54,16 @@ def make_audio(path: Path, seconds: float = 1.0, freq: int = 440, volume: float 
     return path
 
 
+def make_voice(path: Path, source: Path, pause_s: float = 0.5) -> Path:
+    """An A-law WAV of a recorded voice (one of the product's prompts) and a short pause: a
+    party that talks, for the audio check (webrtcvad counts a tone as speech or not by pitch)."""
+    if shutil.which("sox") is None:
+        raise BenchError("sox not found: apt-get install sox (make deps does)")
+    subprocess.run(["sox", str(source), "-r", "8000", "-c", "1", "-e", "a-law", str(path),
+                    "pad", "0", str(pause_s)], check=True, capture_output=True)
+    return path
+
+
 @dataclass
 class SipMessage:
     at: datetime

@@ -19,8 +19,9 @@ import pytest
 from callrec.manifest import AudioChannel, CallManifest
 from testbench.audio import channel, starts_with, tone_dbfs, wait_complete
 from testbench.bench import Bench
+from testbench.procs import free_port
 from testbench.sipp import Caller
-from tests.helpers import NOTICE_JA, StartApp, wait_bridged
+from tests.helpers import NOTICE_JA, StartApp, metric, scrape, wait_bridged
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +145,31 @@ def test_a_stereo_call_whose_callrec_is_killed_in_the_notice_keeps_its_recording
     stereo_wav(m)
     assert m.recording is not None and (m.recording.duration_s or 0) > 12
     assert set(spool.glob("*.raw")) - before == {spool / f"{m.call_id}.raw"}
+
+
+@pytest.mark.parametrize(("caller_says", "verdict"), [("voice", "clean"),
+                                                      ("silence", "customer_silent")])
+def test_the_audio_check_tells_a_silent_customer_from_a_conversation(
+    caller_says: str, verdict: str, bench: Bench, caller: Caller, start_callrec: StartApp,
+    manifests: Manifests, unique_caller: Callable[[], str],
+) -> None:
+    """The agent talks; the caller talks, or sends silence (a phone on mute, a dead direction:
+    the file grows all the same). The manifest and the metric say which."""
+    port = free_port()
+    start_callrec(CALLREC_METRICS__PORT=str(port), **STEREO)
+    phone = bench.start_keys_phone([], audio=bench.voice("ja/callrec/closing"))
+    try:
+        number = unique_caller()
+        audio = bench.voice() if caller_says == "voice" else bench.silence()
+        caller.call("9012", hold_s=12.0, caller_user=number, audio=audio)
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    assert m.status == "recorded" and m.recording is not None
+    check = m.recording.audio_check
+    assert check is not None and check.verdict == verdict, check
+    answered = m.agents[0].answered_at
+    assert answered is not None and m.recording.started_at is not None
+    assert abs(check.from_s - (answered - m.recording.started_at).total_seconds()) < 0.01
+    assert check.speech_s[AudioChannel.AGENT] > 2
+    assert metric(scrape(port), f'callrec_audio_checks_total{{verdict="{verdict}"}}') == 1
