@@ -47,6 +47,7 @@ class Query:
     legal_hold: bool | None = None
     flag: str = ""  # "any", or one of archive/flags.py FLAGS
     unreviewed: bool = False  # flags no supervisor has reviewed yet
+    audio: str = ""  # "problem" (any verdict but clean), or one AudioVerdict
     limit: int = 100
     before: int | None = None  # entered_at (ms) of the last row of the previous page
 

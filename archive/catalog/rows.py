@@ -52,6 +52,7 @@ class CallRow:
     abandoned: str  # where the caller gave up (notice, queue, parked...)
     flags: str  # for review (archive/flags.py), comma-separated
     reviewed: str  # "<who> <when>" a supervisor reviewed the flags
+    audio: str = ""  # the audio check's verdict (callrec/manifest.py AudioVerdict); "" unchecked
 
     @property
     def has_recording(self) -> bool:
@@ -99,7 +100,8 @@ def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
         size=m.recording.size if m.recording else None, etag=etag, agent_name=m.agent_name(),
         queue=queue, queue_wait_s=visit.wait_s if visit else None,
         abandoned=m.abandoned.where.value if m.abandoned else "",
-        flags=joined(manifest_flags(m, flags or FlagSettings())), reviewed="")
+        flags=joined(manifest_flags(m, flags or FlagSettings())), reviewed="",
+        audio=check.verdict.value if m.recording and (check := m.recording.audio_check) else "")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS calls (
     queue_wait_s REAL,                    -- the caller's wait in that queue
     abandoned TEXT NOT NULL DEFAULT '',   -- where the caller gave up (notice, queue, parked...)
     flags TEXT NOT NULL DEFAULT '',       -- for review (archive/flags.py), comma-separated
-    reviewed TEXT NOT NULL DEFAULT ''     -- "<who> <when>" a supervisor reviewed the flags
+    reviewed TEXT NOT NULL DEFAULT '',    -- "<who> <when>" a supervisor reviewed the flags
+    audio TEXT NOT NULL DEFAULT ''        -- the audio check's verdict; '' = not checked
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS calls_time ON calls (entered_at);
 CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller_e164, entered_at);
@@ -85,6 +86,7 @@ CREATE TABLE IF NOT EXISTS web_languages (user TEXT PRIMARY KEY, lang TEXT NOT N
 
 ADDED = {"agent_name": "TEXT NOT NULL DEFAULT ''", "queue": "TEXT NOT NULL DEFAULT ''",
          "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''",
-         "flags": "TEXT NOT NULL DEFAULT ''", "reviewed": "TEXT NOT NULL DEFAULT ''"}
+         "flags": "TEXT NOT NULL DEFAULT ''", "reviewed": "TEXT NOT NULL DEFAULT ''",
+         "audio": "TEXT NOT NULL DEFAULT ''"}
 UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' * len(COLUMNS))})")

@@ -197,6 +197,8 @@ class SQLiteCatalog:
             (q.max_duration_s is not None, "calls.duration_s <= ?", (q.max_duration_s,)),
             (q.legal_hold is not None, "calls.legal_hold = ?", (int(bool(q.legal_hold)),)),
             (q.flag == "any", "calls.flags != ''", ()),
+            (q.audio == "problem", "calls.audio NOT IN ('', 'clean')", ()),
+            (q.audio not in ("", "problem"), "calls.audio = ?", (q.audio,)),
             (q.flag not in ("", "any"), "(',' || calls.flags || ',') LIKE ?",
              (f"%,{q.flag},%",)),
             (q.unreviewed, "calls.reviewed = ''", ()),

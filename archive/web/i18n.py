@@ -45,7 +45,9 @@ LABELS = (N_("recorded"), N_("unrecorded"), N_("interrupted"), N_("completed"), 
     N_("unparked"), N_("warning_played"), N_("warning_refused"), N_("end_refused"), N_("ended"),
     N_("viewer"), N_("supervisor"), N_("admin"), N_("warning"), N_("refuse"), N_("manual"),
     N_("auto"), N_("refused"), N_("verified"), N_("missing"), N_("altered"), N_("unsigned"),
-    N_("chain_breaks"), N_("checkpoints_missing"), N_("resolved"), N_("escalated"))
+    N_("chain_breaks"), N_("checkpoints_missing"), N_("resolved"), N_("escalated"),
+    N_("problem"), N_("clean"), N_("customer_silent"), N_("agent_silent"), N_("silent"),
+    N_("mix"), N_("customer"), N_("agent"))
 
 
 def load() -> dict[str, NullTranslations]:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from archive import ArchiveError
 from archive.catalog import AuditFilter, Query
 from archive.flags import FLAGS
+from callrec.manifest import AudioVerdict
 
 MAX_LIMIT = 10_000
 MAX_EPOCH_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
@@ -73,8 +74,18 @@ def _query(params: Any, limit_default: int) -> Query:  # noqa: C901
         min_duration_s=number("min_duration"), max_duration_s=number("max_duration"),
         legal_hold=None if hold == "" else hold == "1",
         flag=flag_of(params.get("flag", "")), unreviewed=params.get("unreviewed") == "1",
+        audio=audio_of(params.get("audio", "")),
         limit=whole(str(params.get("limit", limit_default)), "limit", 1, MAX_LIMIT),
         before=whole(before, "before", 0, MAX_EPOCH_MS) if before else None)
+
+
+AUDIO = ("problem", *AudioVerdict)
+
+
+def audio_of(value: str) -> str:
+    if value not in ("", *AUDIO):
+        raise BadQuery(f"audio must be one of {', '.join(AUDIO)}")
+    return value
 
 
 def flag_of(value: str) -> str:

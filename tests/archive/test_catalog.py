@@ -11,7 +11,18 @@ import pytest
 from archive.catalog import CatalogError, DayCounts, Query
 from archive.catalog.rows import row_for
 from archive.catalog.sqlite import SQLiteCatalog
-from callrec.manifest import AgentLeg, CallManifest, Notice, Party, Policy, RecordingStatus
+from callrec.manifest import (
+    AgentLeg,
+    AudioChannel,
+    AudioCheck,
+    AudioVerdict,
+    CallManifest,
+    Notice,
+    Party,
+    Policy,
+    Recording,
+    RecordingStatus,
+)
 from callrec.numbering import NumberingPlan
 
 PLAN = NumberingPlan()
@@ -94,6 +105,23 @@ def test_row_keeps_raw_values_and_searches_normalised(catalog: SQLiteCatalog) ->
     [found] = catalog.search(Query(caller="+81 3 1234 5678"))
     assert found.caller_raw == "03-1234-5678\u202e" and found.caller_name == "<b>x</b>"
     assert found.legal_hold and found.duration_s == 30.0
+
+
+def test_calls_are_found_by_what_the_audio_check_heard(catalog: SQLiteCatalog) -> None:
+    verdicts = [None, AudioVerdict.CLEAN, AudioVerdict.CUSTOMER_SILENT, AudioVerdict.SILENT]
+    for n, verdict in enumerate(verdicts):
+        m = manifest(n)
+        check = None if verdict is None else AudioCheck(
+            verdict=verdict, from_s=5.0, speech_s={AudioChannel.MIX: 0.0})
+        m.recording = Recording(path=f"/spool/{n}.wav", audio_check=check)
+        catalog.add(m, f"k{n}.json", "e", False)
+
+    def found(audio: str) -> list[str]:
+        return sorted(r.audio for r in catalog.search(Query(audio=audio)))
+
+    assert found("") == ["", "clean", "customer_silent", "silent"]
+    assert found("problem") == ["customer_silent", "silent"]  # unchecked is not a problem
+    assert found("customer_silent") == ["customer_silent"]
 
 
 def test_unopenable_catalog_is_a_clear_error(tmp_path: Path) -> None:

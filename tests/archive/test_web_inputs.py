@@ -33,6 +33,7 @@ async def logged_in(http: TestClient[Any, Any]) -> str:
 @pytest.mark.parametrize("query", [
     "before=" + "9" * 30, "before=-5", "before=1.5", "limit=99999999999999999999", "limit=0",
     "min_duration=nan", "max_duration=-1", "since=0000-01-01", "until=2026-13-45",
+    "audio=loud", "audio=%00",
 ])
 async def test_bad_search_parameters_are_400(web_client: Client, query: str) -> None:
     http, _ = web_client
