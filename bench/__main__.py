@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from bench import archive, calls, capacity, evidence, upload
+from bench import archive, calls, capacity, evidence, formats, upload
 from testbench import BenchError
 from testbench.bench import Bench
 
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="new manifests the catalog syncs from S3 (0: skip)")
     parser.add_argument("--verify", type=int, default=100_000,
                         help="sealed calls archive verify walks (0: only the sealing costs)")
-    parser.add_argument("--only", choices=("calls", "upload", "archive", "evidence"),
+    parser.add_argument("--format-hours", type=float, default=1.0,
+                        help="hours of audio the archive-format benchmark transcodes")
+    parser.add_argument("--only", choices=("calls", "upload", "archive", "evidence", "formats"),
                         default=None,
                         help="run one half of the benchmark")
     args = parser.parse_args(argv)
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         archived = archive.run(bench, args.catalog_calls, args.sync) \
             if args.only in (None, "archive") else ""
         sealed = evidence.run(bench, args.verify) if args.only in (None, "evidence") else ""
+        coded = formats.run(args.format_hours) if args.only in (None, "formats") else ""
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
               "utime + stime from /proc, per call placed.")
         print("\n".join(tables))
         print()
-    for part in (uploads, archived, sealed):
+    for part in (uploads, archived, sealed, coded):
         if part:
             print(part)
     return 1 if any("NOT ALL" in line for line in tables) else 0
