@@ -77,7 +77,7 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
         info = await ari.request("GET", "/asterisk/info")
         version = info.get("system", {}).get("version")
         found = [Finding(True, "ARI", f"{settings.ari.url}: Asterisk {version or '?'}"),
-                 _check_stereo(settings, version)]
+                 check_stereo(settings, version)]
         apps = {a["name"] for a in await ari.request("GET", "/applications")}
         running = settings.ari.app in apps
         found.append(Finding(True, "Stasis app", f"{settings.ari.app!r} "
@@ -102,7 +102,7 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
         await ari.close()
 
 
-def _check_stereo(settings: AriAppSettings, version: str | None) -> Finding:
+def check_stereo(settings: AriAppSettings, version: str | None) -> Finding:
     """Informational: whether calls configured for stereo get it on this Asterisk."""
     asked = settings.recording.stereo or any(r.stereo for r in settings.routes.values()) \
         or any(q.stereo for q in settings.queues.values())

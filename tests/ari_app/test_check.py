@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.check import check_header_repair
+from ari_app.check import check_header_repair, check_stereo
+from ari_app.config import AriAppSettings
 
 
 def test_header_repair_is_judged_on_the_newest_recording(
@@ -23,3 +24,16 @@ def test_header_repair_is_judged_on_the_newest_recording(
     monkeypatch.setattr("ari_app.check.os.access", lambda path, mode: Path(path) != new)
     found = check_header_repair(tmp_path)
     assert found.ok and "not possible: b.wav" in found.detail and "UMask=0007" in found.detail
+
+
+@pytest.mark.parametrize(("config", "version", "says"), [
+    ({}, "22.10.1", "not configured (recorded mono"),
+    ({"recording": {"stereo": True}}, "22.11.0", "possible"),
+    ({"routes": {"9001": {"context": "a", "stereo": True}}}, "22.10.1+dfsg", "recorded mono"),
+    ({"queues": {"q": {"stereo": True}}, "recording": {"stereo_on_8k_only_pbx": True}},
+     "22.10.1", "possible"),
+])
+def test_stereo_is_said_possible_or_not_for_this_asterisk(config: dict[str, object],
+                                                          version: str, says: str) -> None:
+    found = check_stereo(AriAppSettings.model_validate(config), version)
+    assert found.ok and found.detail.startswith(says)
