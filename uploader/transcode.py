@@ -19,7 +19,6 @@ FLAC): never a hand-written encoder. Three things a call recording needs from it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import wave
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import av
 import numpy as np
 
 from callrec.durable import fsync_dir
+from callrec.signing import sha256_file
 from uploader import UploaderError
 
 CHUNK_FRAMES = 8000 * 20  # 20 s of audio at a time: a long call never sits in memory whole
@@ -81,7 +81,7 @@ def transcode(wav: Path, out: Path, fmt: Format, opus_kbps: int = 16) -> Encoded
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Encoded(out, out.stat().st_size, _sha256(out), round(frames / rate, 3))
+    return Encoded(out, out.stat().st_size, sha256_file(out), round(frames / rate, 3))
 
 
 def _encode(src: wave.Wave_read, tmp: Path, fmt: Format, rate: int, channels: int,
@@ -116,10 +116,3 @@ def _verify(path: Path, fmt: Format, rate: int, frames: int) -> None:
     if abs(got - frames) > slack:
         raise TranscodeError(f"{path.name} decodes to {got:.0f} frames, the WAV has {frames}")
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
