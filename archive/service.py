@@ -194,7 +194,8 @@ class Archive:
             raise NotFound(f"call {call_id} has no recording ({row.status})")
         cfg = self.settings.archive
         expires = max(1, min(expires_s or cfg.presign_s, cfg.presign_max_s))
-        name = f"{call_id}.wav" if action == "download" else None
+        name = f"{call_id}.{row.recording_key.rsplit('.', 1)[-1]}" if action == "download" \
+            else None
         url = self.store.presign(row.recording_key, expires, name)
         self.audit(actor, action, call_id, expires_s=expires)
         return url
@@ -207,12 +208,13 @@ class Archive:
         row = self.row(call_id, actor, "download")
         if not row.recording_key:
             raise NotFound(f"call {call_id} has no recording ({row.status})")
-        target, tmp = directory / f"{call_id}.wav", directory / f".{call_id}.wav.part"
+        ext = row.recording_key.rsplit(".", 1)[-1]  # wav, or the archived transcode's
+        target, tmp = directory / f"{call_id}.{ext}", directory / f".{call_id}.{ext}.part"
         try:
             with tmp.open("wb") as out:
                 digest = self.store.download(row.recording_key, out, progress)
             manifest = self.archived.manifest(call_id)
-            expected = manifest.recording.sha256 if manifest.recording else None
+            expected = manifest.recording.objects()[0][2] if manifest.recording else None
             if digest != expected:
                 raise ActionFailed(f"SHA-256 of the download {digest} differs from the "
                                    f"manifest's {expected}; nothing kept")
@@ -287,7 +289,11 @@ class Archive:
         self.allow(actor, action, call_id)
         row = self.row(call_id, actor, action)
         with self.failing(actor, action, call_id):
-            for key in filter(None, (row.recording_key, row.manifest_key)):
+            keys = [row.recording_key] if row.recording_key else []
+            if row.recording_key and not row.recording_key.endswith(".wav"):
+                # A transcode: its original may be archived too ([upload] keep_original).
+                keys = self.layout.recording_keys(self.archived.manifest(call_id))
+            for key in [*keys, row.manifest_key]:
                 self.store.set_legal_hold(key, on)
         self.catalog.set_legal_hold(call_id, on)
         self.audit(actor, action, call_id)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uploader.transcode import Format, transcode
+from callrec.manifest import AudioFormat as Format
+from uploader.transcode import transcode
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 8000

@@ -7,11 +7,16 @@ with it here is what the uploader sees from a real call, without placing one.
 from __future__ import annotations
 
 import hashlib
+import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
 from callrec.ids import new_call_id
 from callrec.manifest import (
+    MONO,
+    STEREO,
     AgentLeg,
     CallManifest,
     Notice,
@@ -22,6 +27,7 @@ from callrec.manifest import (
     normalise_number,
 )
 from callrec.reasons import StatusReason
+from callrec.signing import sha256_file
 
 
 def fake_call(spool: Path, size_mb: int, seconds_ago: float = 0, size_kb: int = 0,
@@ -73,5 +79,36 @@ def varied_call(spool: Path, caller_raw: str = "0312345678", name: str = "",
         update |= {"recording": None, "status_reason": StatusReason.POLICY_NEVER,
                    "policy": Policy.NEVER, "notice": Notice()}
     m = m.model_copy(update=update)
+    m.write_atomic(spool)
+    return m
+
+
+def sounding_call(spool: Path, seconds: float, stereo: bool = False) -> CallManifest:
+    """A finished call whose recording is a real 8 kHz 16-bit WAV of ``seconds``: a 440 Hz tone
+    on the left (or only) channel, 1 kHz on the right, each over a little noise, for the
+    transcoder (which must decode it back to the same length). Written a minute at a time."""
+    at = datetime.now(UTC)
+    call_id = new_call_id(at)
+    wav = spool / f"{call_id}.wav"
+    rate, channels = 8000, 2 if stereo else 1
+    rng = np.random.default_rng(7)
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        done, total = 0, int(seconds * rate)
+        while done < total:
+            t = np.arange(done, min(total, done + 60 * rate)) / rate
+            sides = [np.sin(2 * np.pi * f * t) * 6000 + rng.normal(0, 300, t.size)
+                     for f in (440, 1000)[:channels]]
+            w.writeframes(np.stack(sides, axis=1).astype("<i2").tobytes())
+            done += t.size
+    m = CallManifest(call_id=call_id, asterisk_uniqueid="1.2", policy=Policy.FORCE,
+                     status=RecordingStatus.RECORDED, outcome="completed", entered_at=at,
+                     caller=Party(number_raw="0312345678", number="0312345678"),
+                     recording=Recording(path=str(wav), size=wav.stat().st_size,
+                                         duration_s=round(total / rate, 3),
+                                         channels=list(STEREO if stereo else MONO),
+                                         sha256=sha256_file(wav)))
     m.write_atomic(spool)
     return m

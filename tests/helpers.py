@@ -98,13 +98,15 @@ def archive_settings(endpoints: Endpoints, bucket: str, tmp: Path, hashes: dict[
 Ship = Callable[..., Awaitable[list[str]]]
 
 
-def uploader_settings(settings: ArchiveSettings) -> UploaderSettings:
-    """The uploader of the archive's bucket, shipping from the archive's spool."""
+def uploader_settings(settings: ArchiveSettings, **upload: Any) -> UploaderSettings:
+    """The uploader of the archive's bucket, shipping from the archive's spool (``upload``:
+    more of its [upload] settings)."""
     assert settings.archive.spool is not None
     return UploaderSettings(s3=settings.s3, retention=settings.retention,
                             evidence=settings.evidence,
                             numbering=settings.numbering,
-                            upload=UploadSettings(spool=settings.archive.spool, metrics_port=0))
+                            upload=UploadSettings(spool=settings.archive.spool, metrics_port=0,
+                                                  **upload))
 
 
 def ids(rows: list[CallRow]) -> set[str]:

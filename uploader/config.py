@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from callrec.evidence.settings import EvidenceSettings
+from callrec.manifest import AudioFormat
 from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.sections import Section
@@ -34,6 +35,13 @@ class UploadSettings(Section):
     # The archive catalog (SQLite) to add each archived call to at once; None: only
     # `callrec archive sync` adds them (from S3).
     catalog: Path | None = None
+    # The recording's format in the archive: the WAV as recorded, FLAC (lossless) or Ogg Opus,
+    # made here from the spool's WAV and verified by decoding it before anything is archived
+    # (uploader/transcode.py). The manifest keeps the WAV's SHA-256 beside the object's.
+    format: AudioFormat = AudioFormat.WAV
+    opus_kbps: int = Field(16, ge=6, le=256)  # per channel's stream (stereo: two mono streams)
+    # Archive the WAV too, beside the transcode: where a legal policy demands the bit-exact file.
+    keep_original: bool = False
     # Seconds a stop lets the calls being shipped finish: below the unit's TimeoutStopSec
     # (deploy/callrec-upload.service: 120). A second signal stops at once. In [upload], not at
     # the top: one file holds every service's settings, and each stops in its own time.

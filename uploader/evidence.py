@@ -1,6 +1,6 @@
 """The uploader's part of the ledger: it publishes this host's public keys and writes the calls
 chain's checkpoints (callrec/evidence/ledger.py) every ``evidence.checkpoint_interval_s`` and at
-shutdown.
+shutdown, and the archive chain's when it sealed versions there (transcodes: uploader/formats.py).
 
 A checkpoint only vouches for entries already shipped: it stops before the first entry whose
 manifest is still in the spool, so ``callrec archive verify`` never counts a call waiting for
@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from callrec import CallrecError
-from callrec.evidence.ledger import Ledger
+from callrec.evidence.ledger import Ledger, host_chains
 from callrec.evidence.settings import EvidenceSettings
 from callrec.s3.store import Store
 from uploader.metrics import Metrics
@@ -26,6 +26,8 @@ class Checkpointer:
     def __init__(self, store: Store, settings: EvidenceSettings, spool: Path,
                  metrics: Metrics | None = None) -> None:
         self.ledger = Ledger(store, settings, settings.host)
+        # The versions this uploader seals naming a transcode (uploader/formats.py).
+        self.versions = Ledger(store, settings, host_chains(settings.host)[1])
         self.spool = spool
         self.metrics = metrics or Metrics()
 
@@ -44,6 +46,7 @@ class Checkpointer:
             previous = self.ledger.previous()
             upto = self.shipped_upto(int(previous["seq"]) if previous else 0)
             name = self.ledger.checkpoint(upto)
+            self._versions_checkpoint()
         except (CallrecError, OSError) as exc:
             self.metrics.checkpoint_failures.inc()
             log.error("evidence: checkpoint not written: %s (retried at the next interval)",
@@ -52,3 +55,11 @@ class Checkpointer:
         self.metrics.checkpoint.set_to_current_time()
         log.debug("evidence: checkpoint %s", name)
         return name
+
+    def _versions_checkpoint(self) -> None:
+        """The archive chain's, when it has entries no checkpoint covers yet (every entry there
+        is in the bucket: it was put before it was logged)."""
+        tip = self.versions.chain.tip()
+        previous = self.versions.previous()
+        if tip is not None and tip.seq > (int(previous["seq"]) if previous else 0):
+            self.versions.checkpoint()

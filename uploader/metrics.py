@@ -37,6 +37,15 @@ class Metrics:
                                            "Checkpoints not written (retried next interval)",
                                            registry=r)
 
+        self.transcode = Histogram(
+            "callrec_upload_transcode_seconds",
+            "Making and checking one recording's archive format (FLAC, Opus)", ["format"],
+            registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+        self.transcode_failures = Counter(
+            "callrec_upload_transcode_failures",
+            "Transcodes that failed or did not check: the WAV was archived instead",
+            ["format"], registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -26,7 +26,8 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import ValidationError
 
 from callrec import CallrecError
-from callrec.manifest import CallManifest, RecordingStatus
+from callrec.evidence.ledger import archive_ledger
+from callrec.manifest import CONTENT_TYPES, AudioFormat, CallManifest, RecordingStatus
 from callrec.s3.layout import Layout
 from callrec.s3.multipart import ContentMismatch
 from callrec.s3.settings import Lock
@@ -34,6 +35,7 @@ from callrec.s3.store import Store, StoreError
 from callrec.signing import SIG_SUFFIX, decode_sig, sha256_file
 from uploader import UploaderError
 from uploader.config import UploaderSettings
+from uploader.formats import Formats, Transcoded, leftovers, naming, put_version
 from uploader.journal import State, UploadJournal, UploadJournalError
 from uploader.metrics import Metrics
 
@@ -77,6 +79,9 @@ class Uploader:
         # One thread per concurrent call (asyncio's default pool has only cores + 4).
         self.pool = ThreadPoolExecutor(settings.upload.concurrency, "callrec-upload")
         self.feed = feed
+        self.formats = Formats(settings.upload, self.metrics)
+        # Seals the versions naming a transcode (uploader/formats.py); None: evidence is off.
+        self.versions = archive_ledger(self.store, settings.evidence)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -161,17 +166,11 @@ class Uploader:
         tags = self.layout.tagging(m)
         lock = self.settings.retention.lock_for(m)
         fresh = known_new  # uploaded just now or never attempted: the manifest cannot be there
+        coded = None
         if recorded:
-            fresh = self._ship_recording(m, wav, base + ".wav", tags, lock, known_new) or fresh
-        digest = hashlib.sha256(raw).hexdigest()
-        if fresh or not self.store.verified(base + ".json", len(raw), digest):
-            vouched = self.store.put_bytes(base + ".json", raw, digest, tags,
-                                           self._manifest_metadata(m, manifest_path, digest),
-                                           lock, "application/json")
-            if not vouched and not self.store.verified(base + ".json", len(raw), digest):
-                raise StoreError(f"S3 put {base}.json: not verified after upload",
-                                 "not_verified")
-            self.metrics.uploaded.inc(len(raw))
+            coded = self._transcode(m, wav)
+            fresh = self._ship_audio(m, wav, base, coded, tags, lock, known_new) or fresh
+        final, body = self._ship_manifest(m, manifest_path, raw, base, coded, tags, lock, fresh)
         if manifest_path.read_bytes() != raw:
             # Changed while we shipped it (``callrec outcome set``): the next scan ships the new
             # version; removing it now would lose the change.
@@ -182,11 +181,67 @@ class Uploader:
         ended = m.ended_at or m.entered_at
         self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - ended).total_seconds()))
         self.metrics.archived.inc()
-        self._catalogue(m, base + ".json", raw, lock)
+        self._catalogue(final, base + ".json", body, lock)
         self.clean_up(m, manifest_path, wav)
-        log.info("[%s] archived: s3://%s/%s.{wav,json} (%s, outcome %s)", m.call_id,
-                 self.settings.s3.bucket, base, m.status.value, m.outcome)
+        log.info("[%s] archived: s3://%s/%s.{%s,json} (%s, outcome %s)", m.call_id,
+                 self.settings.s3.bucket, base, coded.fmt.value if coded else "wav",
+                 m.status.value, m.outcome)
         return m.call_id
+
+    def _transcode(self, m: CallManifest, wav: Path) -> Transcoded | None:
+        """The archive format's file, from a WAV proven to be the manifest's (a corrupt one
+        is quarantined, never transcoded)."""
+        if not self.formats.active or m.recording is None:
+            return None
+        self._recording_file(m, wav)
+        if m.recording.sha256 and (digest := sha256_file(wav)) != m.recording.sha256:
+            self._mismatch(m, wav, digest)
+        return self.formats.prepare(m.call_id, wav)
+
+    def _ship_audio(self, m: CallManifest, wav: Path, base: str, coded: Transcoded | None,
+                    tags: str, lock: Lock, known_new: bool) -> bool:
+        """The recording's objects (the transcode first, then a kept original); True if any
+        was uploaded now."""
+        assert m.recording is not None
+        fresh = False
+        if coded is not None:
+            e = coded.encoded
+            meta = {**self.layout.metadata(m, e.sha256), "format": coded.fmt.value,
+                    "source-sha256": m.recording.sha256 or ""}
+            fresh = self._put_audio(e.path, f"{base}.{coded.fmt.value}", e.sha256, meta, tags,
+                                    lock, known_new, CONTENT_TYPES[coded.fmt])
+        if coded is None or self.settings.upload.keep_original:
+            fresh = self._ship_recording(m, wav, base + ".wav", tags, lock, known_new) or fresh
+        return fresh
+
+    def _ship_manifest(self, m: CallManifest, path: Path, raw: bytes, base: str,
+                       coded: Transcoded | None, tags: str, lock: Lock,
+                       fresh: bool) -> tuple[CallManifest, bytes]:
+        """The call flow's manifest, then (for a transcode) the version naming it; returns the
+        call's newest manifest and its bytes."""
+        key, digest = base + ".json", hashlib.sha256(raw).hexdigest()
+        head = None if fresh else self.store.head(key)
+        meta = {k.lower(): v for k, v in (head or {}).get("Metadata", {}).items()}
+        if coded is not None and meta.get("supersedes") == digest:
+            # Both versions were archived before a restart. Our bytes of the newest are not at
+            # hand; the catalog's next sync reads them.
+            return naming(m, coded, self.settings.upload.keep_original), b""
+        there = head is not None and head.get("ContentLength") == len(raw) and \
+            meta.get("sha256") == digest
+        if not there:
+            vouched = self.store.put_bytes(key, raw, digest, tags,
+                                           self._manifest_metadata(m, path, digest),
+                                           lock, "application/json")
+            if not vouched and not self.store.verified(key, len(raw), digest):
+                raise StoreError(f"S3 put {key}: not verified after upload", "not_verified")
+            self.metrics.uploaded.inc(len(raw))
+        if coded is None:
+            return m, raw
+        final = naming(m, coded, self.settings.upload.keep_original)
+        body = put_version(self.store, self.versions, final, key, tags,
+                           {**self.layout.metadata(final, ""), "supersedes": digest}, lock)
+        self.metrics.uploaded.inc(len(body))
+        return final, body
 
     def _manifest_metadata(self, m: CallManifest, path: Path, digest: str) -> dict[str, str]:
         """The manifest's metadata, with its signature when it is sealed (callrec/evidence/:
@@ -218,26 +273,35 @@ class Uploader:
             log.warning("[%s] an earlier run stopped mid-upload; shipping again", m.call_id)
         return known_new
 
-    def _ship_recording(self, m: CallManifest, wav: Path, key: str, tags: str,
-                        lock: Lock, known_new: bool) -> bool:
-        """Ship and verify the recording; True if it was uploaded now (False: already there)."""
-        assert m.recording is not None
+    def _recording_file(self, m: CallManifest, wav: Path) -> None:
         if not wav.exists():
             self.quarantine(self.spool / f"{m.call_id}.json", None, "recording file missing")
             raise Quarantined("recording_missing")
+
+    def _ship_recording(self, m: CallManifest, wav: Path, key: str, tags: str,
+                        lock: Lock, known_new: bool) -> bool:
+        """Ship and verify the WAV; True if it was uploaded now (False: already there)."""
+        assert m.recording is not None
+        self._recording_file(m, wav)
         size = wav.stat().st_size
         # A large file is hashed while it uploads (callrec/s3/multipart.py); a small one first.
         streamed = self.store.is_large(size) and bool(m.recording.sha256)
         digest = m.recording.sha256 if streamed and m.recording.sha256 else sha256_file(wav)
         if m.recording.sha256 and digest != m.recording.sha256:
             self._mismatch(m, wav, digest)
-        if not known_new and self.store.verified(key, size, digest):
-            return False  # shipped before a restart
         try:
-            vouched = self.store.put_file(key, wav, digest, tags, self.layout.metadata(m, digest),
-                                          lock, "audio/wav")
+            return self._put_audio(wav, key, digest, self.layout.metadata(m, digest), tags,
+                                   lock, known_new, CONTENT_TYPES[AudioFormat.WAV])
         except ContentMismatch as exc:  # aborted: nothing was archived
             self._mismatch(m, wav, exc.actual)
+
+    def _put_audio(self, path: Path, key: str, digest: str, meta: dict[str, str], tags: str,
+                   lock: Lock, known_new: bool, content_type: str) -> bool:
+        """One recording object, verified; True if uploaded now (False: already there)."""
+        size = path.stat().st_size
+        if not known_new and self.store.verified(key, size, digest):
+            return False  # shipped before a restart
+        vouched = self.store.put_file(key, path, digest, tags, meta, lock, content_type)
         if not vouched and not self.store.verified(key, size, digest):
             raise StoreError(f"S3 put {key}: not verified after upload", "not_verified")
         self.metrics.uploaded.inc(size)
@@ -249,7 +313,7 @@ class Uploader:
             return
         # A single PUT's ETag is the body's MD5 (no SSE-KMS): the next sync then sees the
         # object as known; if not, it reads the manifest once more.
-        etag = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+        etag = hashlib.md5(raw, usedforsecurity=False).hexdigest() if raw else ""
         try:
             self.feed(m, key, etag, lock.legal_hold)
         except CallrecError as exc:
@@ -263,7 +327,7 @@ class Uploader:
 
     def clean_up(self, m: CallManifest, manifest: Path, wav: Path) -> None:
         # A stereo call's raw stream (ari_app/rawfile.py) goes once its WAV is archived.
-        files = [wav, wav.with_suffix(".raw"), manifest,
+        files = [wav, wav.with_suffix(".raw"), *leftovers(wav), manifest,
                  manifest.with_name(manifest.name + SIG_SUFFIX)]
         if self.settings.upload.after_upload == "move":
             done = self.spool / "done"
@@ -279,7 +343,8 @@ class Uploader:
         target = self.spool / "quarantine"
         target.mkdir(exist_ok=True)
         raw = manifest.with_suffix(".raw")  # a stereo call's stream goes with its manifest
-        for path in (manifest, wav, raw, manifest.with_name(manifest.name + SIG_SUFFIX)):
+        for path in (manifest, wav, raw, *leftovers(manifest.with_suffix(".wav")),
+                     manifest.with_name(manifest.name + SIG_SUFFIX)):
             if path is not None and path.exists():
                 shutil.move(str(path), target / path.name)
         log.error("[%s] quarantined: %s", manifest.stem, reason)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import wave
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import av
 import numpy as np
 
 from callrec.durable import fsync_dir
+from callrec.manifest import AudioFormat as Format
 from callrec.signing import sha256_file
 from uploader import UploaderError
 
@@ -37,13 +37,6 @@ CHUNK_FRAMES = 8000 * 20  # 20 s of audio at a time: a long call never sits in m
 OPUS_RATE = 48000  # what an Opus decoder gives back, whatever went in (RFC 6716 2)
 
 
-class Format(StrEnum):
-    WAV = "wav"
-    FLAC = "flac"
-    OPUS = "opus"
-
-
-CONTENT_TYPE = {Format.WAV: "audio/wav", Format.FLAC: "audio/flac", Format.OPUS: "audio/ogg"}
 _CONTAINER = {Format.FLAC: "flac", Format.OPUS: "ogg"}
 _CODEC = {Format.FLAC: "flac", Format.OPUS: "libopus"}
 
@@ -81,6 +74,18 @@ def transcode(wav: Path, out: Path, fmt: Format, opus_kbps: int = 16) -> Encoded
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return Encoded(out, out.stat().st_size, sha256_file(out), round(frames / rate, 3))
+
+
+def checked(wav: Path, out: Path, fmt: Format) -> Encoded:
+    """An ``out`` an earlier run made (renamed into place only once verified), decoded once
+    more against ``wav``: a restart reuses it rather than encoding again."""
+    try:
+        with wave.open(str(wav), "rb") as src:
+            rate, frames = src.getframerate(), src.getnframes()
+        _verify(out, fmt, rate, frames)
+    except (OSError, EOFError, wave.Error, av.FFmpegError, ValueError) as exc:
+        raise TranscodeError(f"{out.name}: {exc}") from exc
     return Encoded(out, out.stat().st_size, sha256_file(out), round(frames / rate, 3))
 
 

@@ -84,6 +84,7 @@ def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
     visit = next((v for v in reversed(m.queues) if v.queue == queue), None)
     recorded = m.recording is not None and m.status.value != "unrecorded"
     wanted_notice = m.policy.value != "never"
+    played = m.recording.objects()[0] if m.recording else None
     return CallRow(
         call_id=m.call_id, entered_at=m.entered_at.astimezone(UTC),
         day=f"{m.entered_at.astimezone(UTC):%Y-%m-%d}", caller=caller,
@@ -95,9 +96,11 @@ def row_for(m: CallManifest, manifest_key: str, etag: str, plan: NumberingPlan,
         notice_failed=wanted_notice and not m.notice.completed,
         duration_s=max(0.0, (ended - m.entered_at).total_seconds()), legal_hold=legal_hold,
         manifest_key=manifest_key,
-        recording_key=manifest_key.removesuffix(".json") + ".wav" if recorded else None,
-        sha256=m.recording.sha256 if m.recording else None,
-        size=m.recording.size if m.recording else None, etag=etag, agent_name=m.agent_name(),
+        # The object the archive plays: the WAV, or the transcode the uploader archived.
+        recording_key=f"{manifest_key.removesuffix('.json')}.{m.recording.format.value}"
+        if m.recording and recorded else None,
+        sha256=played[2] if played else None, size=played[1] if played else None,
+        etag=etag, agent_name=m.agent_name(),
         queue=queue, queue_wait_s=visit.wait_s if visit else None,
         abandoned=m.abandoned.where.value if m.abandoned else "",
         flags=joined(manifest_flags(m, flags or FlagSettings())), reviewed="",

@@ -6,7 +6,9 @@ third party checks with standard tools only (``sha256sum``, ``openssl``; README.
     index.json                     the calls, their versions and where each proof is
     calls/<id>/manifest.vN.json    every manifest version, exactly as archived
     calls/<id>/manifest.vN.json.sig  its Ed25519 signature (raw 64 bytes)
-    calls/<id>/recording.wav       the recording, exactly as archived
+    calls/<id>/recording.<ext>     the recording, exactly as archived (wav; flac or opus when
+                                   the uploader archived a transcode, and then the wav too if
+                                   the original was kept)
     calls/<id>/object-lock.json    Object Lock retention and legal hold of every object version
     calls/<id>/audit.json          the archive's audit rows of the call (who listened, changed,
                                    held, exported)
@@ -24,16 +26,17 @@ import json
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from archive.catalog import AuditRow
-from archive.evidence.bundle_text import CallFiles, Proof, key_file, readme
+from archive.evidence.bundle_text import CallFiles, Proof, Recorded, key_file, readme
 from archive.render import dumps
 from archive.service import NotFound
 from callrec.evidence.ledger import EvidenceLayout
 from callrec.ids import call_id_time
-from callrec.manifest import ChainLink
+from callrec.manifest import AudioFormat, ChainLink
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store
 from callrec.s3.versions import (
@@ -89,10 +92,13 @@ class BundleWriter:
         return sha256_file(out)
 
     def _versions(self, call_id: str) -> tuple[list[ObjectVersion], list[ObjectVersion]]:
+        """The manifest's versions, and every version of every recording object (by key)."""
         base = self.layout.base_of(call_id)
         listed = [v for v in list_versions(self.store, base + ".") if not v.delete_marker]
+        audio = {f"{base}.{fmt.value}" for fmt in AudioFormat}
         return (oldest_first([v for v in listed if v.key == base + ".json"]),
-                oldest_first([v for v in listed if v.key == base + ".wav"]))
+                sorted(oldest_first([v for v in listed if v.key in audio]),
+                       key=lambda v: v.key))
 
     def _call(self, zf: zipfile.ZipFile, sums: dict[str, str], signers: set[str],
               call_id: str, manifests: list[ObjectVersion],
@@ -100,6 +106,7 @@ class BundleWriter:
         files = CallFiles(call_id)
         folder = f"calls/{call_id}/"
         last: dict[str, Any] = {}
+        docs: list[tuple[str, dict[str, Any]]] = []
         for n, v in enumerate(manifests, 1):
             got = get_version(self.store, v.key, v.version_id)
             if got is None:
@@ -113,6 +120,7 @@ class BundleWriter:
                     if last.get("chain") else None
             except (ValueError, TypeError, AttributeError):
                 last = {}
+            docs.append((proof.manifest, last))
             if proof.link is not None:
                 signers.add(proof.link.key)
             signature = decode_sig(meta.get("signature", ""))
@@ -122,11 +130,18 @@ class BundleWriter:
             if proof.link is not None:
                 proof.checkpoint = self._checkpoint(zf, sums, signers, proof, call_id)
             files.proofs.append(proof)
-        for n, w in enumerate(wavs, 1):
-            name = f"{folder}recording{'' if len(wavs) == 1 else f'.v{n}'}.wav"
-            files.recordings.append((name, self._recording(zf, sums, name, w)))
+        for key, versions in groupby(wavs, key=lambda v: v.key):
+            found = list(versions)
+            ext = key.rsplit(".", 1)[-1]
+            expected, named_in = _named(ext, docs)
+            for n, w in enumerate(found, 1):
+                name = f"{folder}recording{'' if len(found) == 1 else f'.v{n}'}.{ext}"
+                files.recordings.append(Recorded(name, self._recording(zf, sums, name, w),
+                                                 expected, named_in))
         recording = last.get("recording") or {}
-        files.recording_sha256 = str(recording.get("sha256") or "")
+        played = recording.get("archived") or recording  # the object the archive plays
+        files.recording_sha256 = str(played.get("sha256") or "") if isinstance(played, dict) \
+            else ""
         locks = [{"key": v.key, "version_id": v.version_id,
                   **lock_state(self.store, v.key, v.version_id)} for v in manifests + wavs]
         _add(zf, sums, folder + "object-lock.json", dumps(locks).encode())
@@ -138,7 +153,7 @@ class BundleWriter:
             "caller_number_raw": caller.get("number_raw", ""),
             "caller_name_raw": caller.get("name_raw", ""), "status": last.get("status"),
             "outcome": last.get("outcome"), "recording_sha256": files.recording_sha256,
-            "recordings": [p for p, _ in files.recordings],
+            "recordings": [r.path for r in files.recordings],
             "versions": [{"manifest": p.manifest, "sha256": p.sha256,
                           "signature": p.signature, "checkpoint": p.checkpoint,
                           "chain": p.link.model_dump() if p.link else None}
@@ -189,6 +204,26 @@ class BundleWriter:
         start = self.ev.chain_day(chain, day)
         for name, _ in self.store.list_keys(f"{self.ev.chains}{chain}/", start):
             yield name
+
+
+def _named(ext: str, docs: list[tuple[str, dict[str, Any]]]) -> tuple[str, str]:
+    """The SHA-256 the newest manifest version gives the recording object ``ext`` and the
+    first version that names it (a transcode is named by the version the uploader wrote after
+    the call flow's; the WAV by the first). ("", "") if none does."""
+    def named(doc: dict[str, Any]) -> str:
+        rec = doc.get("recording")
+        if not isinstance(rec, dict):
+            return ""
+        if ext == AudioFormat.WAV.value:
+            return str(rec.get("sha256") or "")
+        archived = rec.get("archived")
+        if isinstance(archived, dict) and archived.get("format") == ext:
+            return str(archived.get("sha256") or "")
+        return ""
+
+    expected = named(docs[-1][1]) if docs else ""
+    first = next((path for path, doc in docs if expected and named(doc) == expected), "")
+    return expected, first
 
 
 def _add(zf: zipfile.ZipFile, sums: dict[str, str], name: str, data: bytes) -> None:

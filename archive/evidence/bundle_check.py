@@ -85,10 +85,16 @@ def _manifest(zf: zipfile.ZipFile, sums: dict[str, str], name: str,
     if not _signed(zf, name, link.key, report):
         return
     folder = name.rsplit("/", 1)[0]
-    recording = (doc.get("recording") or {}).get("sha256")
-    for wav in [n for n in sums if n.startswith(folder + "/recording") and n.endswith(".wav")]:
-        if recording and sums[wav] != recording:
-            report.problems.append(f"{wav}: SHA-256 differs from the signed manifest's")
+    rec = doc.get("recording") or {}
+    # What this version names: the WAV's SHA-256, and the transcode's once it was archived.
+    named = {"wav": rec.get("sha256")}
+    archived = rec.get("archived")
+    if isinstance(archived, dict):
+        named[str(archived.get("format"))] = archived.get("sha256")
+    for path in [n for n in sums if n.startswith(folder + "/recording")]:
+        expected = named.get(path.rsplit(".", 1)[-1])
+        if expected and sums[path] != expected:
+            report.problems.append(f"{path}: SHA-256 differs from the signed manifest's")
     _listed(zf, sums, name, link, str(doc.get("call_id")), report)
     report.checked.append(f"{name}: signed by {link.key}, entry {link.seq} of {link.chain}")
 

@@ -74,11 +74,22 @@ class Proof:
     checkpoint_key: str = ""  # its signer (the host's key when it was written)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A recording file of the bundle: its SHA-256, the one the newest manifest version gives
+    it, and the first version that names it ("": none)."""
+
+    path: str
+    sha256: str
+    expected: str
+    named_in: str
+
+
 @dataclass
 class CallFiles:
     call_id: str
     proofs: list[Proof] = field(default_factory=list)
-    recordings: list[tuple[str, str]] = field(default_factory=list)  # (path, sha256)
+    recordings: list[Recorded] = field(default_factory=list)
     recording_sha256: str = ""
     index: dict[str, Any] = field(default_factory=dict)
 
@@ -115,13 +126,12 @@ def _call_commands(files: CallFiles) -> list[str]:
                       f"$ grep -q '{proof.sha256}' {proof.checkpoint}"]
         else:
             lines.append("# not yet in a checkpoint / まだチェックポイントに掲載されていません")
-    if files.recording_sha256:
-        for path, _ in files.recordings:
+    for rec in files.recordings:
+        if rec.expected and rec.named_in:
             lines += ["# the recording is the one the signed manifest names / "
                       "録音が署名済みマニフェストの記載と一致すること",
-                      f"$ grep -q '\"sha256\": \"{files.recording_sha256}\"' "
-                      f"{files.proofs[0].manifest}",
-                      f"$ echo '{files.recording_sha256}  {path}' | sha256sum -c"]
+                      f"$ grep -q '\"sha256\": \"{rec.expected}\"' {rec.named_in}",
+                      f"$ echo '{rec.expected}  {rec.path}' | sha256sum -c"]
     return [*lines, ""]
 
 

@@ -33,7 +33,7 @@ from callrec.evidence.ledger import EvidenceLayout, host_chains
 from callrec.evidence.rules import ChainCheck, Checked, Checkpoint
 from callrec.evidence.settings import EvidenceSettings
 from callrec.ids import call_id_time, is_call_id
-from callrec.manifest import ChainLink
+from callrec.manifest import AudioFormat, ChainLink, Recording
 from callrec.s3.layout import Layout
 from callrec.s3.store import Store
 from callrec.s3.versions import (
@@ -48,6 +48,7 @@ from callrec.signing import decode_sig, load_public, sha256_hex, signature_ok
 
 KINDS = ("verified", "missing", "altered", "unsigned", "chain_breaks", "checkpoints_missing")
 NO_CHAIN = "-"  # unsigned versions name no chain
+AUDIO = frozenset(fmt.value for fmt in AudioFormat)  # a recording object's key suffixes
 
 
 @dataclass(frozen=True)
@@ -153,19 +154,19 @@ class Verifier:
         return found
 
     def _calls(self, since: date | None) -> Iterator[Listed]:
-        """The listing, one call at a time: a call's ``.json`` and ``.wav`` keys are adjacent
-        in key order."""
+        """The listing, one call at a time: a call's ``.json`` and recording keys (``.wav``,
+        ``.flac``, ``.opus``) are adjacent in key order."""
         marker = self.layout.day_start(since) if since else ""
         current: Listed | None = None
         for v in list_latest(self.store, self.layout.prefix, marker):
             base, ext = v.key.rsplit(".", 1) if "." in v.key else (v.key, "")
-            if ext not in ("json", "wav"):
+            if ext != "json" and ext not in AUDIO:
                 continue
             if current is None or current.base != base:
                 if current is not None and current.manifests:
                     yield current
                 current = Listed(base)
-            (current.manifests if ext == "json" else current.wavs).append(v)
+            (current.manifests if ext == "json" else current.audio).append(v)
         if current is not None and current.manifests:
             yield current
 
@@ -190,7 +191,8 @@ class Verifier:
             # Later versions exist (or all is to be read): every version, and the recording's.
             every = list(list_versions(self.store, listed.base + "."))
             order = oldest_first([v for v in every if v.key == key])
-            listed.wavs = [v for v in every if v.key == listed.base + ".wav"]
+            listed.audio = [v for v in every if v.key.rsplit(".", 1)[-1] in AUDIO
+                            and v.key.rsplit(".", 1)[0] == listed.base]
             listed.versioned = True
             found = [self._check(key, v, keys) for v in order if not v.delete_marker]
         call_id = key.rsplit("/", 1)[-1].removesuffix(".json")
@@ -218,7 +220,7 @@ class Listed:
 
     base: str
     manifests: list[ObjectVersion] = field(default_factory=list)
-    wavs: list[ObjectVersion] = field(default_factory=list)
+    audio: list[ObjectVersion] = field(default_factory=list)  # the recording's objects
     versioned: bool = False  # every version listed (else the current ones only)
 
 
@@ -276,30 +278,46 @@ def _judge(c: Checked, data: bytes, meta: dict[str, str], keys: dict[str, Any]) 
 
 def _recording(latest: Checked, listed: Listed, archived: ObjectVersion,
                store: Store, deep: bool) -> str | None:
-    """A problem with the recording the manifest names (None: none). With every version
+    """A problem with the recording objects the newest manifest version names (None: none):
+    the WAV, or the uploader's transcode (and the WAV too if the original was kept)."""
+    rec = latest.recording
+    if latest.status == "unrecorded" or not rec or not rec.get("sha256"):
+        return None
+    try:
+        objects = Recording.model_validate(rec).objects()
+    except ValidationError:
+        return "the manifest's recording facts are unreadable"
+    for fmt, size, sha256 in objects:
+        key = f"{listed.base}.{fmt.value}"
+        problem = _object(key, [v for v in listed.audio if v.key == key], size, sha256,
+                          listed.versioned, archived, store, deep)
+        if problem:
+            return problem if fmt is AudioFormat.WAV else f"{fmt.value}: {problem}"
+    return None
+
+
+def _object(key: str, versions: list[ObjectVersion], size: int | None, sha256: str | None,
+            versioned: bool, archived: ObjectVersion, store: Store, deep: bool) -> str | None:
+    """One recording object against the manifest's size and SHA-256. With every version
     listed, a second version is a replacement. From the current objects only: ``archived`` is
     the manifest's first version, and the uploader put the recording before it (in the
     store's own clock), so a recording written later was replaced. (ListObjectsV2 keeps the
     write time through tag, hold and retention changes; SeaweedFS's version listing does not,
     hence the two rules.)"""
-    wavs = listed.wavs
-    rec = latest.recording
-    if latest.status == "unrecorded" or not rec or not rec.get("sha256"):
-        return None
-    if not wavs:
+    if not versions:
         return "recording missing"
-    wavs = oldest_first(wavs)
-    if wavs[-1].delete_marker:
+    versions = oldest_first(versions)
+    if versions[-1].delete_marker:
         return "recording deleted (delete marker)"
-    if len(wavs) > 1:
-        return f"recording replaced ({len(wavs)} versions)"
-    if not listed.versioned and wavs[0].last_modified > archived.last_modified:
+    if len(versions) > 1:
+        return f"recording replaced ({len(versions)} versions)"
+    if not versioned and versions[0].last_modified > archived.last_modified:
         return "recording replaced after its manifest was archived"
-    if wavs[0].size != rec.get("size"):
-        return f"recording is {wavs[0].size} bytes, the manifest says {rec.get('size')}"
+    if versions[0].size != size:
+        return f"recording is {versions[0].size} bytes, the manifest says {size}"
     if deep:
-        found = get_version(store, wavs[0].key, wavs[0].version_id)
-        if found is None or sha256_hex(found[0]) != rec["sha256"]:
+        found = get_version(store, key, versions[0].version_id)
+        if found is None or sha256_hex(found[0]) != sha256:
             return "recording's SHA-256 differs from the manifest's"
     return None
 

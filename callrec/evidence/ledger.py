@@ -96,9 +96,11 @@ class Ledger:
         return old, new
 
     def seal_and_put(self, m: CallManifest, key: str, tags: str, metadata: dict[str, str],
-                     lock: Lock) -> Sealed:
+                     lock: Lock, ticking: bool = False) -> Sealed:
         """``m`` sealed in this chain and written as the object ``key`` (a new version), then
-        a checkpoint at once (such writes are rare and nothing ships them later)."""
+        a checkpoint at once (such writes are rare and nothing ships them later). ``ticking``:
+        the caller publishes the keys and checkpoints on its own ticks (the uploader, which
+        writes one such version per transcoded call: uploader/evidence.py)."""
         def persist(data: bytes, signature: bytes) -> None:
             meta = {**metadata, "sha256": sha256_hex(data), "signature": encode_sig(signature)}
             self.store.put_bytes(key, data, sha256_hex(data), tags, meta, lock,
@@ -106,9 +108,11 @@ class Ledger:
 
         # The key first: an archive server with no uploader beside it (which publishes keys
         # on its ticks) would otherwise leave versions nobody can verify. A HEAD per key.
-        self.publish_keys()
+        if not ticking:
+            self.publish_keys()
         sealed = self.chain.seal(self.key, m, persist)
-        self.checkpoint()
+        if not ticking:
+            self.checkpoint()
         return sealed
 
     def checkpoint(self, upto: int | None = None) -> str:
@@ -153,7 +157,8 @@ class Ledger:
 
 def host_chains(host: str) -> tuple[str, str]:
     """A host's two chains: its calls (``<host>``) and the versions it writes straight to the
-    bucket (outcome changes by the archive and ``callrec outcome set``: ``<host>.archive``)."""
+    bucket (outcome changes by the archive and ``callrec outcome set``, and the uploader's
+    versions naming a transcoded recording: ``<host>.archive``)."""
     return host, f"{host}.archive"
 
 

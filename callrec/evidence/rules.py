@@ -31,7 +31,9 @@ class Checked:
     detail: str
     status: str = ""
     recording: dict[str, Any] | None = None
-    changes: int = 0  # outcome changes the version lists (each made a version before it)
+    # Versions before this one that it tells of: each outcome change it lists made one, and
+    # a transcode's version (``recording.archived``) follows the call flow's.
+    changes: int = 0
 
     def compact(self) -> Checked:
         """What the chain check keeps of it (no key, no recording facts)."""
@@ -43,9 +45,10 @@ class Checked:
     def with_facts(self, link: ChainLink | None, doc: dict[str, Any]) -> Checked:
         recording = doc.get("recording")
         changes = doc.get("outcome_changes")
-        return replace(self, link=link, status=str(doc.get("status", "")),
-                       recording=recording if isinstance(recording, dict) else None,
-                       changes=len(changes) if isinstance(changes, list) else 0)
+        rec = recording if isinstance(recording, dict) else None
+        return replace(self, link=link, status=str(doc.get("status", "")), recording=rec,
+                       changes=(len(changes) if isinstance(changes, list) else 0)
+                       + (1 if rec and rec.get("archived") else 0))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """How calls are laid out in the bucket: one place for object keys, listing prefixes, tags and
 the metadata of a call's objects.
 
-A call's objects are ``<key_template>.wav`` (the recording, if any) and ``.json`` (the manifest),
+A call's objects are ``<key_template>.json`` (the manifest) and its recording, if any:
+``.wav``, or ``.flac``/``.opus`` when the uploader archived a transcode (then also the ``.wav``
+if the original is kept: callrec/manifest/audio.py ``Recording.objects``),
 filed by the call's UTC entry date, which its id begins with (callrec/ids.py): a key can be found
 from the call id alone.
 """
@@ -42,6 +44,13 @@ class Layout:
             raise NotACallId(f"{call_id!r} is not a callrec call id")
         yyyy, mm, dd = match.groups()
         return self._key(yyyy, mm, dd, call_id)
+
+    def recording_keys(self, m: CallManifest) -> list[str]:
+        """The keys of the call's recording objects, the one to play first."""
+        if m.recording is None:
+            return []
+        base = self.base(m)
+        return [f"{base}.{fmt.value}" for fmt, _, _ in m.recording.objects()]
 
     def manifest_key(self, call_id: str) -> str:
         return self.base_of(call_id) + ".json"

@@ -75,8 +75,7 @@ class Archived:
             digest = hashlib.sha256(raw).hexdigest()
             self.store.put_bytes(base + ".json", raw, digest, self.layout.tagging(m),
                                  self.layout.metadata(m, digest), lock, "application/json")
-        if m.recording is not None:
-            key = base + ".wav"
+        for key in self.layout.recording_keys(m):  # the archived format, and a kept original
             self.store.put_tags(key, tags_for(m))
             if lock.legal_hold:
                 self.store.set_legal_hold(key, True)

@@ -47,9 +47,10 @@ def ship(settings: ArchiveSettings) -> Ship:
     """Archive everything in the test's spool with the real uploader (await it); with
     ``feed=True`` it tells the archive's catalog of each call, as ``callrec upload`` does when
     ``upload.catalog`` is set (callrec_cli/main.py)."""
-    async def run(feed: bool = False) -> list[str]:
+    async def run(feed: bool = False, **upload: Any) -> list[str]:
+        """``upload``: [upload] settings of this uploader (``format="opus"``)."""
         archive = Archive(settings) if feed else None
-        uploader = Uploader(uploader_settings(settings),
+        uploader = Uploader(uploader_settings(settings, **upload),
                             feed=archive.catalogue if archive is not None else None)
         try:
             summary = await uploader.drain()

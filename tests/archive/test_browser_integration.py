@@ -23,7 +23,7 @@ from archive.config import ArchiveSettings
 from archive.service import Actor, Archive
 from archive.web.app import WebApp
 from archive.web.server import application
-from callrec.manifest import CallManifest, EventKind
+from callrec.manifest import AudioFormat, CallManifest, EventKind
 from testbench import tlsproxy
 from testbench.bench import Bench
 from testbench.procs import free_port
@@ -113,6 +113,52 @@ async def test_browser_finds_plays_and_reclassifies_a_real_call(
     tags = {t["Key"]: t["Value"] for t in
             s3.get_object_tagging(Bucket=settings.s3.bucket, Key=key)["TagSet"]}
     assert tags["outcome"] == "complaint"
+
+
+@pytest.mark.timeout(180)
+async def test_browser_plays_a_stereo_call_archived_as_opus(
+    bench: Bench, caller: Caller, start_callrec: StartApp,
+    manifests: Callable[..., list[CallManifest]], unique_caller: Callable[[], str],
+    settings: ArchiveSettings, ship: Ship,
+) -> None:
+    """The uploader archived the call as Ogg Opus (two uncoupled mono streams: mapping family
+    255); Chromium's player loads it at the recording's length, as audio/ogg, and plays it."""
+    assert bench.asterisk is not None
+    settings.archive.spool = bench.asterisk.recordings
+    start_callrec(CALLREC_RECORDING__STEREO="true", CALLREC_RECORDING__STEREO_ON_8K_ONLY_PBX="true")
+    number = unique_caller()
+    await asyncio.to_thread(caller.call, "9001", hold_s=6.0, caller_user=number)
+    [m] = await asyncio.to_thread(manifests, number)
+    assert m.recording is not None and m.recording.duration_s
+    await ship(format=AudioFormat.OPUS)
+    settings.web.cookie_secure = False  # plain HTTP on loopback in this test
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(application(webapp))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        await asyncio.to_thread(archive.sync)
+        async with chromium() as browser:
+            page = await browser.new_page()
+            types: list[str] = []
+            page.on("response", lambda r: types.append(r.headers.get("content-type", "")))
+            await page.goto(base + "/login")
+            await page.fill("input[name=user]", "supervisor")
+            await page.fill("input[name=password]", PASSWORDS["supervisor"])
+            await page.click("button[type=submit]")
+            await page.goto(base + f"/calls/{m.call_id}")
+            duration = await page.evaluate(DURATION_JS)
+            assert abs(duration - m.recording.duration_s) < 0.1, duration
+            await page.evaluate("() => document.getElementById('player').play()")
+            await page.wait_for_function(
+                "() => document.getElementById('player').currentTime > 0.5")
+            assert "audio/ogg" in types
+    finally:
+        await runner.cleanup()
+        webapp.pool.shutdown(wait=True)
+        archive.close()
 
 
 @asynccontextmanager

@@ -10,8 +10,9 @@ import av
 import numpy as np
 import pytest
 
+from callrec.manifest import AudioFormat as Format
 from uploader import transcode as tc
-from uploader.transcode import Format, TranscodeError, transcode
+from uploader.transcode import TranscodeError, transcode
 
 REPO = Path(__file__).resolve().parents[2]
 

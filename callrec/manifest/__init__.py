@@ -14,10 +14,40 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from callrec.durable import write_atomic
 from callrec.ids import OUTCOME_RE
+
+# The recording's part of the contract lives in callrec/manifest/audio.py; import it from here.
+from callrec.manifest.audio import (
+    CONTENT_TYPES as CONTENT_TYPES,
+)
+from callrec.manifest.audio import (
+    MONO as MONO,
+)
+from callrec.manifest.audio import (
+    STEREO as STEREO,
+)
+from callrec.manifest.audio import (
+    ArchivedAudio as ArchivedAudio,
+)
+from callrec.manifest.audio import (
+    AudioChannel as AudioChannel,
+)
+from callrec.manifest.audio import (
+    AudioCheck as AudioCheck,
+)
+from callrec.manifest.audio import (
+    AudioFormat as AudioFormat,
+)
+from callrec.manifest.audio import (
+    AudioVerdict as AudioVerdict,
+)
+from callrec.manifest.audio import (
+    Recording as Recording,
+)
+from callrec.manifest.base import _Model
 from callrec.reasons import StatusReason
 
 SCHEMA_VERSION = 1
@@ -64,10 +94,6 @@ class Policy(StrEnum):
     FORCE = "force"  # no recording, no call: apology prompt and hang up
     OPTIONAL = "optional"  # no recording: continue without the notice, marked unrecorded
     NEVER = "never"  # neither recording nor notice
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -239,60 +265,6 @@ class OutcomeChange(_Model):
     previous: str
     outcome: str = Field(pattern=OUTCOME_RE)
     by: str = ""
-
-
-class AudioChannel(StrEnum):
-    """Who is on a recording's channel, in the file's order."""
-
-    MIX = "mix"  # mono: everyone, mixed
-    CUSTOMER = "customer"  # what the customer's phone sent (MixMonitor D: the channel's read)
-    AGENT = "agent"  # what the customer heard: agents, the notice, hold music (D: the write)
-
-
-MONO: tuple[AudioChannel, ...] = (AudioChannel.MIX,)
-STEREO: tuple[AudioChannel, ...] = (AudioChannel.CUSTOMER, AudioChannel.AGENT)
-
-
-class AudioVerdict(StrEnum):
-    """What the audio check found in the conversation (ari_app/audio_check.py)."""
-
-    CLEAN = "clean"  # speech where it should be
-    CUSTOMER_SILENT = "customer_silent"  # stereo: nothing from the customer's phone
-    AGENT_SILENT = "agent_silent"  # stereo: an agent answered, and nothing came back
-    SILENT = "silent"  # nothing on any channel (mono: the mix)
-
-
-class AudioCheck(_Model):
-    """Speech found per channel from ``from_s`` (the first agent's answer, seconds into the
-    recording) to the end of the file."""
-
-    verdict: AudioVerdict
-    from_s: float = Field(ge=0)
-    speech_s: dict[AudioChannel, float]
-
-
-class Recording(_Model):
-    path: str  # where the call flow's host sees the file
-    channels: list[AudioChannel] = Field(default_factory=lambda: list(MONO))
-    # Stereo was asked for and this recording is mono: why (ari_app/rawfile.py stereo_refusal).
-    stereo_refused: str | None = None
-    # Stereo: the headerless stream MixMonitor wrote (<id>.raw), its size and SHA-256. The WAV
-    # at ``path`` is that stream with a header before it: its data chunk is the stream's bytes
-    # exactly, short of a torn last frame (ari_app/rawfile.py wrap).
-    source_size: int | None = None
-    source_sha256: str | None = None
-    # None: not checked (off, nobody answered, or the file was not proven complete)
-    audio_check: AudioCheck | None = None
-    mixmonitor_id: str | None = None
-    started_at: datetime | None = None
-    verified_at: datetime | None = None
-    closed_at: datetime | None = None
-    size: int | None = None
-    duration_s: float | None = None
-    sha256: str | None = None
-    # Its writer died before finishing the WAV header (Asterisk killed): callrec set the two
-    # size fields from the file before hashing it (ari_app/wavfile.py repair_header).
-    header_repaired: bool = False
 
 
 class ChainLink(_Model):
