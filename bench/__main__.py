@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="sealed calls archive verify walks (0: only the sealing costs)")
     parser.add_argument("--format-hours", type=float, default=1.0,
                         help="hours of audio the archive-format benchmark transcodes")
+    parser.add_argument("--format-calls", type=int, default=40,
+                        help="calls the uploader archives as wav, then as opus")
+    parser.add_argument("--format-minutes", type=float, default=5.0,
+                        help="each such call's length")
     parser.add_argument("--only", choices=("calls", "upload", "archive", "evidence", "formats"),
                         default=None,
                         help="run one half of the benchmark")
@@ -73,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         archived = archive.run(bench, args.catalog_calls, args.sync) \
             if args.only in (None, "archive") else ""
         sealed = evidence.run(bench, args.verify) if args.only in (None, "evidence") else ""
-        coded = formats.run(args.format_hours) if args.only in (None, "formats") else ""
+        coded = formats.run(args.format_hours) + "\n\n" + formats.throughput(
+            bench, args.format_calls, args.format_minutes) \
+            if args.only in (None, "formats") else ""
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

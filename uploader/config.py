@@ -40,8 +40,11 @@ class UploadSettings(Section):
     # (uploader/transcode.py). The manifest keeps the WAV's SHA-256 beside the object's.
     format: AudioFormat = AudioFormat.WAV
     opus_kbps: int = Field(16, ge=6, le=256)  # per channel's stream (stereo: two mono streams)
+    # libopus's effort, 0-10: the same bytes; 0 took 44% of 10's CPU on speech (README).
+    opus_complexity: int = Field(10, ge=0, le=10)
     # Archive the WAV too, beside the transcode: where a legal policy demands the bit-exact file.
     keep_original: bool = False
+    transcode_workers: int = Field(0, ge=0, le=64)  # processes; 0: one per CPU core
     # Seconds a stop lets the calls being shipped finish: below the unit's TimeoutStopSec
     # (deploy/callrec-upload.service: 120). A second signal stops at once. In [upload], not at
     # the top: one file holds every service's settings, and each stops in its own time.

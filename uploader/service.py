@@ -35,7 +35,14 @@ from callrec.s3.store import Store, StoreError
 from callrec.signing import SIG_SUFFIX, decode_sig, sha256_file
 from uploader import UploaderError
 from uploader.config import UploaderSettings
-from uploader.formats import Formats, Transcoded, leftovers, naming, put_version
+from uploader.formats import (
+    Formats,
+    Transcoded,
+    TranscoderDown,
+    leftovers,
+    naming,
+    put_version,
+)
 from uploader.journal import State, UploadJournal, UploadJournalError
 from uploader.metrics import Metrics
 
@@ -63,7 +70,7 @@ def failure_reason(exc: Exception) -> str:
     """A metric label from a bounded set: the S3 error code, or where it failed."""
     if isinstance(exc, StoreError):
         return exc.code or "s3_unreachable"
-    return "spool_io"
+    return "transcoder" if isinstance(exc, TranscoderDown) else "spool_io"
 
 
 class Uploader:
@@ -85,6 +92,7 @@ class Uploader:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.formats.close()
         self.journal.close()
 
     def pending(self) -> list[Path]:
@@ -117,7 +125,7 @@ class Uploader:
         except Quarantined as exc:
             summary.quarantined[path.stem] = exc.reason
             self.metrics.quarantined.labels(exc.reason).inc()
-        except (StoreError, OSError) as exc:
+        except (StoreError, OSError, TranscoderDown) as exc:
             summary.failed[path.stem] = str(exc)
             self.metrics.failures.labels(failure_reason(exc)).inc()
             log.warning("[%s] not archived yet: %s", path.stem, exc)

@@ -19,6 +19,7 @@ FLAC): never a hand-written encoder. Three things a call recording needs from it
 
 from __future__ import annotations
 
+import logging
 import os
 import wave
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from callrec.manifest import AudioFormat as Format
 from callrec.signing import sha256_file
 from uploader import UploaderError
 
+log = logging.getLogger(__name__)
 CHUNK_FRAMES = 8000 * 20  # 20 s of audio at a time: a long call never sits in memory whole
 OPUS_RATE = 48000  # what an Opus decoder gives back, whatever went in (RFC 6716 2)
 
@@ -53,16 +55,19 @@ class Encoded:
     duration_s: float
 
 
-def transcode(wav: Path, out: Path, fmt: Format, opus_kbps: int = 16) -> Encoded:
+def transcode(wav: Path, out: Path, fmt: Format, opus_kbps: int = 16,
+              opus_complexity: int = 10) -> Encoded:
     """``out`` in ``fmt`` from ``wav`` (16-bit PCM, mono or stereo), verified by decoding it.
     Raises TranscodeError (nothing left at ``out``) if it cannot be made or does not check."""
-    tmp = out.with_name(f".{out.name}.tmp")
+    # This process's own temporary name: a worker of an uploader killed with -9 may still be
+    # finishing one (uploader/formats.py makes workers die with it; this is the second guard).
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with wave.open(str(wav), "rb") as src:
             rate, channels, frames = src.getframerate(), src.getnchannels(), src.getnframes()
             if src.getsampwidth() != 2:
                 raise TranscodeError(f"{wav.name}: {8 * src.getsampwidth()}-bit, not 16-bit PCM")
-            _encode(src, tmp, fmt, rate, channels, opus_kbps)
+            _encode(src, tmp, fmt, rate, channels, opus_kbps, opus_complexity)
         _verify(tmp, fmt, rate, frames)
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
@@ -75,6 +80,18 @@ def transcode(wav: Path, out: Path, fmt: Format, opus_kbps: int = 16) -> Encoded
         tmp.unlink(missing_ok=True)
         raise
     return Encoded(out, out.stat().st_size, sha256_file(out), round(frames / rate, 3))
+
+
+def made(wav: Path, out: Path, fmt: Format, opus_kbps: int = 16,
+         opus_complexity: int = 10) -> Encoded:
+    """``out``: reused if an earlier run made it and it still checks, else encoded now."""
+    if out.exists():
+        try:
+            return checked(wav, out, fmt)
+        except TranscodeError as exc:
+            log.warning("%s does not check (%s); encoding again", out.name, exc)
+            out.unlink(missing_ok=True)
+    return transcode(wav, out, fmt, opus_kbps, opus_complexity)
 
 
 def checked(wav: Path, out: Path, fmt: Format) -> Encoded:
@@ -90,7 +107,7 @@ def checked(wav: Path, out: Path, fmt: Format) -> Encoded:
 
 
 def _encode(src: wave.Wave_read, tmp: Path, fmt: Format, rate: int, channels: int,
-            opus_kbps: int) -> None:
+            opus_kbps: int, complexity: int) -> None:
     layout = "stereo" if channels == 2 else "mono"
     container: Any = av.open(str(tmp), "w", format=_CONTAINER[fmt])
     try:
@@ -98,8 +115,11 @@ def _encode(src: wave.Wave_read, tmp: Path, fmt: Format, rate: int, channels: in
         if fmt is Format.OPUS:
             stream.bit_rate = opus_kbps * 1000
             # libopus tunes for speech; family 255 when stereo: two uncoupled mono streams.
-            stream.codec_context.options = {"application": "voip", **(
-                {"mapping_family": "255"} if channels == 2 else {})}
+            # complexity (FFmpeg's compression_level for libopus): CPU against quality at the
+            # same size; libopus's default is 10.
+            stream.codec_context.options = {
+                "application": "voip", "compression_level": str(complexity),
+                **({"mapping_family": "255"} if channels == 2 else {})}
         while chunk := src.readframes(CHUNK_FRAMES):
             samples = np.frombuffer(chunk, dtype="<i2").reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=layout)

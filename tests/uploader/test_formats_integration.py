@@ -51,6 +51,19 @@ def decoded(body: bytes) -> tuple[float, np.ndarray[Any, Any]]:
     return samples.shape[1] / rate, samples
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (/proc/<pid>/stat: the 4th field)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def versions(s3: S3Client, bucket: str, key: str) -> list[dict[str, Any]]:
     found = s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
     return [dict(v) for v in found if v["Key"] == key]
@@ -173,15 +186,23 @@ def test_kill_9_in_the_middle_of_a_transcode_loses_nothing_and_archives_one_obje
     assert m.recording is not None and m.recording.duration_s
     env = evidence_env(bench, locked_bucket, tmp_path, "k" + uuid.uuid4().hex[:10],
                        CALLREC_UPLOAD__SPOOL=str(spool), CALLREC_UPLOAD__FORMAT="opus")
-    tmp = spool / f".{m.call_id}.opus.tmp"
+    def half_made() -> bool:  # a worker's temporary file (.<id>.opus.<pid>.tmp), growing
+        return any(p.stat().st_size > 100_000 for p in spool.glob(f".{m.call_id}.opus.*.tmp"))
+
     killed = subprocess.Popen([sys.executable, "-m", "callrec_cli", "upload", "--drain"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while not (tmp.exists() and tmp.stat().st_size > 100_000):
+    while not half_made():
         assert time.monotonic() < deadline and killed.poll() is None, "no transcode seen"
         time.sleep(0.05)
+    workers = children(killed.pid)
+    assert workers  # the transcode runs in a worker process
     killed.kill()  # kill -9 half-way through the encoding
     killed.wait()
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):  # they die with it
+        assert time.monotonic() < deadline, "a transcoding worker outlived the uploader"
+        time.sleep(0.1)
     assert (spool / f"{m.call_id}.wav").read_bytes()  # nothing local lost
     assert not (spool / f"{m.call_id}.opus").exists()  # no half file under the final name
     assert not versions(s3, locked_bucket, key_of(m, "opus"))  # nothing archived half-made
