@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+import wave
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -221,3 +223,60 @@ def test_kill_9_in_the_middle_of_a_transcode_loses_nothing_and_archives_one_obje
     assert abs(seconds - m.recording.duration_s) <= 0.02
     assert not versions(s3, locked_bucket, key_of(m, "wav"))
     assert not [p.name for p in spool.iterdir() if m.call_id in p.name]  # the tmp too
+
+
+@pytest.mark.timeout(120)
+def test_a_restart_after_both_versions_puts_nothing_again(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    """Killed after the uploader's version went up but before the spool was cleaned: the
+    next run sees its version (``supersedes``) and archives nothing twice."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    m = sounding_call(spool, 20, stereo=True)
+    kept = tmp_path / "kept"
+    shutil.copytree(spool, kept)
+    env = evidence_env(bench, locked_bucket, tmp_path, "r" + uuid.uuid4().hex[:10],
+                       CALLREC_UPLOAD__SPOOL=str(spool), CALLREC_UPLOAD__FORMAT="flac")
+    assert callrec_cli(env, "upload", "--drain").returncode == 0
+    for path in kept.iterdir():  # the spool as the kill left it
+        shutil.copy2(path, spool / path.name)
+    again = callrec_cli(env, "upload", "--drain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(versions(s3, locked_bucket, key_of(m, "json"))) == 2
+    assert len(versions(s3, locked_bucket, key_of(m, "flac"))) == 1
+    assert not (spool / f"{m.call_id}.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_recording_that_cannot_be_transcoded_is_archived_as_its_wav(
+    bench: Bench, s3: S3Client, locked_bucket: str, tmp_path: Path,
+) -> None:
+    """An 8-bit WAV (not what MixMonitor writes, but a file on the spool all the same): the
+    transcode refuses it and the WAV is archived as it is."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    m = sounding_call(spool, 3)
+    assert m.recording is not None
+    wav = spool / f"{m.call_id}.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(8000)
+        w.writeframes(bytes(range(256)) * 100)
+    recording = m.recording.model_copy(update={"size": wav.stat().st_size,
+                                               "sha256": hashlib.sha256(wav.read_bytes())
+                                               .hexdigest()})
+    m.model_copy(update={"recording": recording}).write_atomic(spool)
+    env = evidence_env(bench, locked_bucket, tmp_path, "w" + uuid.uuid4().hex[:10],
+                       CALLREC_UPLOAD__SPOOL=str(spool), CALLREC_UPLOAD__FORMAT="opus")
+    result = callrec_cli(env, "upload", "--drain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [only] = versions(s3, locked_bucket, key_of(m, "json"))
+    latest = CallManifest.model_validate_json(
+        s3.get_object(Bucket=locked_bucket, Key=key_of(m, "json"))["Body"].read())
+    assert latest.recording is not None and latest.recording.archived is None
+    body = s3.get_object(Bucket=locked_bucket, Key=key_of(m, "wav"))["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == recording.sha256
+    assert not versions(s3, locked_bucket, key_of(m, "opus"))
+    assert not [p.name for p in spool.iterdir() if m.call_id in p.name]
