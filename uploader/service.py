@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import shutil
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,12 +36,12 @@ from uploader.formats import (
     Formats,
     Transcoded,
     TranscoderDown,
-    leftovers,
     naming,
     put_version,
 )
 from uploader.journal import State, UploadJournal, UploadJournalError
 from uploader.metrics import Metrics
+from uploader.spool import Spool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,6 +83,7 @@ class Uploader:
         # One thread per concurrent call (asyncio's default pool has only cores + 4).
         self.pool = ThreadPoolExecutor(settings.upload.concurrency, "callrec-upload")
         self.feed = feed
+        self.files = Spool(self.spool, settings.upload.after_upload)
         self.formats = Formats(settings.upload, self.metrics)
         # Seals the versions naming a transcode (uploader/formats.py); None: evidence is off.
         self.versions = archive_ledger(self.store, settings.evidence)
@@ -96,9 +94,7 @@ class Uploader:
         self.journal.close()
 
     def pending(self) -> list[Path]:
-        """Final manifests waiting in the spool (hidden temp files and sub-directories such as
-        .inflight/, done/ and quarantine/ are not)."""
-        return sorted(p for p in self.spool.glob("*.json") if not p.name.startswith("."))
+        return self.files.pending()
 
     async def drain(self, progress: Callable[[int, int], None] = lambda done, total: None,
                     ) -> Summary:
@@ -145,18 +141,10 @@ class Uploader:
 
     def backlog(self) -> None:
         """Refresh the backlog gauges from the spool."""
-        count, size, oldest = 0, 0, time.time()
-        for manifest in self.pending():
-            try:
-                st = manifest.stat()
-                wav = self.spool / f"{manifest.stem}.wav"
-                size += st.st_size + (wav.stat().st_size if wav.exists() else 0)
-            except OSError:
-                continue  # shipped meanwhile
-            count, oldest = count + 1, min(oldest, st.st_mtime)
-        self.metrics.backlog.set(count)
-        self.metrics.backlog_bytes.set(size)
-        self.metrics.oldest.set(time.time() - oldest if count else 0)
+        found = self.files.backlog()
+        self.metrics.backlog.set(found.calls)
+        self.metrics.backlog_bytes.set(found.bytes)
+        self.metrics.oldest.set(found.oldest_s)
 
     # -- one call (runs in a worker thread) -----------------------------------------------------
     def ship(self, manifest_path: Path) -> str:
@@ -164,7 +152,7 @@ class Uploader:
             raw = manifest_path.read_bytes()
             m = CallManifest.model_validate_json(raw)
         except (OSError, ValidationError, ValueError) as exc:
-            self.quarantine(manifest_path, None, f"unreadable manifest: {exc}")
+            self.quarantine(manifest_path, f"unreadable manifest: {exc}")
             raise Quarantined("unreadable_manifest") from exc
         base = self.layout.base(m)
         wav = self.spool / f"{m.call_id}.wav"
@@ -190,7 +178,7 @@ class Uploader:
         self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - ended).total_seconds()))
         self.metrics.archived.inc()
         self._catalogue(final, base + ".json", body, lock)
-        self.clean_up(m, manifest_path, wav)
+        self.files.clean_up(manifest_path)
         log.info("[%s] archived: s3://%s/%s.{%s,json} (%s, outcome %s)", m.call_id,
                  self.settings.s3.bucket, base, coded.fmt.value if coded else "wav",
                  m.status.value, m.outcome)
@@ -262,7 +250,7 @@ class Uploader:
             except FileNotFoundError:
                 text = ""
             if decode_sig(text) is None:
-                self.quarantine(path, None, f"sealed manifest without a valid signature ({sig})")
+                self.quarantine(path, f"sealed manifest without a valid signature ({sig})")
                 raise Quarantined("signature_missing")
             meta["signature"] = text
         return meta
@@ -283,7 +271,7 @@ class Uploader:
 
     def _recording_file(self, m: CallManifest, wav: Path) -> None:
         if not wav.exists():
-            self.quarantine(self.spool / f"{m.call_id}.json", None, "recording file missing")
+            self.quarantine(self.spool / f"{m.call_id}.json", "recording file missing")
             raise Quarantined("recording_missing")
 
     def _ship_recording(self, m: CallManifest, wav: Path, key: str, tags: str,
@@ -329,35 +317,11 @@ class Uploader:
 
     def _mismatch(self, m: CallManifest, wav: Path, actual: str) -> NoReturn:
         assert m.recording is not None
-        self.quarantine(self.spool / f"{m.call_id}.json", wav,
+        self.quarantine(wav.with_suffix(".json"),
                         f"SHA-256 {actual} differs from the manifest's {m.recording.sha256}")
         raise Quarantined("checksum_mismatch")
 
-    def clean_up(self, m: CallManifest, manifest: Path, wav: Path) -> None:
-        # A stereo call's raw stream (ari_app/rawfile.py) goes once its WAV is archived.
-        files = [wav, wav.with_suffix(".raw"), *leftovers(wav), manifest,
-                 manifest.with_name(manifest.name + SIG_SUFFIX)]
-        if self.settings.upload.after_upload == "move":
-            done = self.spool / "done"
-            done.mkdir(exist_ok=True)
-            for path in files:
-                if path.exists():
-                    shutil.move(str(path), done / path.name)
-        else:
-            for path in files:
-                path.unlink(missing_ok=True)
-
-    def quarantine(self, manifest: Path, wav: Path | None, reason: str) -> None:
-        target = self.spool / "quarantine"
-        target.mkdir(exist_ok=True)
-        raw = manifest.with_suffix(".raw")  # a stereo call's stream goes with its manifest
-        for path in (manifest, wav, raw, *leftovers(manifest.with_suffix(".wav")),
-                     manifest.with_name(manifest.name + SIG_SUFFIX)):
-            if path is not None and path.exists():
-                shutil.move(str(path), target / path.name)
+    def quarantine(self, manifest: Path, reason: str) -> None:
+        self.files.quarantine(manifest, reason)
         log.error("[%s] quarantined: %s", manifest.stem, reason)
         self.journal_safely(self.journal.mark, manifest.stem, State.QUARANTINED, reason[:500])
-        try:
-            (target / f"{manifest.stem}.reason.json").write_text(json.dumps({"reason": reason}))
-        except OSError as exc:  # e.g. a full disk: the files are moved (renamed) anyway
-            log.error("[%s] quarantine reason file not written: %s", manifest.stem, exc)

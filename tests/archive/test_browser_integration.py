@@ -131,14 +131,7 @@ async def test_browser_plays_a_stereo_call_archived_as_opus(
     [m] = await asyncio.to_thread(manifests, number)
     assert m.recording is not None and m.recording.duration_s
     await ship(format=AudioFormat.OPUS)
-    settings.web.cookie_secure = False  # plain HTTP on loopback in this test
-    archive = Archive(settings)
-    webapp = WebApp(settings, archive)
-    runner = web.AppRunner(application(webapp))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with served(settings) as (archive, base):
         await asyncio.to_thread(archive.sync)
         async with chromium() as browser:
             page = await browser.new_page()
@@ -155,6 +148,19 @@ async def test_browser_plays_a_stereo_call_archived_as_opus(
             await page.wait_for_function(
                 "() => document.getElementById('player').currentTime > 0.5")
             assert "audio/ogg" in types
+
+
+@asynccontextmanager
+async def served(settings: ArchiveSettings) -> AsyncIterator[tuple[Archive, str]]:
+    """The archive's web UI on a loopback port, plain HTTP; its base URL."""
+    settings.web.cookie_secure = False
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(application(webapp))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield archive, f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
         webapp.pool.shutdown(wait=True)
@@ -218,14 +224,7 @@ async def test_browser_in_japanese_then_english_flagged_calls_timeline_and_marki
     hostile = varied_call(bench.asterisk.recordings, caller_raw="0355550000",
                           name='<img src=x onerror="document.title=1">', seconds=4000)
     await ship()
-    settings.web.cookie_secure = False  # plain HTTP on loopback in this test
-    archive = Archive(settings)
-    webapp = WebApp(settings, archive)
-    runner = web.AppRunner(application(webapp))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with served(settings) as (archive, base):
         await asyncio.to_thread(archive.sync)
         async with chromium(locale="ja-JP") as browser:
             page = await browser.new_page()
@@ -235,10 +234,6 @@ async def test_browser_in_japanese_then_english_flagged_calls_timeline_and_marki
         assert {("supervisor", "mark"), ("supervisor", "play")} <= audited
         assert [mk.number for mk in archive.marked(ADMIN)] == [
             settings.numbering.e164(number)]
-    finally:
-        await runner.cleanup()
-        webapp.pool.shutdown(wait=True)
-        archive.close()
 
 
 async def supervisor_in_japanese(page: Page, base: str, m: CallManifest, hostile_id: str,
