@@ -14,16 +14,19 @@ from ari_app.ari import AriClient, AriError
 from ari_app.call import Call
 from ari_app.ending import Ending
 from ari_app.flow import Flow
-from ari_app.hotkeys import AgentKeys
+from ari_app.hotkeys import AgentKeys, current_agent, who
+from ari_app.pause import Pauses
 from ari_app.stasis import StasisApp
+from callrec.manifest import PauseEnd, PauseSource
 
 log = logging.getLogger(__name__)
 
 
 class AgiCalls:
     def __init__(self, app: StasisApp, flow: Flow, ari: AriClient, ending: Ending,
-                 keys: AgentKeys) -> None:
+                 keys: AgentKeys, pauses: Pauses) -> None:
         self.app, self.flow, self.ari, self.ending, self.keys = app, flow, ari, ending, keys
+        self.pauses = pauses
 
     async def __call__(self, session: AgiSession) -> None:
         channel = call_from_headers(session.headers)
@@ -32,6 +35,9 @@ class AgiCalls:
         args = agi_args(session.headers)
         if args.get("action") in ("warn", "end"):  # an agent's hot-key, on the caller's channel
             await self._key(session, args["action"], channel.language)
+            return
+        if args.get("action") in ("pause", "resume"):  # a key or a payment IVR, on that channel
+            await self._pause(session, args)
             return
         outbound = args.get("direction") == "outbound"
         host = self._call_on(args.get("agent", "")) if outbound else None
@@ -77,6 +83,39 @@ class AgiCalls:
         if host is not None and host.journaled:
             self.ending.journal.queue(host)
 
+    async def _pause(self, session: AgiSession, args: dict[str, str]) -> None:
+        """A pause or resume (dialplan/callrec.conf [callrec-agent-key], [callrec-pause],
+        [callrec-resume]); CALLREC_PAUSE says what it did (ari_app/pause.py Answer)."""
+        name = session.headers.get("agi_channel", "")
+        host = self._call_on(name)
+        try:
+            if host is None:
+                log.warning("%s on %s: not a call callrec follows; refused", args["action"], name)
+                await session.command('SET VARIABLE CALLREC_PAUSE "refused"')
+                await session.done()
+                return
+            door = AgiDoor(session, self.ari, host)
+            if args["action"] == "pause":
+                source = PauseSource.DIALPLAN if args.get("source") == "dialplan" \
+                    else PauseSource.KEY
+                answer = await self.pauses.pause(host, source, self._who(host, source, args),
+                                                 door)
+            else:
+                answer = await self.pauses.resume(host, speaker=door)
+            await door.set_var("CALLREC_PAUSE", answer.value)
+            await session.done()
+        except (AgiError, AriError) as exc:
+            log.info("%s FastAGI (%s): %s", host.log_prefix() if host else "", args["action"],
+                     exc)
+
+    def _who(self, call: Call, source: PauseSource, args: dict[str, str]) -> str | None:
+        """The agent who pressed the key, or what the IVR says it is (its Gosub argument)."""
+        if source is PauseSource.DIALPLAN:
+            return (args.get("by") or "ivr")[:64]
+        legs = [leg.model_copy() for leg in call.agents]
+        self.keys.identify(legs)
+        return who(current_agent(legs))
+
     def _call_on(self, channel_name: str) -> Call | None:
         """The call callrec follows on this channel, if any."""
         return next((c for c in self.app.calls.values()
@@ -87,6 +126,8 @@ class AgiCalls:
         name = session.headers.get("agi_channel", "")
         plan = self.flow.plan(None, args, language)
         try:
+            # The party will hear that the call is recorded: a pause ends first (proven).
+            await self.pauses.resume_before(host, PauseEnd.TRANSFER)
             await self.flow.announce_to_party(host, AgiDoor(session, self.ari, host), plan,
                                               name, args.get("customer", ""))
             await session.done()

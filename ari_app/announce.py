@@ -32,15 +32,20 @@ class PlayResult:
     completed: bool  # the prompt ran to its end with the caller still there
 
 
-class Door(Protocol):
+class Speaker(Protocol):
+    """Something that plays a prompt to the caller: the door, or a whisper into a bridged
+    caller's channel (ari_app/whisper.py)."""
+
+    async def play(self, prompt: str, language: str) -> PlayResult: ...
+
+
+class Door(Speaker, Protocol):
     """What the flow needs from the door a call came through."""
 
     async def answer(self) -> None: ...
 
     async def follow(self) -> None:
         """Arrange to keep receiving the channel's events until it is destroyed."""
-
-    async def play(self, prompt: str, language: str) -> PlayResult: ...
 
     async def set_var(self, name: str, value: str) -> None: ...
 
@@ -57,7 +62,7 @@ class Announcer:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
 
-    def announce(self, door: Door, proof: VerifiedRecording, prompt: str,
+    def announce(self, door: Speaker, proof: VerifiedRecording, prompt: str,
                  language: str) -> Awaitable[Notice]:
         """Check now, play when awaited (nothing runs between the check and the play request).
         Raises NotRecording at once, before anything is sent, if the recording stopped."""
@@ -67,7 +72,7 @@ class Announcer:
             raise NotRecording(f"{proof.file.local_path.name} is closed: {prompt} not played")
         return self._play(door, prompt, language)
 
-    async def warn(self, call: Call, door: Door, prompt: str, language: str,
+    async def warn(self, call: Call, door: Speaker, prompt: str, language: str,
                    by: str | None) -> TimelineEvent:
         """A recorded warning that repeats the call is recorded (an agent's key, a marked
         caller's treatment): played through the gate above with the call's proof, else not at
@@ -90,7 +95,7 @@ class Announcer:
         return event
 
     @staticmethod
-    async def _play(door: Door, prompt: str, language: str) -> Notice:
+    async def _play(door: Speaker, prompt: str, language: str) -> Notice:
         result = await door.play(prompt, language)
         # Only after the playback ran: a refused play request (caller already gone) is no notice.
         return Notice(prompt=prompt, language=language, played=True,

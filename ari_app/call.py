@@ -23,6 +23,8 @@ from callrec.manifest import (
     Notice,
     Park,
     Party,
+    Pause,
+    PauseEnd,
     Policy,
     QueueVisit,
     Recording,
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # Timeline entries kept as they happen (journaled with the call); the rest are read off its facts.
 AGENT_EVENTS = frozenset({EventKind.WARNING_PLAYED, EventKind.WARNING_REFUSED,
-                          EventKind.ENDED_BY_AGENT, EventKind.END_REFUSED})
+                          EventKind.ENDED_BY_AGENT, EventKind.END_REFUSED,
+                          EventKind.PAUSE_REFUSED})
 
 
 class Call(CallState):
@@ -62,6 +65,8 @@ class Call(CallState):
         self._proof: VerifiedRecording | None = None
         self._file: RecordingFile | None = None  # the recording to finish, proven or adopted
         self._recording: Recording | None = None
+        self.pauses: list[Pause] = []  # changed by pause/resumed/resume_unproven only
+
     @property
     def call_id(self) -> str:
         return self._call_id
@@ -177,6 +182,62 @@ class Call(CallState):
         any more that the call is recorded."""
         self._status, self.status_reason, self._proof = RecordingStatus.INTERRUPTED, reason, None
 
+    # -- its recording's pauses (ari_app/pause.py) ----------------------------------------------
+    @property
+    def paused(self) -> Pause | None:
+        """The pause in effect, if any."""
+        last = self.pauses[-1] if self.pauses else None
+        return last if last is not None and last.ended_at is None else None
+
+    def live_agents(self) -> frozenset[str]:
+        """The channels of the parties bridged with the caller now."""
+        return frozenset(leg.channel for leg in self.agents
+                         if leg.bridged_at and leg.left_at is None)
+
+    def pause(self, pause: Pause) -> None:
+        """Its recording is being muted: the proof is withdrawn until the recording is proven
+        to record again, so no prompt says the call is recorded meanwhile."""
+        if self._proof is None or self.paused is not None:
+            raise ValueError(f"{self.call_id}: no running recording to pause")
+        self._proof = None
+        self.pauses.append(pause)
+
+    def resumed(self, proof: VerifiedRecording, ended_by: PauseEnd, at: datetime) -> None:
+        """Its recording was unmuted and proven by Recorder's rule again."""
+        if not isinstance(proof, VerifiedRecording) or proof.file != self._file:
+            raise ValueError(f"{self.call_id}: not a proof of this call's recording")
+        self._end_pause(ended_by, at, proven=True)
+        self._proof = proof
+
+    def resume_unproven(self, ended_by: PauseEnd, at: datetime, detail: str) -> None:
+        """The pause ended and the recording could not be proven since: the call is no longer
+        recorded as far as anyone may be told."""
+        self._end_pause(ended_by, at, proven=False, detail=detail)
+        if self._status is RecordingStatus.INTERRUPTED:
+            return  # already known to have stopped (mid-call, during the pause): that reason
+        self.mark_interrupted(StatusReason.RECORDING_NOT_RESUMED)
+
+    def _end_pause(self, ended_by: PauseEnd, at: datetime, proven: bool,
+                   detail: str | None = None) -> None:
+        pause = self.paused
+        if pause is None:
+            raise ValueError(f"{self.call_id}: not paused")
+        self.pauses[-1] = pause.model_copy(update={
+            "ended_at": at, "ended_by": ended_by, "resume_proven": proven,
+            "detail": detail or pause.detail})
+
+    def _placed_pauses(self) -> list[Pause]:
+        """Its pauses placed in the recording; one still open when the call ended ended with
+        it (a hang-up during the pause)."""
+        start = self.recording.started_at if self.recording else None
+        out = []
+        for p in self.pauses:
+            if p.ended_at is None and self.ended_at is not None:
+                p = p.model_copy(update={"ended_at": self.ended_at,
+                                         "ended_by": PauseEnd.HANGUP})
+            out.append(p.placed(start))
+        return out
+
     def recording_closed(self, record: Recording) -> None:
         """Its recording's file, proven closed (or given up on) and described."""
         self._recording = record
@@ -200,6 +261,7 @@ class Call(CallState):
             call.agent_outcome = m.outcome
         call.events = [e for e in m.timeline if e.kind in AGENT_EVENTS]
         call.marked = m.marked
+        call.pauses = list(m.pauses)
         call.journaled = True
         return call
 
@@ -290,6 +352,7 @@ class Call(CallState):
             self.answered_at or self.entered_at, self.ended_at,
             refused=bool(self.marked and self.marked.treatment == "refuse"
                          and self.marked.applied)))
+        pauses = self._placed_pauses()
         outcome, source = derived.value, "derived"
         if self.agent_outcome:
             outcome, source = self.agent_outcome, "agent"
@@ -308,8 +371,9 @@ class Call(CallState):
             outcome_source=source,
             agents=self.agents, queues=self.queues, parks=self.parks, abandoned=abandoned,
             timeline=timeline(self.notice, self.queues, self.agents, self.parks, self.events,
-                              self.recording, self.ended_at, self.hangup_by_caller)
+                              self.recording, self.ended_at, self.hangup_by_caller, pauses)
             if full_timeline else list(self.events),
+            pauses=pauses,
             marked=self.marked,
             notice=self.notice, recording=self.recording,
             entered_at=self.entered_at, answered_at=self.answered_at, ended_at=self.ended_at,

@@ -88,8 +88,12 @@ async def _check_ari(settings: AriAppSettings) -> list[Finding]:
                   *(q.language for q in settings.queues.values() if q.language)}
         keys = settings.agent_keys
         marks = (settings.marks.refusal_prompt,) if settings.marks.enabled else ()
+        pause = settings.pause
+        pauses = (pause.paused_prompt, pause.resumed_prompt) if pause.enabled or any(
+            r.pause for r in settings.routes.values()) or any(
+            q.pause for q in settings.queues.values()) else ()
         for prompt in (settings.notice.prompt, settings.notice.unavailable_prompt,
-                       keys.warning_prompt, keys.closing_prompt, *marks):
+                       keys.warning_prompt, keys.closing_prompt, *marks, *pauses):
             have = await ari.sound_languages(prompt)
             missing = sorted(needed - have)
             found.append(Finding(not missing, f"prompt {prompt}",

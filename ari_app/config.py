@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import Policy
@@ -71,6 +71,7 @@ class Route(Section):
     # The app_queue queue this route leads to: its [queues] policy and language apply.
     queue: str | None = None
     stereo: bool | None = None  # None: the queue's rule, then [recording] stereo
+    pause: bool | None = None  # payment pauses allowed; None: the queue's rule, then [pause]
 
 
 class QueueRule(Section):
@@ -79,7 +80,7 @@ class QueueRule(Section):
     policy: Policy | None = None
     language: str | None = None
     stereo: bool | None = None
-
+    pause: bool | None = None  # False: a center that must keep every word of these calls
 
 
 class RecordingSettings(Section):
@@ -145,6 +146,35 @@ class AgentKeySettings(Section):
     end_outcome: str = Field("harassment", pattern=r"^[a-z0-9_]{1,32}$")
 
 
+class PauseSettings(Section):
+    """Payment pauses: card details kept out of the recording (ari_app/pause.py)."""
+
+    enabled: bool = True  # a route or queue may say otherwise (their ``pause``)
+    max_s: float = Field(180.0, gt=0, le=3600)  # then it resumes by itself
+    # Played to the caller once the recording is muted (it says recording is paused) ...
+    paused_prompt: str = "callrec/paused"
+    # ... and once it is proven to record again (it says the call is recorded again: only
+    # through the notice's gate, never while that is not proven).
+    resumed_prompt: str = "callrec/resumed"
+    # After the unmute, the file must be seen growing within this (a writer that still writes).
+    prove_timeout_s: float = Field(2.0, gt=0, le=30)
+
+
+class ApiSettings(Section):
+    """callrec's control API for payment screens and CRMs (ari_app/control.py): pause and resume
+    a call's recording by its id. Bearer token auth; loopback unless a proxy fronts it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)  # 0: no control API
+    token: SecretStr = SecretStr("")  # required when port is set (at least 16 characters)
+
+    @model_validator(mode="after")
+    def _token_when_served(self) -> ApiSettings:
+        if self.port and len(self.token.get_secret_value()) < 16:
+            raise ValueError("api.token must be set (16 characters or more) when api.port is")
+        return self
+
+
 class AlertSettings(Section):
     """Supervisor alerts on a warning or an end: a webhook (JSON, HMAC-SHA256 signed) besides
     the Prometheus counter callrec_agent_actions_total."""
@@ -175,6 +205,8 @@ class AriAppSettings(CallrecSettings):
     recording: RecordingSettings = RecordingSettings()
     bridges: BridgeSettings = BridgeSettings()
     agent_keys: AgentKeySettings = AgentKeySettings()
+    pause: PauseSettings = PauseSettings()
+    api: ApiSettings = ApiSettings()
     alerts: AlertSettings = AlertSettings()
     marks: MarkSettings = MarkSettings()
     s3: S3Settings = S3Settings()  # only for marks

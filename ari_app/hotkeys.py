@@ -20,9 +20,7 @@ timeline event and, when played, a supervisor alert (ari_app/alerts.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -31,48 +29,19 @@ from ari_app.announce import Announcer, Door
 from ari_app.ari import AriClient, AriError
 from ari_app.call import Call
 from ari_app.config import AgentKeySettings
-from callrec.manifest import AgentLeg, EventKind, TimelineEvent
+from ari_app.pause import Pauses
+from ari_app.whisper import Whisper
+from callrec.manifest import AgentLeg, EventKind, PauseEnd, TimelineEvent
 
 log = logging.getLogger(__name__)
-
-TONE_ARGS = "callrec-tone"  # Stasis args of the snoop channels this module makes (not calls)
-TONE_START_S = 2.0  # how long a snoop channel may take to enter Stasis
-
-
-class Snoops:
-    """Snoop channels of ours, each until Asterisk puts it in Stasis.
-
-    ``POST /channels/{id}/snoop`` answers before the snoop channel is in the application: its
-    own thread enters Stasis (res/res_stasis_snoop.c, ``snoop_stasis_thread``, started detached),
-    and playing to it before its StasisStart fails with 409 "Channel not in Stasis application".
-    The id is chosen by us (``snoopId``) so the wait is registered before the request.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future[None]] = {}
-
-    def expect(self) -> tuple[str, asyncio.Future[None]]:
-        snoop_id = f"callrec-tone-{uuid.uuid4().hex}"
-        started = self._waiting[snoop_id] = asyncio.get_running_loop().create_future()
-        return snoop_id, started
-
-    def started(self, channel_id: str) -> None:
-        """A StasisStart with TONE_ARGS (ari_app/stasis.py)."""
-        waiter = self._waiting.pop(channel_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def forget(self, snoop_id: str) -> None:
-        self._waiting.pop(snoop_id, None)
-
 
 class AgentKeys:
     def __init__(self, settings: AgentKeySettings, announcer: Announcer, ari: AriClient,
                  alerts: Alerts, identify: Callable[[list[AgentLeg]], None],
-                 snoops: Snoops) -> None:
+                 whisper: Whisper, pauses: Pauses) -> None:
         self.settings, self.announcer, self.ari, self.alerts = settings, announcer, ari, alerts
         self.identify = identify  # who the agents are (ari_app/agents.py)
-        self.snoops = snoops
+        self.whisper, self.pauses = whisper, pauses
 
     async def press(self, call: Call, action: str, door: Door, language: str) -> str:
         """The result for CALLREC_KEY: played, ended or refused."""
@@ -86,6 +55,9 @@ class AgentKeys:
         return await self._end(call, door, language, leg)
 
     async def _warn(self, call: Call, door: Door, language: str, leg: AgentLeg | None) -> str:
+        # The warning says the call is recorded: during a pause, that is true only once the
+        # recording is proven again (the caller hears that it has resumed, then the warning).
+        await self.pauses.resume_before(call, PauseEnd.WARNING, door)
         event = await self.announcer.warn(call, door, self.settings.warning_prompt, language,
                                           who(leg))
         if event.kind is EventKind.WARNING_REFUSED:
@@ -124,24 +96,10 @@ class AgentKeys:
 
     async def tone(self, call: Call, channel: str) -> None:
         """The refusal tone, to the agent only (whispered through a snoop channel)."""
-        snoop_id, started = self.snoops.expect()
         try:
-            found = [c for c in await self.ari.request("GET", "/channels")
-                     if c.get("name") == channel]
-            if not found:
-                return
-            await self.ari.request(
-                "POST", f"/channels/{found[0]['id']}/snoop", app=self.ari.settings.app,
-                appArgs=TONE_ARGS, spy="none", whisper="out", snoopId=snoop_id)
-            await asyncio.wait_for(started, TONE_START_S)
-            await self.ari.request("POST", f"/channels/{snoop_id}/play",
-                                   media=f"sound:{self.settings.refusal_tone}")
-            await asyncio.sleep(1.5)  # beeperr is 0.8 s
-            await self.ari.hangup(snoop_id)
-        except (AriError, TimeoutError) as exc:
+            await self.whisper.play(channel, f"sound:{self.settings.refusal_tone}", max_s=3.0)
+        except AriError as exc:
             log.info("%s refusal tone to %s not played: %r", call.log_prefix(), channel, exc)
-        finally:
-            self.snoops.forget(snoop_id)
 
 
 def current_agent(legs: list[AgentLeg]) -> AgentLeg | None:

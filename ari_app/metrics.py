@@ -54,6 +54,22 @@ class CallMetrics:
             "callrec_agent_actions",
             "Agents' hot-key actions: warning, end (alerts), warning_refused, end_refused",
             ["action"], registry=r)
+        self.pauses = Counter("callrec_pauses", "Recordings paused (card details), by who asked",
+                              ["source"], registry=r)
+        self.pauses_refused = Counter("callrec_pauses_refused",
+                                      "Pause requests refused (disabled, nothing recorded...)",
+                                      registry=r)
+        # proven="false" is the alert: a pause ended and the recording could not be proven.
+        self.pause_ends = Counter("callrec_pause_ends", "Pauses ended, by why and whether the "
+                                  "recording was proven again", ["ended_by", "proven"],
+                                  registry=r)
+        fast = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2)
+        self.pause_latency = Histogram("callrec_pause_seconds",
+                                       "Pause asked -> MixMonitor muted", registry=r,
+                                       buckets=fast)
+        self.resume_latency = Histogram("callrec_resume_seconds",
+                                        "Resume asked -> recording proven again", registry=r,
+                                        buckets=fast)
         self.blind_safety_net = Gauge(
             "callrec_safety_net_blind",
             "1 once a bridged call was seen while AMI sent no bridge events", registry=r)

@@ -8,6 +8,7 @@ earlier run journaled, and channels an earlier run left in Stasis.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from ari_app.ari import AriClient, AriError
@@ -30,8 +31,10 @@ EVENTS = ("StasisStart", "Dial", "ChannelVarset", "ChannelHangupRequest", "Chann
 class Resync:
     def __init__(self, ari: AriClient, app: StasisApp, recorder: Recorder, ending: Ending,
                  notice: NoticeSettings, languages: dict[str, set[str]],
-                 more_prompts: tuple[str, ...] = ()) -> None:
+                 more_prompts: tuple[str, ...] = (),
+                 resume_paused: Callable[[Call], None] = lambda call: None) -> None:
         self.ari, self.app, self.recorder, self.ending = ari, app, recorder, ending
+        self.resume_paused = resume_paused  # ari_app/pause.py Pauses.after_restart
         self.notice, self.languages = notice, languages
         self.more_prompts = more_prompts  # other prompts the flow checks before playing
         self.adoptable: list[CallManifest] = []  # journal entries of an earlier run
@@ -97,6 +100,10 @@ class Resync:
         return file
 
     async def _reprove(self, call: Call) -> None:
+        if call.paused is not None:
+            # Muted by the earlier run, perhaps: proven only once unmuted (the pause ends).
+            self.resume_paused(call)
+            return
         if call.file is not None and call.status is RecordingStatus.RECORDED:
             proof = await self.recorder.reprove(call.channel_name, call.file)
             if proof is not None:

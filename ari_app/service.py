@@ -53,6 +53,8 @@ class Service:
             self.tasks.spawn(p.marked.run())
         if settings.agi.enabled:
             await p.agi.start()
+        if settings.api.port:
+            await p.control.start()
         if settings.metrics.port:
             self.metrics_runner = await p.metrics.serve(settings.metrics.host,
                                                         settings.metrics.port)
@@ -67,8 +69,11 @@ class Service:
         log.info("shutting down: no new calls; %d call(s) in flight", len(p.app.calls))
         p.app.stopping = True
         await p.agi.close()
-        # Calls still in the notice reach their hand-off (the journal then keeps them).
-        if not await stop.within_grace(self._handed_off()):
+        await p.control.close()
+        # Calls still in the notice reach their hand-off (the journal then keeps them), and
+        # paused ones are resumed.
+        if not await stop.within_grace(asyncio.gather(
+                self._handed_off(), p.pauses.resume_all(list(p.app.calls.values())))):
             log.warning("grace period over: calls not yet handed off are cut short")
         p.sight.stopping.set()
         p.takeon.remember(p.bridges.flush())

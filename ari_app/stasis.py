@@ -21,7 +21,7 @@ from ari_app.callstate import WATCHED_VARIABLES
 from ari_app.config import Route
 from ari_app.ending import Ending
 from ari_app.flow import Flow
-from ari_app.hotkeys import TONE_ARGS, Snoops
+from ari_app.whisper import TONE_ARGS, Snoops
 from callrec.manifest import CallManifest, Notice
 from callrec.reasons import StatusReason
 
@@ -117,6 +117,8 @@ class StasisApp:
                  calls: dict[str, Call] | None = None, snoops: Snoops | None = None) -> None:
         self.ari = ari
         self.snoops = Snoops() if snoops is None else snoops  # ours, not calls
+        # Who is bridged with a paused call changed (ari_app/pause.py ends the pause).
+        self.agents_changed: Callable[[Call, frozenset[str]], None] = lambda call, before: None
         self.flow = flow
         self.ending = ending
         self.calls: dict[str, Call] = {} if calls is None else calls  # by channel id
@@ -141,8 +143,13 @@ class StasisApp:
         if found is None and str(event.get("type", "")).startswith("Playback"):
             target = str((event.get("playback") or {}).get("target_uri", ""))
             found = self.calls.get(target.removeprefix("channel:"))
-        if found is not None and found.on_event(event) and found.journaled:
+        if found is None:
+            return
+        before = found.live_agents() if found.paused else None
+        if found.on_event(event) and found.journaled:
             self.ending.journal.queue(found)
+        if before is not None and found.live_agents() != before:
+            self.agents_changed(found, before)
 
     def _start(self, call: Call, event: Event) -> None:
         self.calls[call.channel_id] = call

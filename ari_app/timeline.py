@@ -9,7 +9,7 @@ an archive player can seek to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from callrec.manifest import (
@@ -18,6 +18,7 @@ from callrec.manifest import (
     Notice,
     Park,
     ParkResult,
+    Pause,
     QueueVisit,
     Recording,
     TimelineEvent,
@@ -28,8 +29,9 @@ E = EventKind
 
 def build(notice: Notice, queues: list[QueueVisit], agents: list[AgentLeg], parks: list[Park],
           events: list[TimelineEvent], recording: Recording | None, ended_at: datetime | None,
-          caller_hung_up: bool) -> list[TimelineEvent]:
-    entries = [*_notice(notice), *_queues(queues), *_agents(agents), *_parks(parks), *events]
+          caller_hung_up: bool, pauses: Sequence[Pause] = ()) -> list[TimelineEvent]:
+    entries = [*_notice(notice), *_queues(queues), *_agents(agents), *_parks(parks),
+               *_pauses(pauses), *events]
     if ended_at is not None:
         entries.append(TimelineEvent(at=ended_at, kind=E.CALLER_HUNG_UP if caller_hung_up
                                      else E.ENDED))
@@ -78,3 +80,12 @@ def _parks(parks: list[Park]) -> Iterator[TimelineEvent]:
                             detail=f"{p.lot} {p.space}")
         if p.ended_at and p.result is ParkResult.RETRIEVED:
             yield TimelineEvent(at=p.ended_at, kind=E.UNPARKED, by=p.retrieved_by)
+
+
+def _pauses(pauses: Sequence[Pause]) -> Iterator[TimelineEvent]:
+    for p in pauses:
+        yield TimelineEvent(at=p.started_at, kind=E.RECORDING_PAUSED, by=p.by,
+                            detail=p.source.value)
+        if p.ended_at and p.ended_by:
+            kind = E.RECORDING_RESUMED if p.resume_proven else E.RESUME_UNPROVEN
+            yield TimelineEvent(at=p.ended_at, kind=kind, detail=p.ended_by.value)

@@ -21,17 +21,20 @@ from ari_app.bridges import BridgeParty, BridgeWatch
 from ari_app.call import Call
 from ari_app.closewatch import CloseWatch
 from ari_app.config import AriAppSettings
+from ari_app.control import ControlApi
 from ari_app.ending import Ending, JournalBatch, Sight
 from ari_app.flow import Flow
 from ari_app.hotkeys import AgentKeys
 from ari_app.journal import InflightJournal
 from ari_app.marked import MarkedCallers
 from ari_app.metrics import CallMetrics
+from ari_app.pause import Pauses
 from ari_app.queues import EVENTS, FILTERS, RouteWatch
 from ari_app.recorder import Recorder
 from ari_app.resync import Resync
 from ari_app.stasis import StasisApp, wanted
 from ari_app.takeon import TakeOn
+from ari_app.whisper import Whisper
 from callrec.evidence.chain import SpoolWriter
 from callrec.lifecycle import Tasks
 from callrec.s3.marks import MarkStore
@@ -59,6 +62,8 @@ class Parts:
     wanted: Callable[[str], bool]
     writer: SpoolWriter
     takeon: TakeOn
+    pauses: Pauses
+    control: ControlApi
 
 
 def build(settings: AriAppSettings) -> Parts:
@@ -89,19 +94,30 @@ def build(settings: AriAppSettings) -> Parts:
             bridges.check_sight(call)
             metrics.blind_safety_net.set(float(bridges.warned))
 
+    def forget(call: Call) -> None:  # its events go nowhere any more, its pause timer goes
+        app.forget(call)
+        pauses.ended(call)
+
     writer = SpoolWriter(settings.spool.local, settings.evidence)
     ending = Ending(writer, settings.notice, recorder, journal, metrics, sight,
-                    call_tasks, forget=lambda call: app.forget(call), check_sight=check_sight,
+                    call_tasks, forget=forget, check_sight=check_sight,
                     identify=lambda call: identify(call.agents, settings.agents))
     app = StasisApp(ari, flow, ending, calls)
-    resync = Resync(ari, app, recorder, ending, settings.notice, languages,
-                    (settings.marks.refusal_prompt,) if settings.marks.enabled else ())
     alerts = Alerts(settings.alerts, call_tasks, metrics.agent_actions)
+    whisper = Whisper(ari, app.snoops)
+    pauses = Pauses(settings, ami, recorder, flow.announcer, whisper, metrics, call_tasks,
+                    journal.save, alerts.alert)
+    resync = Resync(ari, app, recorder, ending, settings.notice, languages,
+                    (settings.marks.refusal_prompt,) if settings.marks.enabled else (),
+                    pauses.after_restart)
+    app.agents_changed = pauses.agents_changed
     keys = AgentKeys(settings.agent_keys, flow.announcer, ari, alerts,
-                     lambda legs: identify(legs, settings.agents), app.snoops)
-    agi = AgiServer(settings.agi.host, settings.agi.port, AgiCalls(app, flow, ari, ending, keys))
+                     lambda legs: identify(legs, settings.agents), whisper, pauses)
+    agi = AgiServer(settings.agi.host, settings.agi.port,
+                    AgiCalls(app, flow, ari, ending, keys, pauses))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
-                 metrics, alerts, marked, call_tasks, wanted, writer, takeon)
+                 metrics, alerts, marked, call_tasks, wanted, writer, takeon, pauses,
+                 ControlApi(settings.api, calls, pauses))
 
 
 def _subscription(settings: AriAppSettings, bridges: BridgeWatch, routes: RouteWatch,

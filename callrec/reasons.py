@@ -33,6 +33,7 @@ class StatusReason(StrEnum):
     RECORDING_NOT_CLOSED = "recording_not_closed"  # still open notice.close_timeout_s after
     RECORDING_WRITER_DIED = "recording_writer_died"  # header unfinished: its writer died
     ASTERISK_RESTARTED = "asterisk_restarted"  # the call went down with Asterisk
+    RECORDING_NOT_RESUMED = "recording_not_resumed"  # a pause ended, recording not proven since
     # either: callrec itself failed the call
     CALLREC_ERROR = "callrec_error"
     CALLREC_SHUTDOWN = "callrec_shutdown"  # cancelled by a shutdown before its hand-off

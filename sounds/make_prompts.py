@@ -32,6 +32,10 @@ PROMPTS: dict[str, dict[str, str]] = {
                     "これで通話を終了させていただきます。"),
         # A marked caller whose treatment is refusal (callrec/s3/marks.py).
         "refused": "申し訳ございませんが、このお電話はお受けいたしかねます。失礼いたします。",
+        # Payment pauses (ari_app/pause.py): "resumed" says the call is recorded again, so it
+        # is played only through the proof gate, once the recording is proven to record.
+        "paused": "カード情報をお伺いするため、ただいま録音を一時停止しております。",
+        "resumed": "録音を再開しました。この通話は録音されています。",
     },
     "en": {
         "notice": "This call is recorded to improve our service.",
@@ -39,6 +43,8 @@ PROMPTS: dict[str, dict[str, str]] = {
         "warning": ("This call is being recorded. If this continues, we will end the call."),
         "closing": "We are unable to continue this call, and will end it now. Goodbye.",
         "refused": "We are sorry, we cannot take this call. Goodbye.",
+        "paused": "Recording is now paused while we take your card details.",
+        "resumed": "Recording has resumed. This call is recorded.",
     },
 }
 # (extension, sox output options): what Asterisk's format modules read.

@@ -138,3 +138,35 @@ def tone_dbfs(path: Path, freq: float, start: float, end: float) -> float:
     power = s1 * s1 + s2 * s2 - coeff * s1 * s2
     amplitude = 2 * math.sqrt(max(power, 0.0)) / len(samples)
     return 20 * math.log10(amplitude) if amplitude > 0 else -math.inf
+
+
+def silent_spans(path: Path, min_s: float = 0.5) -> list[tuple[float, float]]:
+    """Where a 16-bit mono WAV holds nothing but zeros for ``min_s`` or longer, as (start, end)
+    seconds: what a muted MixMonitor writes (main/audiohook.c clears each muted side's samples).
+    A call's real audio, even a quiet line, is never exact zeros for that long."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            raise BenchError(f"{path}: expected 16-bit mono, got {w.getparams()}")
+        rate, samples = w.getframerate(), array("h", w.readframes(w.getnframes()))
+    spans, start = [], None
+    for i, s in enumerate([*samples, 1]):  # (a sentinel closes a run at the end)
+        if s == 0 and start is None:
+            start = i
+        elif s != 0 and start is not None:
+            if i - start >= min_s * rate:
+                spans.append((start / rate, i / rate))
+            start = None
+    return spans
+
+
+def heard_at(recording: Path, prompt: Path, near_s: float, window_s: float = 1.5) -> float:
+    """The best correlation of ``prompt``'s loudness contour with the recording's, within
+    ``window_s`` of ``near_s`` seconds into it."""
+    reference, contour = envelope(prompt), envelope(recording)
+    best, start = -1.0, max(0, int((near_s - window_s) / 0.02))
+    for lag in range(start, int((near_s + window_s) / 0.02) + 1):
+        window = contour[lag:lag + len(reference)]
+        if len(window) < len(reference) // 2:
+            break
+        best = max(best, _pearson(window, reference))
+    return best

@@ -31,6 +31,8 @@ ROUTES: dict[str, dict[str, str]] = {
     "9011": {"context": "callrec-sandbox-route", "extension": "attended"},
     "9012": {"context": "callrec-sandbox-route", "extension": "keys"},
     "8012": {"context": "callrec-sandbox-route", "extension": "keys"},
+    "9013": {"context": "callrec-sandbox-route", "extension": "payment"},
+    "8013": {"context": "callrec-sandbox-route", "extension": "payment"},
     "8001": {"context": "callrec-sandbox-route", "extension": "answer"},
     "8005": {"context": "callrec-sandbox-route", "extension": "answer", "policy": "force"},
 }

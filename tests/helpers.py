@@ -6,7 +6,6 @@ heard (Asterisk's own log, the manifest), for the integration tests against the 
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -24,10 +23,12 @@ from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSet
 from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
-from testbench.asterisk import ari_auth
+from testbench.asterisk import ami_action
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.endpoints import Endpoints
+from testbench.endpoints import wait_for_channel as wait_for_channel
+from testbench.sipp import Caller
 from uploader.config import UploaderSettings, UploadSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,20 +144,6 @@ async def login_token(client: Any) -> str:
     return found.group(1)
 
 
-def wait_for_channel(endpoints: Endpoints, prefix: str, timeout: float = 20.0) -> str:
-    """The name of the first channel whose name starts with ``prefix`` and is up (ARI)."""
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(f"{endpoints.ari_url}/ari/channels",
-                                     headers=ari_auth(endpoints.asterisk))
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            for channel in json.loads(response.read()):
-                if channel["name"].startswith(prefix) and channel["state"] == "Up":
-                    return str(channel["name"])
-        time.sleep(0.2)
-    raise AssertionError(f"no channel {prefix}* came up within {timeout} s")
-
-
 Login = Callable[[str], Awaitable[aiohttp.ClientSession]]  # a session logged in as a user
 
 
@@ -185,3 +172,24 @@ def callrec_cli(env: dict[str, str], *args: str, cwd: Path | None = None,
 def sealing(env: dict[str, str]) -> dict[str, str]:
     """``callrec ari`` overrides that make it seal as the test's host."""
     return {k: env[k] for k in ("CALLREC_EVIDENCE__DIR", "CALLREC_EVIDENCE__HOST")}
+
+
+def call_with_keys(bench: Bench, caller: Caller, manifests: Callable[..., list[CallManifest]],
+                   number: str, keys: list[tuple[float, str]], did: str = "9012",
+                   hold_s: float = 30.0) -> CallManifest:
+    """One call from ``number`` to the agent-keys phone, which presses ``keys`` after it
+    answers (testbench/sipp.py KeysPhone); its manifest."""
+    phone = bench.start_keys_phone(keys)
+    try:
+        caller.call(did, hold_s=hold_s, caller_user=number)
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    return m
+
+
+def stop_mixmonitor(bench: Bench, endpoints: Endpoints, channel: str) -> None:
+    """Someone else stops the channel's recording (a PBX admin, a script), as AMI allows."""
+    reply = ami_action(bench.ports.ami, endpoints.asterisk,
+                       {"Action": "StopMixMonitor", "Channel": channel})
+    assert reply.get("Response") == "Success", reply

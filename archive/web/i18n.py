@@ -47,7 +47,10 @@ LABELS = (N_("recorded"), N_("unrecorded"), N_("interrupted"), N_("completed"), 
     N_("auto"), N_("refused"), N_("verified"), N_("missing"), N_("altered"), N_("unsigned"),
     N_("chain_breaks"), N_("checkpoints_missing"), N_("resolved"), N_("escalated"),
     N_("problem"), N_("clean"), N_("customer_silent"), N_("agent_silent"), N_("silent"),
-    N_("mix"), N_("customer"), N_("agent"))
+    N_("mix"), N_("customer"), N_("agent"), N_("recording_paused"), N_("recording_resumed"),
+    N_("resume_unproven"), N_("pause_refused"), N_("key"), N_("api"), N_("dialplan"),
+    N_("resume"), N_("transfer"), N_("agent_changed"), N_("hangup"), N_("restart"),
+    N_("recording_not_resumed"))
 
 
 def load() -> dict[str, NullTranslations]:

@@ -48,6 +48,9 @@ from callrec.manifest.audio import (
     Recording as Recording,
 )
 from callrec.manifest.base import _Model
+from callrec.manifest.pause import Pause as Pause
+from callrec.manifest.pause import PauseEnd as PauseEnd
+from callrec.manifest.pause import PauseSource as PauseSource
 from callrec.reasons import StatusReason
 
 SCHEMA_VERSION = 1
@@ -232,6 +235,10 @@ class EventKind(StrEnum):
     WARNING_REFUSED = "warning_refused"  # not played: see detail (no verified recording...)
     ENDED_BY_AGENT = "ended_by_agent"
     END_REFUSED = "end_refused"
+    RECORDING_PAUSED = "recording_paused"  # card details: see the manifest's pauses
+    RECORDING_RESUMED = "recording_resumed"  # proven to record again (detail: why it ended)
+    RESUME_UNPROVEN = "resume_unproven"  # the pause ended, the recording not proven since
+    PAUSE_REFUSED = "pause_refused"  # not paused: see detail (disabled here, not recorded...)
     CALLER_HUNG_UP = "caller_hung_up"
     ENDED = "ended"
 
@@ -305,6 +312,7 @@ class CallManifest(_Model):
     marked: MarkedCaller | None = None
     notice: Notice = Field(default_factory=Notice)
     recording: Recording | None = None
+    pauses: list[Pause] = Field(default_factory=list)  # the recording muted (card details)
     entered_at: datetime
     answered_at: datetime | None = None
     ended_at: datetime | None = None
@@ -315,7 +323,10 @@ class CallManifest(_Model):
 
     def to_json(self) -> bytes:
         """The manifest as written to the spool and uploaded (UTF-8, indented)."""
-        return self.model_dump_json(indent=2).encode()
+        # A call never paused is written without ``pauses``: the same bytes a release before
+        # pauses wrote, so such a release reads it during a rolling upgrade (extra="forbid").
+        return self.model_dump_json(indent=2, exclude=None if self.pauses else {"pauses"}
+                                    ).encode()
 
     def write_atomic(self, directory: Path) -> Path:
         """Write ``<call_id>.json`` so a reader never sees half a manifest (tmp, fsync, rename)."""

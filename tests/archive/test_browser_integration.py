@@ -29,7 +29,7 @@ from testbench.bench import Bench
 from testbench.procs import free_port
 from testbench.sipp import Caller
 from testbench.spool import varied_call
-from tests.helpers import PASSWORDS, Ship, StartApp
+from tests.helpers import PASSWORDS, Ship, StartApp, call_with_keys
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -137,10 +137,7 @@ async def test_browser_plays_a_stereo_call_archived_as_opus(
             page = await browser.new_page()
             types: list[str] = []
             page.on("response", lambda r: types.append(r.headers.get("content-type", "")))
-            await page.goto(base + "/login")
-            await page.fill("input[name=user]", "supervisor")
-            await page.fill("input[name=password]", PASSWORDS["supervisor"])
-            await page.click("button[type=submit]")
+            await log_in(page, base)
             await page.goto(base + f"/calls/{m.call_id}")
             duration = await page.evaluate(DURATION_JS)
             assert abs(duration - m.recording.duration_s) < 0.1, duration
@@ -148,6 +145,49 @@ async def test_browser_plays_a_stereo_call_archived_as_opus(
             await page.wait_for_function(
                 "() => document.getElementById('player').currentTime > 0.5")
             assert "audio/ogg" in types
+
+
+@pytest.mark.timeout(180)
+async def test_the_call_page_shows_a_payment_pause_in_japanese(
+    bench: Bench, caller: Caller, start_callrec: StartApp,
+    manifests: Callable[..., list[CallManifest]], unique_caller: Callable[[], str],
+    settings: ArchiveSettings, ship: Ship,
+) -> None:
+    """A real call the agent paused (*5) and resumed (*6): the call page draws the paused span
+    under the player where the manifest places it, and lists it in Japanese."""
+    assert bench.asterisk is not None
+    settings.archive.spool = bench.asterisk.recordings
+    start_callrec()
+    m = await asyncio.to_thread(call_with_keys, bench, caller, manifests, unique_caller(),
+                                [(2.0, "*5"), (9.0, "*6")])
+    [pause] = m.pauses
+    assert m.recording and m.recording.duration_s and pause.offset_s and pause.end_offset_s
+    await ship()
+    async with served(settings) as (archive, base):
+        await asyncio.to_thread(archive.sync)
+        async with chromium(locale="ja-JP") as browser:
+            page = await browser.new_page()
+            await log_in(page, base)
+            await page.goto(base + f"/calls/{m.call_id}")
+            await page.screenshot(path=str(bench.log_dir / "archive-call-paused-ja.png"),
+                                  full_page=True)
+            bar = page.locator("#pausebar rect.paused")
+            assert await bar.count() == 1
+            x = float(await bar.get_attribute("x") or "nan")
+            width = float(await bar.get_attribute("width") or "nan")
+            d = m.recording.duration_s
+            assert abs(x - 1000 * pause.offset_s / d) < 1.0
+            assert abs(width - 1000 * (pause.end_offset_s - pause.offset_s) / d) < 1.0
+            row = await page.inner_text("#pauses tbody tr")
+            assert "オペレーターのキー操作" in row and "再開の操作" in row and "はい" in row
+            assert "録音を一時停止" in await page.inner_text("#timeline")
+
+
+async def log_in(page: Page, base: str, user: str = "supervisor") -> None:
+    await page.goto(base + "/login")
+    await page.fill("input[name=user]", user)
+    await page.fill("input[name=password]", PASSWORDS[user])
+    await page.click("button[type=submit]")
 
 
 @asynccontextmanager

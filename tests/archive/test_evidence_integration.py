@@ -25,7 +25,7 @@ from callrec.manifest import CallManifest
 from callrec.numbering import NumberingPlan
 from testbench.bench import Bench
 from testbench.sipp import Caller
-from tests.helpers import StartApp, callrec_cli, evidence_env, sealing
+from tests.helpers import StartApp, call_with_keys, callrec_cli, evidence_env, sealing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -233,3 +233,27 @@ def test_a_bundle_checks_out_with_standard_tools_and_tampering_shows(
     assert all(json.loads(r.detail)["bundle_sha256"] == digest for r in rows)
     assert verified and json.loads(verified[0].detail)["ok"] is True
     shutil.rmtree(clean)
+
+
+def test_a_paused_calls_bundle_explains_its_silent_span(
+    bench: Bench, caller: Caller, start_callrec: StartApp, env: dict[str, str], uploader: None,
+    s3: S3Client, unique_caller: Callable[[], str], tmp_path: Path,
+) -> None:
+    """A card payment paused by the agent's *5/*6: the signed manifest in the bundle lists the
+    pause where the recording is silent, and the bundle verifies."""
+    start_callrec(**sealing(env))
+    number = unique_caller()
+    call_with_keys(bench, caller, lambda n: archived(env, s3, n, 1), number,
+                   [(2.0, "*5"), (9.0, "*6")])
+    [m] = archived(env, s3, number, 1)
+    [pause] = m.pauses
+    assert pause.resume_proven and pause.offset_s is not None and pause.end_offset_s
+    bundle = tmp_path / "case.zip"
+    exported = callrec_cli(env, "archive", "export", m.call_id, "--to", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert callrec_cli(env, "verify-bundle", str(bundle)).returncode == 0
+    with zipfile.ZipFile(bundle) as zf:
+        names = [n for n in zf.namelist()
+                 if n.startswith(f"calls/{m.call_id}/manifest.v") and n.endswith(".json")]
+        sealed = [CallManifest.model_validate_json(zf.read(n)) for n in names]
+    assert sealed and all(v.pauses == m.pauses and v.chain is not None for v in sealed)

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from callrec.manifest import CallManifest, EventKind
-from testbench.asterisk import ami_action
-from testbench.audio import envelope, wait_complete
+from testbench.audio import heard_at, wait_complete
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.endpoints import Endpoints
 from testbench.procs import free_port
 from testbench.sipp import Caller
-from tests.helpers import REPO, metric, scrape, wait_for_channel
+from tests.helpers import REPO, metric, scrape, stop_mixmonitor, wait_for_channel
 
 pytestmark = pytest.mark.integration
 Manifests = Callable[..., list[CallManifest]]
@@ -85,25 +84,6 @@ def kinds(m: CallManifest) -> list[EventKind]:
     return [e.kind for e in m.timeline]
 
 
-def heard_at(recording: Path, prompt: Path, near_s: float, window_s: float = 1.5) -> float:
-    """The best correlation of ``prompt``'s loudness contour with the recording's, within
-    ``window_s`` of ``near_s`` seconds into it."""
-    reference, contour = envelope(prompt), envelope(recording)
-    best, start = -1.0, max(0, int((near_s - window_s) / 0.02))
-    for lag in range(start, int((near_s + window_s) / 0.02) + 1):
-        window = contour[lag:lag + len(reference)]
-        if len(window) < len(reference) // 2:
-            break
-        n = min(len(window), len(reference))
-        a, b = window[:n], reference[:n]
-        ma, mb = sum(a) / n, sum(b) / n
-        cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
-        va = sum((x - ma) ** 2 for x in a) ** 0.5
-        vb = sum((y - mb) ** 2 for y in b) ** 0.5
-        best = max(best, cov / (va * vb) if va and vb else 0.0)
-    return best
-
-
 @pytest.mark.parametrize("did", ["9012", "8012"], ids=["stasis", "agi"])
 def test_warning_is_played_to_the_caller_recorded_on_the_timeline_and_alerted(
     did: str, bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
@@ -148,9 +128,7 @@ def test_no_warning_once_the_recording_has_stopped(
             wait_for_channel(endpoints, "PJSIP/agent-keys-")
             trunk = wait_for_channel(endpoints, "PJSIP/trunk-")
             # Someone stops the recording (a PBX admin, a full disk...) before the key.
-            reply = ami_action(bench.ports.ami, endpoints.asterisk,
-                               {"Action": "StopMixMonitor", "Channel": trunk})
-            assert reply.get("Response") == "Success", reply
+            stop_mixmonitor(bench, endpoints, trunk)
             placed.result()
         [m] = manifests(number)
     finally:

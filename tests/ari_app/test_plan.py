@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from ari_app.config import AriAppSettings, Route, load_settings
-from ari_app.hotkeys import Snoops
 from ari_app.stasis import parse_args, wanted
+from ari_app.whisper import Snoops
 from callrec.manifest import Policy
 from callrec.settings import BadConfigFile
 from tests.fakes import flow

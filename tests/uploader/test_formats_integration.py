@@ -66,6 +66,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def own_spool(shared: Path, call_id: str, spool: Path) -> Path:
+    """A spool of the call's own files (its manifest and recording), moved out of ``shared``."""
+    spool.mkdir()
+    for path in shared.glob(f"{call_id}.*"):
+        shutil.move(path, spool / path.name)
+    return spool
+
+
 def versions(s3: S3Client, bucket: str, key: str) -> list[dict[str, Any]]:
     found = s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
     return [dict(v) for v in found if v["Key"] == key]
@@ -113,6 +121,10 @@ def test_a_real_stereo_call_is_archived_transcoded_and_verifies(
     [m] = manifests(number)
     assert m.recording is not None and m.recording.duration_s and m.recording.sha256
     assert m.recording.size
+    # This call only: the bench's spool holds what earlier tests left (sealed by other hosts),
+    # which this uploader would archive too, under its own archive chain.
+    spool = own_spool(bench.asterisk.recordings, m.call_id, tmp_path / "spool")
+    env.update(CALLREC_UPLOAD__SPOOL=str(spool), CALLREC_ARCHIVE__SPOOL=str(spool))
     uploader = bench.start_uploader(env)
     try:
         latest = archived_call(s3, locked_bucket, m, env)
@@ -133,7 +145,6 @@ def test_a_real_stereo_call_is_archived_transcoded_and_verifies(
     assert latest.chain is not None and latest.chain.chain == f"{host}.archive"
     wav = versions(s3, locked_bucket, key_of(m, "wav"))
     assert len(wav) == (1 if keep else 0) and rec.archived.original_kept is keep
-    spool = bench.asterisk.recordings
     assert not [p for p in spool.iterdir() if p.name.split(".")[0] == m.call_id
                 or p.name.startswith(f".{m.call_id}")]
     the_archive_serves_the_format(env, s3, locked_bucket, latest, tmp_path)
