@@ -157,7 +157,9 @@ class PauseSettings(Section):
     # through the notice's gate, never while that is not proven).
     resumed_prompt: str = "callrec/resumed"
     # After the unmute, the file must be seen growing within this (a writer that still writes).
-    prove_timeout_s: float = Field(2.0, gt=0, le=30)
+    # Asterisk writes recordings through a 32 KiB stdio buffer (main/file.c ast_writefile,
+    # setvbuf): the file grows in steps of 2 s of 8 kHz mono, 1 s of stereo.
+    prove_timeout_s: float = Field(5.0, gt=0, le=30)
 
 
 class ApiSettings(Section):

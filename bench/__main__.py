@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from bench import archive, calls, capacity, evidence, formats, upload
+from bench import archive, calls, capacity, evidence, formats, pause, upload
 from testbench import BenchError
 from testbench.bench import Bench
 
@@ -21,12 +21,16 @@ def calls_tables(bench: Bench, args: argparse.Namespace) -> list[str]:
     app = bench.start_callrec()
     assert app.child is not None
     pid = app.child.pid
-    tables = calls.measure_load(bench, pid, args.rate, args.calls, args.rounds, args.hold)
-    if args.sweep:
-        rates = [float(r) for r in args.sweep.split(",")]
-        tables += [""] + capacity.sweep(bench, pid, rates, args.step_s, args.hold)
-    if args.busy_calls:
-        tables += [""] + capacity.busy_box(bench, pid, args.rate, args.busy_calls, 2, args.hold)
+    try:
+        tables = calls.measure_load(bench, pid, args.rate, args.calls, args.rounds, args.hold)
+        if args.sweep:
+            rates = [float(r) for r in args.sweep.split(",")]
+            tables += [""] + capacity.sweep(bench, pid, rates, args.step_s, args.hold)
+        if args.busy_calls:
+            tables += [""] + capacity.busy_box(bench, pid, args.rate, args.busy_calls, 2,
+                                               args.hold)
+    finally:
+        app.stop()  # one callrec per spool: the pause benchmark starts its own
     return tables
 
 
@@ -61,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="calls the uploader archives as wav, then as opus")
     parser.add_argument("--format-minutes", type=float, default=5.0,
                         help="each such call's length")
-    parser.add_argument("--only", choices=("calls", "upload", "archive", "evidence", "formats"),
+    parser.add_argument("--pause-calls", type=int, default=10,
+                        help="calls per path of the payment-pause benchmark (0: skip)")
+    parser.add_argument("--only", choices=("calls", "upload", "archive", "evidence", "formats",
+                                           "pause"),
                         default=None,
                         help="run one half of the benchmark")
     args = parser.parse_args(argv)
@@ -80,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         coded = formats.run(args.format_hours) + "\n\n" + formats.throughput(
             bench, args.format_calls, args.format_minutes) \
             if args.only in (None, "formats") else ""
+        paused = pause.run(bench, args.pause_calls) \
+            if args.only in (None, "pause") and args.pause_calls else ""
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
               "utime + stime from /proc, per call placed.")
         print("\n".join(tables))
         print()
-    for part in (uploads, archived, sealed, coded):
+    for part in (uploads, archived, sealed, coded, paused):
         if part:
             print(part)
     return 1 if any("NOT ALL" in line for line in tables) else 0

@@ -116,7 +116,14 @@ def _pct(values: list[float], q: float) -> float:
 
 def run(bench: Bench, calls: int) -> str:
     port = free_port()
-    bench.start_callrec(CALLREC_API__PORT=str(port), CALLREC_API__TOKEN=TOKEN)
+    app = bench.start_callrec(CALLREC_API__PORT=str(port), CALLREC_API__TOKEN=TOKEN)
+    try:
+        return _measure(bench, port, calls)
+    finally:
+        app.stop()
+
+
+def _measure(bench: Bench, port: int, calls: int) -> str:
     paths: dict[str, Callable[[str, str, bool], None]] = {
         "A AMI mute": lambda trunk, call_id, on: _ami_mute(bench, trunk, on),
         "B callrec API": lambda trunk, call_id, on: _api(port, call_id,
@@ -124,8 +131,9 @@ def run(bench: Bench, calls: int) -> str:
     }
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
     for n in range(calls):  # alternating, so both paths see the same box
-        for name, act in paths.items():
-            results[name].append(one_call(bench, f"0355{n:03d}{len(results[name]):03d}", act))
+        for i, (name, act) in enumerate(paths.items()):
+            results[name].append(one_call(bench, f"0355{i}{n:03d}{time.time_ns() % 10**6:06d}",
+                                          act))
     lines = [f"payment pauses, {calls} calls per path (pause -> first silent sample in the file; "
              "resume -> answered: B proven, A unproven)",
              f"{'path':<16}{'pause p50':>11}{'p99':>9}{'resume p50':>12}{'p99':>9}"]

@@ -170,3 +170,16 @@ def heard_at(recording: Path, prompt: Path, near_s: float, window_s: float = 1.5
             break
         best = max(best, _pearson(window, reference))
     return best
+
+
+def best_match(recording: Path, prompt: Path) -> tuple[float, float]:
+    """(correlation, seconds into ``recording``) of where ``prompt``'s loudness contour fits
+    best, over the whole recording, nine tenths of the prompt at least inside it (a phone's
+    dump of what it heard may lose the last packets)."""
+    reference, contour = envelope(prompt), envelope(recording)
+    best = (-1.0, 0.0)
+    for lag in range(len(contour) - len(reference) * 9 // 10 + 1):
+        score = _pearson(contour[lag:lag + len(reference)], reference)
+        if score > best[0]:
+            best = (score, lag * 0.02)
+    return best

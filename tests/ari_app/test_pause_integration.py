@@ -20,7 +20,15 @@ import pytest
 
 from callrec.manifest import CallManifest, EventKind, Pause, PauseEnd, PauseSource
 from testbench.asterisk import ami_action
-from testbench.audio import heard_at, silent_spans, tone_dbfs, wait_complete
+from testbench.audio import (
+    best_match,
+    channel,
+    heard_at,
+    silent_spans,
+    tone_dbfs,
+    wait_complete,
+)
+from testbench.baresip import BaresipCaller
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
 from testbench.endpoints import Endpoints
@@ -248,3 +256,90 @@ def test_kill_9_during_a_pause_resumes_it_after_the_restart(
     pause, _ = check_silence(m)
     assert pause.ended_by is PauseEnd.RESTART and pause.resume_proven is True
     assert m.status == "recorded"
+
+
+def test_a_transfer_during_a_pause_resumes_it(
+    bench: Bench, caller: Caller, paused_app: tuple[CallrecApp, int], manifests: Manifests,
+    unique_caller: Callable[[], str], endpoints: Endpoints,
+) -> None:
+    """The CRM pauses, then the agent blind-transfers the caller (a REFER 3 s after answering,
+    testbench/scenarios/agent_transfer.xml): the pause outlives the agent's leg by nothing."""
+    _, port = paused_app
+    number = unique_caller()
+    with ThreadPoolExecutor(1) as pool:
+        placed = pool.submit(caller.call, "9008", hold_s=20.0, caller_user=number)
+        wait_for_channel(endpoints, "PJSIP/agent-transfer-")
+        call_id = call_id_of(bench, endpoints, wait_for_channel(endpoints, "PJSIP/trunk-"))
+        assert api(port, "POST", f"/v1/calls/{call_id}/pause", {"by": "crm"})[1]["state"] \
+            == "paused"
+        placed.result()
+    [m] = manifests(number)
+    [pause] = m.pauses
+    # The transferring agent's leg ends first (a blind transfer): the pause with it.
+    assert pause.ended_by is PauseEnd.AGENT_CHANGED and pause.resume_proven is True
+    first = m.agents[0]
+    assert first.endpoint == "agent-transfer" and first.left_at and pause.ended_at
+    assert abs((pause.ended_at - first.left_at).total_seconds()) < 1.0
+    assert [a.endpoint for a in m.agents] == ["agent-transfer", "agent-answer"]
+    assert m.status == "recorded"
+
+
+def test_a_stereo_recording_is_silent_on_both_channels_during_the_pause(
+    bench: Bench, caller: Caller, start_callrec: StartApp, manifests: Manifests,
+    unique_caller: Callable[[], str], tmp_path: Path,
+) -> None:
+    """MixMonitor D: the mute clears both directions before the stereo copies
+    (main/audiohook.c audiohook_read_frame_both), so the customer's side and what they hear
+    are both silent in the span, and both sound outside it."""
+    start_callrec(CALLREC_RECORDING__STEREO="true", CALLREC_RECORDING__STEREO_ON_8K_ONLY_PBX="true")
+    phone = bench.start_keys_phone([(2.0, "*5"), (9.0, "*6")], audio=bench.tone(1000))
+    try:
+        number = unique_caller()
+        caller.call("9012", hold_s=30.0, caller_user=number)
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    assert m.recording is not None and len(m.recording.channels) == 2
+    [pause] = m.pauses
+    assert pause.offset_s is not None and pause.end_offset_s is not None
+    wav = Path(m.recording.path)
+    for side, hz in ((0, CALLER_HZ), (1, 1000)):
+        mono = channel(wav, side, tmp_path / f"side{side}.wav")
+        spans = [s for s in silent_spans(mono, min_s=1.0)
+                 if s[0] < pause.end_offset_s and s[1] > pause.offset_s]
+        assert len(spans) == 1, (side, spans)
+        # It may begin a little early on one side: while the key's subroutine takes the
+        # caller's channel out of the bridge's hands, nothing is read from it for ~0.1 s, and
+        # MixMonitor D writes silence for the missing side (AST_AUDIOHOOK_SUBSTITUTE_SILENCE).
+        assert pause.offset_s - 0.3 < spans[0][0] < pause.offset_s + 0.1, (side, spans)
+        assert spans[0][1] > pause.end_offset_s - 0.1, (side, spans)
+        assert tone_dbfs(mono, hz, pause.end_offset_s + 6.0, pause.end_offset_s + 8.0) > -40
+    # The customer is heard again from the unmute on. (What they hear: the resumed prompt, then
+    # the agent's tone; on Asterisk 22.10 the prompt, played by the AGI's STREAM FILE, is not in
+    # D's second channel, measured: side 1 stays silent until the agent's tone.)
+    customer = channel(wav, 0, tmp_path / "customer.wav")
+    [(_, back)] = [s for s in silent_spans(customer, min_s=1.0)
+                   if s[0] < pause.end_offset_s and s[1] > pause.offset_s]
+    assert abs(back - pause.end_offset_s) < 0.1
+
+
+def test_the_caller_hears_the_notice_then_paused_then_resumed(
+    bench: Bench, paused_app: tuple[CallrecApp, int], manifests: Manifests,
+    unique_caller: Callable[[], str], tmp_path: Path,
+) -> None:
+    """What the caller really received (baresip as the caller, keeping what it heard): the
+    notice, the paused prompt, then the resumed one, in that order."""
+    phone = bench.start_keys_phone([(2.0, "*5"), (9.0, "*6")])
+    try:
+        number = unique_caller()
+        heard = BaresipCaller(tmp_path / "baresip", bench.ports.sip, free_port(),
+                              (47000, 47099)).call("9012", number, 36.0)
+        [m] = manifests(number)
+    finally:
+        phone.stop()
+    [pause] = m.pauses
+    assert pause.resume_proven is True
+    at = {name: best_match(heard, REPO / f"sounds/ja/callrec/{name}.wav")
+          for name in ("notice", "paused", "resumed")}
+    assert all(score > 0.8 for score, _ in at.values()), at
+    assert at["notice"][1] < at["paused"][1] < at["resumed"][1], at
