@@ -176,10 +176,10 @@ def sealing(env: dict[str, str]) -> dict[str, str]:
 
 def call_with_keys(bench: Bench, caller: Caller, manifests: Callable[..., list[CallManifest]],
                    number: str, keys: list[tuple[float, str]], did: str = "9012",
-                   hold_s: float = 30.0) -> CallManifest:
+                   hold_s: float = 30.0, agent_audio: Path | None = None) -> CallManifest:
     """One call from ``number`` to the agent-keys phone, which presses ``keys`` after it
-    answers (testbench/sipp.py KeysPhone); its manifest."""
-    phone = bench.start_keys_phone(keys)
+    answers and says ``agent_audio`` (testbench/sipp.py KeysPhone); its manifest."""
+    phone = bench.start_keys_phone(keys, audio=agent_audio)
     try:
         caller.call(did, hold_s=hold_s, caller_user=number)
         [m] = manifests(number)

@@ -292,13 +292,8 @@ def test_a_stereo_recording_is_silent_on_both_channels_during_the_pause(
     (main/audiohook.c audiohook_read_frame_both), so the customer's side and what they hear
     are both silent in the span, and both sound outside it."""
     start_callrec(CALLREC_RECORDING__STEREO="true", CALLREC_RECORDING__STEREO_ON_8K_ONLY_PBX="true")
-    phone = bench.start_keys_phone([(2.0, "*5"), (9.0, "*6")], audio=bench.tone(1000))
-    try:
-        number = unique_caller()
-        caller.call("9012", hold_s=30.0, caller_user=number)
-        [m] = manifests(number)
-    finally:
-        phone.stop()
+    m = call_with_keys(bench, caller, manifests, unique_caller(), [(2.0, "*5"), (9.0, "*6")],
+                       agent_audio=bench.tone(1000))
     assert m.recording is not None and len(m.recording.channels) == 2
     [pause] = m.pauses
     assert pause.offset_s is not None and pause.end_offset_s is not None
