@@ -12,7 +12,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from callrec.manifest import CallManifest, RecordingStatus
+from callrec.manifest import CallManifest, Policy, RecordingStatus
 from callrec.metrics import serve
 
 
@@ -23,6 +23,10 @@ class CallMetrics:
                              ["door", "status"], registry=r)
         self.unrecorded = Counter("callrec_unrecorded_calls", "Calls not recorded, by reason",
                                   ["reason"], registry=r)
+        # Policy force and no recording: the caller was turned away (the apology, a hang-up).
+        self.force_refused = Counter("callrec_force_refused_calls",
+                                     "Calls under policy force turned away: not recordable",
+                                     ["reason"], registry=r)
         self.interrupted = Counter("callrec_recordings_interrupted",
                                    "Recordings stopped or broken while the call was up (ALERT)",
                                    ["reason"], registry=r)
@@ -78,6 +82,8 @@ class CallMetrics:
         self.calls.labels(m.door, m.status.value).inc()
         if m.status is RecordingStatus.UNRECORDED:
             self.unrecorded.labels(m.status_reason or "unknown").inc()
+            if m.policy is Policy.FORCE:
+                self.force_refused.labels(m.status_reason or "unknown").inc()
         elif m.status is RecordingStatus.INTERRUPTED:
             self.interrupted.labels(m.status_reason or "unknown").inc()
         n = m.notice

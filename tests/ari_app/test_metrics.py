@@ -35,3 +35,13 @@ def test_counts_by_status_reason_and_notice() -> None:
     assert metric(text, 'callrec_notices_total{result="cut_short"}') == 1
     assert metric(text, "callrec_recording_verify_seconds_count") == 1
     assert metric(text, "callrec_calls_in_flight") == 3
+
+
+def test_calls_turned_away_under_policy_force_are_counted_apart() -> None:
+    metrics = CallMetrics(lambda: 0)
+    metrics.count(manifest(RecordingStatus.UNRECORDED, "ami_unavailable", policy=Policy.FORCE,
+                           outcome="failed"))
+    metrics.count(manifest(RecordingStatus.UNRECORDED, "ami_unavailable"))  # optional: goes on
+    text = generate_latest(metrics.registry).decode()
+    assert metric(text, 'callrec_force_refused_calls_total{reason="ami_unavailable"}') == 1
+    assert metric(text, 'callrec_unrecorded_calls_total{reason="ami_unavailable"}') == 2
