@@ -202,11 +202,12 @@ class Call(CallState):
         self._proof = None
         self.pauses.append(pause)
 
-    def resumed(self, proof: VerifiedRecording, ended_by: PauseEnd, at: datetime) -> None:
+    def resumed(self, proof: VerifiedRecording, ended_by: PauseEnd, at: datetime,
+                detail: str | None = None) -> None:
         """Its recording was unmuted and proven by Recorder's rule again."""
         if not isinstance(proof, VerifiedRecording) or proof.file != self._file:
             raise ValueError(f"{self.call_id}: not a proof of this call's recording")
-        self._end_pause(ended_by, at, proven=True)
+        self._end_pause(ended_by, at, proven=True, detail=detail)
         self._proof = proof
 
     def resume_unproven(self, ended_by: PauseEnd, at: datetime, detail: str) -> None:

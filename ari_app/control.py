@@ -27,7 +27,7 @@ from ari_app.call import Call
 from ari_app.config import ApiSettings
 from ari_app.pause import Answer, Pauses
 from callrec.ids import is_call_id
-from callrec.manifest import PauseSource
+from callrec.manifest import EventKind, PauseSource
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ControlApi:
         last = call.pauses[-1] if call.pauses else None
         detail = last.detail if last and answer is not Answer.REFUSED else None
         if answer is Answer.REFUSED:
-            refused = [e for e in call.events if e.kind == "pause_refused"]
+            refused = [e for e in call.events if e.kind is EventKind.PAUSE_REFUSED]
             detail = refused[-1].detail if refused else None
         return _json(status, call_id=call.call_id, state=answer.value,
                      paused=call.paused is not None, status=call.status.value, detail=detail)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from ari_app import AriAppError
@@ -84,6 +85,9 @@ class Pauses:
         self.save = save  # the journal, now (not with the batch): ari_app/ending.py JournalBatch
         self.alert = alert
         self._timers: dict[str, asyncio.Task[Any]] = {}
+        # One resume at a time per call: a second (the agent's key while the timer resumes)
+        # waits for the first, then finds the pause ended and the proof there, or not.
+        self._resuming: dict[str, asyncio.Lock] = {}
 
     def refusal(self, call: Call) -> str | None:
         """Why this call's recording may not be paused, or None."""
@@ -161,6 +165,10 @@ class Pauses:
 
     def ended(self, call: Call) -> None:
         """The call is over: its timer goes (an open pause ends with it, ``Call.manifest``)."""
+        self._stop_timer(call)
+        self._resuming.pop(call.call_id, None)
+
+    def _stop_timer(self, call: Call) -> None:
         timer = self._timers.pop(call.call_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
@@ -168,9 +176,14 @@ class Pauses:
     async def _end(self, call: Call, ended_by: PauseEnd, speaker: Speaker | None,
                    announce: bool, detail: str | None = None, in_line: bool = False,
                    ) -> Answer:
-        if call.paused is None:
-            return Answer.NOT_PAUSED
-        self.ended(call)
+        async with self._resuming.setdefault(call.call_id, asyncio.Lock()):
+            if call.paused is None:
+                return Answer.NOT_PAUSED
+            self._stop_timer(call)
+            return await self._resume_now(call, ended_by, speaker, announce, detail, in_line)
+
+    async def _resume_now(self, call: Call, ended_by: PauseEnd, speaker: Speaker | None,
+                          announce: bool, detail: str | None, in_line: bool) -> Answer:
         started = time.monotonic()
         proof, unmuted_at = await self._unmute_and_prove(call)
         # The pause ends where the audio comes back: at the unmute, not once it is proven.
@@ -184,9 +197,7 @@ class Pauses:
             self.alert(call.call_id, "resume_unproven", {"ended_by": ended_by.value,
                                                          "detail": proof})
             return Answer.UNPROVEN
-        call.resumed(proof, ended_by, at)
-        if detail:
-            call.pauses[-1].detail = detail
+        call.resumed(proof, ended_by, at, detail)
         self.save(call)
         self.metrics.resume_latency.observe(time.monotonic() - started)
         self.metrics.pause_ends.labels(ended_by.value, "true").inc()
@@ -285,7 +296,7 @@ class Pauses:
         return call.notice.language or self.settings.notice.default_language
 
 
-def _size(path: Any) -> int:
+def _size(path: Path) -> int:
     try:
         return int(path.stat().st_size)
     except OSError:

@@ -198,6 +198,18 @@ async def test_a_warning_during_a_pause_resumes_first(bench: Bench) -> None:
     assert door.played == ["callrec/paused", "callrec/resumed", "callrec/warning"]
 
 
+async def test_two_resumes_at_once_resume_once(bench: Bench) -> None:
+    """The agent's *6 while the timer resumes: the second waits for the first and finds the
+    pause over (no second unmute, no error)."""
+    b, door = bench, StepDoor()
+    await b.pauses.pause(b.call, PauseSource.KEY, "agent-07", door)
+    first, second = await asyncio.gather(b.pauses.resume(b.call, PauseEnd.AUTO),
+                                         b.pauses.resume(b.call, speaker=door))
+    assert (first, second) == (Answer.RESUMED, Answer.NOT_PAUSED)
+    assert b.ami.actions == [MUTED, UNMUTED] and b.call.proof is not None
+    assert [p.ended_by for p in b.call.pauses] == [PauseEnd.AUTO]
+
+
 async def test_a_hang_up_during_a_pause_ends_it(bench: Bench) -> None:
     b = bench
     await b.pauses.pause(b.call, PauseSource.KEY, "agent-07")
