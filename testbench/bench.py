@@ -181,7 +181,7 @@ class Bench:
         child = Child(name, [sys.executable, "-m", "callrec_cli", *args],
                       self.log_dir / f"{name}.log", marker="callrec_cli", env=env)
         try:
-            wait_until(lambda: ready in child.log_path.read_text(errors="replace"), name,
+            wait_until(lambda: ready in child.own_log(), name,
                        timeout, child)
         except BaseException:
             child.stop()

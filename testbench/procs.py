@@ -84,6 +84,9 @@ class Child:
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as out:
+            # Where this process's lines start: a service's log is shared by every run of it
+            # in a bench session, and an earlier run's "ready" line must not count for this one.
+            self.log_start = out.seek(0, os.SEEK_END)
             self.proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -103,12 +106,17 @@ class Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def log_tail(self, lines: int = 30) -> str:
+    def own_log(self) -> str:
+        """What this process has written to its log so far (not earlier runs' lines)."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            with self.log_path.open("rb") as log_file:
+                log_file.seek(self.log_start)
+                return log_file.read().decode(errors="replace")
         except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+            return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.own_log().splitlines()[-lines:]) or "(nothing logged)"
 
     def fail_if_dead(self) -> None:
         if not self.alive():
