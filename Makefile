@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv chroot prompts i18n sounds-install lint typecheck test bench chaos demo demo-call sandbox-up sandbox-down sandbox-status \
+.PHONY: help deps venv dist chroot prompts i18n sounds-install lint typecheck test bench chaos demo demo-call sandbox-up sandbox-down sandbox-status \
         sandbox-clean clean
 
 help:
@@ -23,6 +23,12 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 venv: $(STAMP)
+
+# The wheel and the sdist a PBX host installs (pip install callrec-*.whl, then callrec setup):
+# the services with the dialplan, the prompts, the units and the example config as package data.
+DIST ?= dist
+dist: $(STAMP)
+	$(BIN)/python -m build --outdir $(DIST) .
 
 # ruff, and the layer contract (pyproject.toml [tool.importlinter]): an import that points up a
 # layer, or one service importing another, fails here.

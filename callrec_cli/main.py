@@ -48,9 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     set_cmd.add_argument("--by", default="", help="who changed it (kept in the manifest)")
     from archive.cli import add_parser
     from callrec_cli.evidence import add_parsers
+    from callrec_cli.setup.command import add_parser as add_setup
 
     add_parser(sub)
     add_parsers(sub)
+    add_setup(sub)
     for command in _subparsers(sub):
         command.add_argument("--config", type=Path, metavar="FILE",
                              help="TOML file (CALLREC_* environment variables win)")
@@ -127,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _outcome(args)
     if args.command == "archive":
         return _archive(args)
+    if args.command == "setup":
+        from callrec_cli.setup.command import run
+
+        return run(args)
     from callrec_cli import evidence
 
     if args.command in evidence.COMMANDS:

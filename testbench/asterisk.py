@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from testbench import BenchError
+from testbench.admin import LAYOUTS, SETUP_OWNS, admin_tree, own_datadir
 from testbench.chroot import chroot_user
 from testbench.procs import Child, wait_until
 
@@ -70,6 +71,12 @@ PRESETS: dict[str, Ports] = {
                   agent_transfer_out=15075, outside=15076, agent_consult=15077,
                   agent_attended=15078, agent_park=15079, agent_keys=15082,
                   caller_media=(40000, 44999), agent_media=46000, s3=28333, agi=14573),
+    # The PBX `callrec setup` is tested on (testbench/admin.py): a few calls at a time.
+    "setup": Ports(sip=25060, http=28088, ami=25038, rtp_start=23000, rtp_end=23999,
+                   trunk=25070, agent_answer=25071, agent_busy=25072, agent_noanswer=25073,
+                   agent_transfer=25074, agent_transfer_out=25075, outside=25076,
+                   agent_consult=25077, agent_attended=25078, agent_park=25079, agent_keys=25082,
+                   caller_media=(50000, 51999), agent_media=53000, s3=38333, agi=24573),
 }
 
 
@@ -90,7 +97,11 @@ def ari_auth(creds: AsteriskCredentials) -> dict[str, str]:
 class Asterisk:
     """Asterisk 22 running inside the chroot as its ``asterisk`` user."""
 
-    def __init__(self, root: Path, instance: str, ports: Ports, log_dir: Path) -> None:
+    def __init__(self, root: Path, instance: str, ports: Ports, log_dir: Path,
+                 layout: str = "bench") -> None:
+        if layout not in LAYOUTS:
+            raise BenchError(f"unknown layout {layout!r}; one of {LAYOUTS}")
+        self.layout = layout
         self.root = root
         self.instance = instance
         self.ports = ports
@@ -119,6 +130,7 @@ class Asterisk:
         p = self.ports
         return {
             "INSTANCE": self.instance, "HOME": self.home, "MODDIR": self._moddir(),
+            "DATADIR": self.datadir,
             "SIP_PORT": str(p.sip), "HTTP_PORT": str(p.http), "AMI_PORT": str(p.ami),
             "RTP_START": str(p.rtp_start), "RTP_END": str(p.rtp_end),
             "TRUNK_PORT": str(p.trunk), "AGENT_ANSWER_PORT": str(p.agent_answer),
@@ -142,24 +154,43 @@ class Asterisk:
         if fresh_spool:  # a fresh run: no recordings or logs of earlier runs
             shutil.rmtree(home / "spool", ignore_errors=True)
             shutil.rmtree(home / "log", ignore_errors=True)
-        for sub in ("etc/callrec", "cache", "lib", "spool/callrec", "run", "log/cdr-csv"):
+        for sub in ("etc", "cache", "lib", "spool/callrec", "run", "log/cdr-csv"):
             (home / sub).mkdir(parents=True, exist_ok=True)
+        if self.layout != "bench":
+            admin_tree(self.root, etc, self.layout, self.ports.ami, gid)
+            own_datadir(self.root, self.host_path(self.datadir))
+        self._render_templates(etc, creds, gid)
+        if self.layout == "bench":  # the layouts get callrec's files from callrec setup
+            for include in sorted(DIALPLAN.rglob("*.conf")):  # features/ too (features.conf)
+                target = etc / "callrec" / include.relative_to(DIALPLAN)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write_private(target, include.read_text(), gid)
+            self.install_sounds()
+        for sub in ("cache", "lib", "spool", "run", "log"):
+            for path in [home / sub, *(home / sub).rglob("*")]:
+                os.chown(path, uid, gid)
+
+    def _render_templates(self, etc: Path, creds: AsteriskCredentials, gid: int) -> None:
         subs = self._substitutions(creds)
         for template in sorted(TEMPLATES.glob("*.conf")):
+            if self.layout != "bench" and template.name in SETUP_OWNS:
+                continue  # the admin's own (admin_tree): callrec setup adds its part
             text = template.read_text()
             for key, value in subs.items():
                 text = text.replace(f"@{key}@", value)
             if re.search(r"@[A-Z_]+@", text):
                 raise BenchError(f"unrendered placeholder left in {template.name}")
-            _write_private(etc / template.name, text, gid)
-        for include in sorted(DIALPLAN.rglob("*.conf")):  # features/ too (features.conf)
-            target = etc / "callrec" / include.relative_to(DIALPLAN)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _write_private(target, include.read_text(), gid)
-        for sub in ("cache", "lib", "spool", "run", "log"):
-            for path in [home / sub, *(home / sub).rglob("*")]:
-                os.chown(path, uid, gid)
-        self.install_sounds()
+            name = template.name
+            if self.layout != "bench" and name == "extensions.conf":
+                text = text.replace('#include "callrec/*.conf"\n', "")
+                name = "extensions_additional.conf" if self.layout == "freepbx" else name
+            _write_private(etc / name, text, gid)
+
+    @property
+    def datadir(self) -> str:
+        """astdatadir as Asterisk sees it: the shared one, or the instance's own for a layout
+        that callrec setup installs the prompts into (testbench/admin.py own_datadir)."""
+        return "/usr/share/asterisk" if self.layout == "bench" else f"{self.home}/share"
 
     def install_sounds(self) -> None:
         """The project's prompts, where Asterisk looks: <astdatadir>/sounds/<lang>/callrec/."""
@@ -206,6 +237,11 @@ class Asterisk:
                            self.log_dir / "asterisk.console.log", marker=self.conf)
         return self.child
 
+    @property
+    def command(self) -> list[str]:
+        """Asterisk's CLI for this instance, as ``callrec setup --asterisk`` takes it."""
+        return ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf]
+
     def cli(self, command: str, timeout: float = 10.0) -> str:
         """Run an Asterisk CLI command through the instance's control socket."""
         result = subprocess.run(
@@ -216,10 +252,13 @@ class Asterisk:
             raise BenchError(f"asterisk -rx {command!r} failed: {result.stderr or result.stdout}")
         return result.stdout
 
-    def wait_ready(self, creds: AsteriskCredentials, timeout: float = 30.0) -> None:
-        """Wait until Asterisk is fully booted and ARI answers with our credentials."""
+    def wait_booted(self, timeout: float = 30.0) -> None:
         wait_until(lambda: "fully booted" in self.cli("core waitfullybooted").lower(),
                    f"asterisk[{self.instance}] boot", timeout, self.child)
+
+    def wait_ready(self, creds: AsteriskCredentials, timeout: float = 30.0) -> None:
+        """Wait until Asterisk is fully booted and ARI answers with our credentials."""
+        self.wait_booted(timeout)
         url = f"http://127.0.0.1:{self.ports.http}/ari/asterisk/info"
         request = urllib.request.Request(url, headers=ari_auth(creds))
 

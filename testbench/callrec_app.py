@@ -78,15 +78,19 @@ def callrec_env(ep: Endpoints, chroot_home: str, recordings: Path,
 
 
 class CallrecApp:
-    def __init__(self, ep: Endpoints, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, ep: Endpoints, env: dict[str, str], log_dir: Path,
+                 config: Path | None = None) -> None:
         self.ep = ep
         self.env = env
+        self.config = config  # a TOML file (callrec setup's), beside the environment
         self.log_dir = log_dir
         self.child: Child | None = None
         self.metrics_port = 0
 
     def start(self, timeout: float = 15.0) -> Child:
         argv = [sys.executable, "-m", "callrec_cli", "ari"]
+        if self.config is not None:
+            argv += ["--config", str(self.config)]
         if os.geteuid() == 0:
             # As deployed (deploy/callrec-ari.service, Nice=-5): on a saturated box the call
             # flow must not queue behind Asterisk's media threads.
