@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callrec_cli.setup.tree import Tree
 from testbench import BenchError
 from testbench.admin import LAYOUTS, SETUP_OWNS, admin_tree, own_datadir
 from testbench.chroot import chroot_user
@@ -273,25 +274,12 @@ class Asterisk:
             self.child.stop()
 
 
-def resolve_in_chroot(root: Path, path: str, depth: int = 0) -> Path:
+def resolve_in_chroot(root: Path, path: str) -> Path:
     """Resolve ``path`` as the chroot sees it: absolute symlinks point inside ``root``.
 
     (The chroot's sounds/en is a link to /etc/alternatives/..., which on the host means the
-    host's /etc.)"""
-    if depth > 20:
-        raise BenchError(f"symlink loop resolving {path} in {root}")
-    current = root
-    parts = [p for p in path.split("/") if p]
-    for index, part in enumerate(parts):
-        candidate = current / part
-        if candidate.is_symlink():
-            link = os.readlink(candidate)
-            rest = "/".join(parts[index + 1:])
-            base = link if link.startswith("/") else \
-                "/" + os.path.relpath(os.path.normpath(current / link), root)
-            return resolve_in_chroot(root, f"{base}/{rest}", depth + 1)
-        current = candidate
-    return current
+    host's /etc.) The same resolution callrec setup makes for a ``--root`` (its Tree)."""
+    return Tree(root).host(path)
 
 
 def _write_private(path: Path, text: str, gid: int) -> None:
