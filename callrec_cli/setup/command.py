@@ -14,7 +14,7 @@ from pathlib import Path
 from callrec_cli.setup import SetupError
 from callrec_cli.setup.changes import Applier, State, diff, undo
 from callrec_cli.setup.pbx import Asterisk, Pbx, probe, refusals
-from callrec_cli.setup.plan import CONF, Answers, Planner, parse_route
+from callrec_cli.setup.plan import CONF, Answers, Planner, parse_route, read_env
 from callrec_cli.setup.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -152,15 +152,10 @@ def _activate(args: argparse.Namespace, tree: Tree, asterisk: Asterisk, pbx: Pbx
     if args.no_check or not pbx.running or "pbx" not in answers.components:
         return 0
     env = dict(os.environ)
-    env.update(_secrets(tree))
+    env.update(read_env(tree.read(f"{CONF}/secrets.env")))
     config = tree.host(f"{CONF}/callrec.toml")
     return subprocess.run([sys.executable, "-m", "callrec_cli", "check", "--config",
                            str(config)], env=env, check=False).returncode
-
-
-def _secrets(tree: Tree) -> dict[str, str]:
-    text = tree.host(f"{CONF}/secrets.env").read_text()
-    return dict(x.split("=", 1) for x in text.splitlines() if "=" in x and x[0] != "#")
 
 
 def _undo(tree: Tree, asterisk: Asterisk, args: argparse.Namespace) -> int:

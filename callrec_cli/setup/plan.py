@@ -44,7 +44,8 @@ class Answers:
     bin: str = SHIPPED_BIN
 
 
-def _env(data: bytes | None) -> dict[str, str]:
+def read_env(data: bytes | None) -> dict[str, str]:
+    """KEY=VALUE lines of an EnvironmentFile setup wrote (comments skipped)."""
     lines = (data or b"").decode(errors="replace").splitlines()
     return dict(x.split("=", 1) for x in lines if "=" in x and not x.startswith("#"))
 
@@ -57,10 +58,10 @@ def _env_file(values: dict[str, str]) -> bytes:
 class Planner:
     def __init__(self, tree: Tree, pbx: Pbx, answers: Answers) -> None:
         self.tree, self.pbx, self.a = tree, pbx, answers
-        old = _env(tree.read(f"{CONF}/secrets.env"))
+        old = read_env(tree.read(f"{CONF}/secrets.env"))
         self.ari_password = old.get("CALLREC_ARI__PASSWORD") or secrets.token_urlsafe(24)
         self.ami_secret = old.get("CALLREC_AMI__SECRET") or secrets.token_urlsafe(24)
-        s3_old = _env(tree.read(f"{CONF}/upload.env"))
+        s3_old = read_env(tree.read(f"{CONF}/upload.env"))
         self.s3_keys = {k: os.environ.get(k) or s3_old.get(k, "")
                         for k in ("CALLREC_S3__ACCESS_KEY", "CALLREC_S3__SECRET_KEY")}
 
