@@ -77,7 +77,7 @@ PRESETS: dict[str, Ports] = {
                    trunk=25070, agent_answer=25071, agent_busy=25072, agent_noanswer=25073,
                    agent_transfer=25074, agent_transfer_out=25075, outside=25076,
                    agent_consult=25077, agent_attended=25078, agent_park=25079, agent_keys=25082,
-                   caller_media=(50000, 51999), agent_media=53000, s3=38333, agi=24573),
+                   caller_media=(50000, 51999), agent_media=53000, s3=16333, agi=24573),
 }
 
 

