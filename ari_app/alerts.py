@@ -1,84 +1,64 @@
 """Supervisor alerts: an agent warned an abusive caller or ended the call.
 
-Each alert counts on ``callrec_agent_actions_total`` at once and, when a webhook is configured,
-is POSTed as JSON in its own tracked task: retried with backoff, never holding up the call. The
-body is signed with HMAC-SHA256 (Python's hmac, keyed by ``alerts.secret``) so the receiver can
-tell it came from callrec: ``X-Callrec-Signature: sha256=<hex of HMAC(secret, body)>``; the body
-carries its own timestamp and a unique id against replays.
+Each alert counts on ``callrec_agent_actions_total`` at once and, when webhook endpoints are
+configured, becomes a ``call.flagged`` event in the webhooks' durable outbox (callrec/webhooks/):
+signed per Standard Webhooks, retried until the receiver takes it, never holding up the call.
+A payment pause whose recording could not be proven again only counts here: its call's
+``recording.interrupted`` event follows with the manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
 from prometheus_client import Counter
 
-from ari_app.config import AlertSettings
 from callrec.backoff import Backoff
 from callrec.lifecycle import Tasks
+from callrec.manifest import CallManifest
+from callrec.webhooks.events import call_ended, call_flagged
+from callrec.webhooks.hub import Webhooks
+from callrec.webhooks.outbox import Event
 
 log = logging.getLogger(__name__)
 
-
-def signature(secret: bytes, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+FLAGS = {"warning": "agent_warning", "end": "ended_by_agent"}  # the archive's flag names
 
 
 class Alerts:
-    def __init__(self, settings: AlertSettings, tasks: Tasks, counter: Counter) -> None:
-        self.settings, self.tasks, self.counter = settings, tasks, counter
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, webhooks: Webhooks, tasks: Tasks, counter: Counter) -> None:
+        self.webhooks, self.tasks, self.counter = webhooks, tasks, counter
 
     def count(self, action: str) -> None:
         """An agent action that raises no alert (a refused key)."""
         self.counter.labels(action).inc()
 
     def alert(self, call_id: str, action: str, facts: dict[str, Any]) -> None:
-        """Count it now; deliver it in the background."""
+        """Count it now; into the outbox in the background."""
         self.count(action)
-        if not self.settings.webhook_url:
-            return
-        body = json.dumps({"id": str(uuid.uuid4()), "at": datetime.now(UTC).isoformat(),
-                           "call_id": call_id, "action": action, **facts},
-                          ensure_ascii=False).encode()
-        self.tasks.spawn(self._deliver(call_id, action, body))
+        if action in FLAGS:
+            event = call_flagged(call_id, FLAGS[action], datetime.now(UTC), facts)
+            self.tasks.spawn(self._emit(call_id, event))
 
-    async def _deliver(self, call_id: str, action: str, body: bytes) -> None:
-        url = self.settings.webhook_url
-        headers = {"Content-Type": "application/json", "X-Callrec-Signature": signature(
-            self.settings.secret.get_secret_value().encode(), body)}
-        where = urlsplit(url).hostname  # never the URL: it may carry a token
-        pauses = Backoff(first=1.0, cap=60.0)
-        for attempt in range(1, self.settings.attempts + 1):
+    def call_ended(self, m: CallManifest) -> None:
+        """``call.unrecorded`` or ``recording.interrupted``, written just before the call's
+        manifest in the same thread (ari_app/ending.py): the uploader's ``call.archived`` for
+        the manifest comes after it. OSError is retried with the manifest's write."""
+        event = call_ended(m)
+        if event is not None:
+            self.webhooks.emit(event)
+
+    async def _emit(self, call_id: str, event: Event) -> None:
+        pauses = Backoff(first=0.5, cap=30.0)
+        while True:
             try:
-                async with self._client().post(url, data=body, headers=headers) as reply:
-                    if 200 <= reply.status < 300:
-                        log.info("[%s] alert %s delivered to %s", call_id, action, where)
-                        return
-                    problem = f"HTTP {reply.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = type(exc).__name__
-            log.warning("[%s] alert %s to %s failed (%s), attempt %d of %d", call_id, action,
-                        where, problem, attempt, self.settings.attempts)
-            if attempt < self.settings.attempts:
-                await asyncio.sleep(pauses.next())
-        log.error("[%s] alert %s NOT delivered to %s", call_id, action, where)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s))
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+                await self.webhooks.emit_soon(event)
+                return
+            except OSError as exc:  # a full disk: the same event (one id) once it has room
+                delay = pauses.next()
+                log.error("[%s] webhook %s not written to the outbox: %s; again in %.1f s",
+                          call_id, event.type, exc, delay)
+                await asyncio.sleep(delay)

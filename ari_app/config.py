@@ -16,6 +16,7 @@ from callrec.numbering import NumberingPlan
 from callrec.s3.settings import S3Settings
 from callrec.sections import Section
 from callrec.settings import CallrecSettings, load
+from callrec.webhooks.settings import WebhookSettings
 
 
 class AriSettings(Section):
@@ -177,16 +178,6 @@ class ApiSettings(Section):
         return self
 
 
-class AlertSettings(Section):
-    """Supervisor alerts on a warning or an end: a webhook (JSON, HMAC-SHA256 signed) besides
-    the Prometheus counter callrec_agent_actions_total."""
-
-    webhook_url: str = ""  # "" = no webhook
-    secret: SecretStr = SecretStr("")  # signs each body: X-Callrec-Signature: sha256=<hex>
-    timeout_s: float = Field(5.0, gt=0)
-    attempts: int = Field(6, ge=1, le=20)  # with backoff from 1 s, capped at 60 s
-
-
 class MarkSettings(Section):
     """Marked callers (callrec/s3/marks.py), read from the bucket the archive writes them to."""
 
@@ -209,7 +200,7 @@ class AriAppSettings(CallrecSettings):
     agent_keys: AgentKeySettings = AgentKeySettings()
     pause: PauseSettings = PauseSettings()
     api: ApiSettings = ApiSettings()
-    alerts: AlertSettings = AlertSettings()
+    webhooks: WebhookSettings = WebhookSettings()  # events for other systems (callrec/webhooks)
     marks: MarkSettings = MarkSettings()
     s3: S3Settings = S3Settings()  # only for marks
     evidence: EvidenceSettings = EvidenceSettings()  # sealed manifests (callrec/evidence/)

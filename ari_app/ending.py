@@ -92,13 +92,15 @@ class Ending:
     def __init__(self, writer: SpoolWriter, notice: NoticeSettings, recorder: Recorder,
                  journal: JournalBatch, metrics: CallMetrics, sight: Sight, tasks: Tasks,
                  forget: Callable[[Call], None], check_sight: Callable[[Call], None],
-                 identify: Callable[[Call], None] = lambda call: None) -> None:
+                 identify: Callable[[Call], None] = lambda call: None,
+                 announce: Callable[[CallManifest], None] = lambda m: None) -> None:
         # Sealed (signed, chained) when evidence is on: callrec/evidence/.
         self.writer, self.notice, self.recorder = writer, notice, recorder
         self.journal, self.metrics, self.sight, self.tasks = journal, metrics, sight, tasks
         self.forget = forget  # its channel's events go nowhere any more (StasisApp.forget)
         self.check_sight = check_sight  # the bridge watch saw it (BridgeWatch.check_sight)
         self.identify = identify  # who its agents are (ari_app/agents.py)
+        self.announce = announce  # its webhook event, before the manifest (ari_app/alerts.py)
 
     def hand_off(self, call: Call) -> None:
         """The flow is done with the call: from now on a restart adopts it from the journal.
@@ -167,7 +169,7 @@ class Ending:
         # fsync can take milliseconds: never on the event loop that answers calls. The thread
         # also serialises and signs (~0.1 ms of Python that fights the loop for the GIL, but
         # sealing must hold the chain's lock across the write: callrec/evidence/).
-        write = asyncio.ensure_future(asyncio.to_thread(self.writer.write, manifest))
+        write = asyncio.ensure_future(asyncio.to_thread(self._announce_and_write, manifest))
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -176,6 +178,10 @@ class Ending:
             with contextlib.suppress(OSError, SealError):
                 self._written(call, manifest, await write)
             raise
+
+    def _announce_and_write(self, manifest: CallManifest) -> Path:
+        self.announce(manifest)
+        return self.writer.write(manifest)
 
     def _written(self, call: Call, manifest: CallManifest, path: Path) -> None:
         self.metrics.count(manifest)

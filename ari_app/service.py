@@ -49,6 +49,7 @@ class Service:
                                           p.sight.stopping, on_state=p.resync.on_state,
                                           wanted=p.wanted))
         self.tasks.spawn(p.journal.run())
+        p.webhooks.start(self.tasks)  # the host's sender, or waiting for its lock
         if settings.marks.enabled:  # a new mark reaches this host within marks.refresh_s
             self.tasks.spawn(p.marked.run())
         if settings.agi.enabled:
@@ -78,8 +79,8 @@ class Service:
         p.sight.stopping.set()
         p.takeon.remember(p.bridges.flush())
         await self.tasks.cancel()
-        await p.call_tasks.cancel()  # alerts still being retried too (logged as not delivered)
-        await p.alerts.close()
+        await p.call_tasks.cancel()
+        await p.webhooks.close()  # undelivered events stay in the outbox for the next sender
         p.journal.flush()  # cancelled calls queued their latest state
         p.journal.journal.close()
         p.ami.close()

@@ -40,6 +40,7 @@ from callrec.lifecycle import Tasks
 from callrec.s3.marks import MarkStore
 from callrec.s3.settings import RetentionSettings
 from callrec.s3.store import Store
+from callrec.webhooks.hub import Webhooks
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Parts:
     agi: AgiServer
     metrics: CallMetrics
     alerts: Alerts
+    webhooks: Webhooks
     marked: MarkedCallers
     call_tasks: Tasks
     wanted: Callable[[str], bool]
@@ -99,11 +101,13 @@ def build(settings: AriAppSettings) -> Parts:
         pauses.ended(call)
 
     writer = SpoolWriter(settings.spool.local, settings.evidence)
+    webhooks = Webhooks(settings.webhooks, metrics.registry)
+    alerts = Alerts(webhooks, call_tasks, metrics.agent_actions)
     ending = Ending(writer, settings.notice, recorder, journal, metrics, sight,
                     call_tasks, forget=forget, check_sight=check_sight,
-                    identify=lambda call: identify(call.agents, settings.agents))
+                    identify=lambda call: identify(call.agents, settings.agents),
+                    announce=alerts.call_ended)
     app = StasisApp(ari, flow, ending, calls)
-    alerts = Alerts(settings.alerts, call_tasks, metrics.agent_actions)
     whisper = Whisper(ari, app.snoops)
     pauses = Pauses(settings, ami, recorder, flow.announcer, whisper, metrics, call_tasks,
                     journal.save, alerts.alert)
@@ -116,7 +120,7 @@ def build(settings: AriAppSettings) -> Parts:
     agi = AgiServer(settings.agi.host, settings.agi.port,
                     AgiCalls(app, flow, ari, ending, keys, pauses))
     return Parts(settings, ari, ami, recorder, flow, journal, sight, app, bridges, resync, agi,
-                 metrics, alerts, marked, call_tasks, wanted, writer, takeon, pauses,
+                 metrics, alerts, webhooks, marked, call_tasks, wanted, writer, takeon, pauses,
                  ControlApi(settings.api, calls, pauses))
 
 

@@ -39,6 +39,11 @@ _KEY = re.compile(rf"^\s*({_BARE}(?:\s*\.\s*{_BARE})*)\s*=")
 _PART = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|"([^"]*)"|'([^']*)')\s*(?:\.|$)""")
 
 
+# Keys of earlier releases, refused with where their setting went.
+RETIRED = {"alerts": "moved: the agents' warnings and ends are call.flagged webhook events; set "
+                     "[webhooks.endpoints.NAME] (docs/admin.md, Webhooks)"}
+
+
 class BadConfigFile(CallrecError):
     """``--config FILE`` names no file, one that is not TOML, or one with unknown keys or bad
     values (each named with its line)."""
@@ -96,7 +101,7 @@ def check_file(path: Path, text: str, data: dict[str, Any],
     environment is not read), or BadConfigFile lists each problem with its line."""
     known = {name for cls in services for name in cls.model_fields}
     problems: dict[tuple[str, ...], str] = {
-        (key,): "unknown key (no callrec service has this setting)"
+        (key,): RETIRED.get(key, "unknown key (no callrec service has this setting)")
         for key in data if key not in known}
     for cls in services:
         try:  # model_validate: the file's values only, no settings sources

@@ -49,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     from archive.cli import add_parser
     from callrec_cli.evidence import add_parsers
     from callrec_cli.setup.command import add_parser as add_setup
+    from callrec_cli.webhooks import add_parsers as add_webhooks
 
     add_parser(sub)
     add_parsers(sub)
     add_setup(sub)
+    add_webhooks(sub)
     for command in _subparsers(sub):
         command.add_argument("--config", type=Path, metavar="FILE",
                              help="TOML file (CALLREC_* environment variables win)")
@@ -133,8 +135,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from callrec_cli.setup.command import run
 
         return run(args)
-    from callrec_cli import evidence
+    from callrec_cli import evidence, webhooks
 
+    if args.command in webhooks.COMMANDS:
+        return webhooks.run(args, settings)
     if args.command in evidence.COMMANDS:
         return evidence.run(args, settings)
     return _ari(args)

@@ -7,6 +7,7 @@ heard (Asterisk's own log, the manifest), for the integration tests against the 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -167,6 +168,15 @@ def callrec_cli(env: dict[str, str], *args: str, cwd: Path | None = None,
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "callrec_cli", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def own_spool(shared: Path, call_id: str, spool: Path) -> Path:
+    """A spool of the call's own files (its manifest and recording), moved out of ``shared``:
+    the bench's spool holds what earlier tests left, which an uploader on it would ship too."""
+    spool.mkdir(exist_ok=True)
+    for path in shared.glob(f"{call_id}.*"):
+        shutil.move(path, spool / path.name)
+    return spool
 
 
 def sealing(env: dict[str, str]) -> dict[str, str]:

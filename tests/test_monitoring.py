@@ -15,8 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from archive.evidence.desk import ReconcileMetrics, VerifyMetrics
 from ari_app.metrics import CallMetrics
+from callrec.webhooks.metrics import WebhookMetrics
 from testbench.bench import Bench
 from testbench.procs import free_port
+from testbench.webhooks import Receiver
 from tests.helpers import REPO
 from uploader.metrics import Metrics as UploadMetrics
 
@@ -49,14 +51,15 @@ def test_promtool_accepts_the_rules() -> None:
     checked = subprocess.run([str(PROMTOOL), "check", "rules", str(RULES)],
                              capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 13 rules found" in checked.stdout
+    assert "SUCCESS: 15 rules found" in checked.stdout
 
 
 def test_every_metric_shipped_is_exported() -> None:
     names = shipped_names()
     assert len(names) >= 20
     missing = names - exported(CallMetrics(lambda: 0.0).registry, UploadMetrics().registry,
-                               VerifyMetrics().registry, ReconcileMetrics().registry)
+                               VerifyMetrics().registry, ReconcileMetrics().registry,
+                               WebhookMetrics(CollectorRegistry()).registry)
     assert missing == set()
 
 
@@ -78,11 +81,14 @@ def families(port: int) -> set[str]:
 @pytest.mark.integration
 def test_a_running_call_flow_and_uploader_export_what_is_shipped(
         bench: Bench, locked_bucket: str, tmp_path: Path) -> None:
-    app = bench.start_callrec()
+    # An endpoint configured: the webhooks' metrics are served by both (the sender's host).
+    receiver = Receiver()
+    hooks = {**receiver.env(), "CALLREC_WEBHOOKS__OUTBOX": str(tmp_path / "outbox")}
+    app = bench.start_callrec(**hooks)
     port = free_port()
     env = bench.service_env(locked_bucket, tmp_path, "monitor",
                             CALLREC_UPLOAD__METRICS_PORT=str(port),
-                            CALLREC_UPLOAD__SPOOL=str(tmp_path / "spool"))
+                            CALLREC_UPLOAD__SPOOL=str(tmp_path / "spool"), **hooks)
     (tmp_path / "spool").mkdir()
     uploader = bench.start_uploader(env)
     try:
@@ -90,6 +96,7 @@ def test_a_running_call_flow_and_uploader_export_what_is_shipped(
     finally:
         uploader.stop(timeout=30)
         app.stop()
+        receiver.down()
     # The archive's verify and reconcile metrics come from the archive host (its web server or
     # a textfile): checked against their registries above.
     served = {base(n) for n in shipped_names()

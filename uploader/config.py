@@ -18,6 +18,7 @@ from callrec.numbering import NumberingPlan
 from callrec.s3.settings import RetentionSettings, S3Settings
 from callrec.sections import Section
 from callrec.settings import CallrecSettings
+from callrec.webhooks.settings import WebhookSettings
 
 
 class UploadSettings(Section):
@@ -60,3 +61,5 @@ class UploaderSettings(CallrecSettings):
     # This host's key and chain log (shared with `callrec ari`): the uploader publishes the
     # public keys and writes the chain's checkpoints (uploader/evidence.py).
     evidence: EvidenceSettings = EvidenceSettings()
+    # call.archived for each call archived; the host's sender may run here (callrec/webhooks)
+    webhooks: WebhookSettings = WebhookSettings()

@@ -56,6 +56,7 @@ class Daemon:
             self.tasks.spawn(self._worker())
         if self.checkpoints is not None:
             self.tasks.spawn(self._checkpoints(self.checkpoints))
+        self.uploader.webhooks.start(self.tasks)  # the host's sender, or waiting for its lock
 
     async def run(self, stop: Stop) -> None:
         interval = self.settings.sweep_interval_s
@@ -84,6 +85,7 @@ class Daemon:
             log.warning("grace period over: calls still being shipped are left for the next "
                         "run (nothing is deleted before it is verified in S3)")
         await self.tasks.cancel()
+        await self.uploader.webhooks.close()  # undelivered events stay in the outbox
         if self.checkpoints is not None:  # what was shipped until the stop is vouched for
             await asyncio.to_thread(self.checkpoints.tick)
         if self.metrics_runner is not None:

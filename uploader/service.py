@@ -30,6 +30,8 @@ from callrec.s3.multipart import ContentMismatch
 from callrec.s3.settings import Lock
 from callrec.s3.store import Store, StoreError
 from callrec.signing import SIG_SUFFIX, decode_sig, sha256_file
+from callrec.webhooks.events import call_archived
+from callrec.webhooks.hub import Webhooks
 from uploader import UploaderError
 from uploader.config import UploaderSettings
 from uploader.formats import (
@@ -87,6 +89,8 @@ class Uploader:
         self.formats = Formats(settings.upload, self.metrics)
         # Seals the versions naming a transcode (uploader/formats.py); None: evidence is off.
         self.versions = archive_ledger(self.store, settings.evidence)
+        # call.archived per call (callrec/webhooks); the daemon runs the host's sender.
+        self.webhooks = Webhooks(settings.webhooks, self.metrics.registry)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -173,6 +177,10 @@ class Uploader:
             log.info("[%s] manifest changed during upload; shipping again", m.call_id)
             self.journal_safely(self.journal.mark, m.call_id, State.PENDING)
             return m.call_id
+        # Before the spool lets go of the call: a full outbox disk fails this attempt, and the
+        # retry finds the objects verified in S3 and emits the same event (one id) again.
+        self.webhooks.emit(call_archived(final, self.settings.s3.bucket, base + ".json",
+                                         self.layout.recording_keys(final), raw))
         self.journal_safely(self.journal.mark, m.call_id, State.DONE)
         ended = m.ended_at or m.entered_at
         self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - ended).total_seconds()))

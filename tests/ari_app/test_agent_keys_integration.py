@@ -1,17 +1,13 @@
 """The agents' hot-keys through the shipped features and dialplan (RFC 2833 DTMF from a SIPp agent
 phone): the warning plays only while the recording is verified and running, the end needs a
-warning first, each press is on the timeline and alerts a supervisor (a signed webhook)."""
+warning first, each press is on the timeline and alerts a supervisor (a call.flagged webhook,
+verified as a receiver would: testbench/webhooks.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +19,7 @@ from testbench.callrec_app import CallrecApp
 from testbench.endpoints import Endpoints
 from testbench.procs import free_port
 from testbench.sipp import Caller
+from testbench.webhooks import Receiver
 from tests.helpers import REPO, metric, scrape, stop_mixmonitor, wait_for_channel
 
 pytestmark = pytest.mark.integration
@@ -31,51 +28,19 @@ WARNING_JA = REPO / "sounds/ja/callrec/warning.wav"
 SECRET = "alert-secret-for-tests"
 
 
-class Hooks:
-    """A webhook receiver: the alerts callrec POSTs, with their headers."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                hooks.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self, timeout: float = 10.0, count: int = 1) -> list[dict[str, object]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        out = []
-        for headers, body in self.received:
-            expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-            assert hmac.compare_digest(headers["x-callrec-signature"], expected)
-            out.append(json.loads(body))
-        return out
-
-
 @pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    receiver = Hooks()
+def hooks() -> Iterator[Receiver]:
+    receiver = Receiver()
     yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    receiver.down()
 
 
 @pytest.fixture
-def keyed(start_callrec: Callable[..., CallrecApp], hooks: Hooks) -> tuple[CallrecApp, int]:
+def keyed(start_callrec: Callable[..., CallrecApp], hooks: Receiver,
+          tmp_path: Path) -> tuple[CallrecApp, int]:
     port = free_port()
-    app = start_callrec(CALLREC_ALERTS__WEBHOOK_URL=hooks.url, CALLREC_ALERTS__SECRET=SECRET,
+    app = start_callrec(**hooks.env(events=["call.flagged", "recording.interrupted"]),
+                        CALLREC_WEBHOOKS__OUTBOX=str(tmp_path / "outbox"),
                         CALLREC_METRICS__PORT=str(port))
     return app, port
 
@@ -86,7 +51,7 @@ def kinds(m: CallManifest) -> list[EventKind]:
 
 @pytest.mark.parametrize("did", ["9012", "8012"], ids=["stasis", "agi"])
 def test_warning_is_played_to_the_caller_recorded_on_the_timeline_and_alerted(
-    did: str, bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    did: str, bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Receiver,
     manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     assert bench.asterisk is not None
@@ -107,14 +72,15 @@ def test_warning_is_played_to_the_caller_recorded_on_the_timeline_and_alerted(
     assert heard_at(Path(m.recording.path), WARNING_JA, warning.offset_s) > 0.8
     assert kinds(m).index(EventKind.NOTICE_ENDED) < kinds(m).index(EventKind.AGENT_ANSWERED) \
         < kinds(m).index(EventKind.WARNING_PLAYED) < kinds(m).index(EventKind.CALLER_HUNG_UP)
-    [alert] = hooks.alerts()
-    assert alert["call_id"] == m.call_id and alert["action"] == "warning"
-    assert alert["agent"] == "agent-keys" and alert["recorded"] is True
+    [alert] = hooks.wait(1)
+    assert alert.type == "call.flagged" and alert.signatures == ("v1", "v1a")
+    assert alert.data["call_id"] == m.call_id and alert.data["flag"] == "agent_warning"
+    assert alert.data["agent"] == "agent-keys" and alert.data["recorded"] is True
     assert metric(scrape(keyed[1]), 'callrec_agent_actions_total{action="warning"}') == 1
 
 
 def test_no_warning_once_the_recording_has_stopped(
-    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Receiver,
     manifests: Manifests, unique_caller: Callable[[], str], endpoints: Endpoints,
 ) -> None:
     assert bench.asterisk is not None
@@ -139,12 +105,17 @@ def test_no_warning_once_the_recording_has_stopped(
     assert EventKind.WARNING_PLAYED not in kinds(m)
     assert bench.asterisk.plays(trunk, "callrec/warning", since=mark) == 0
     assert "Playing 'beeperr." in bench.asterisk.log_text()[mark:]  # the agent's tone
-    assert hooks.alerts(timeout=2.0, count=1) == []  # a refusal is counted, not alerted
+    # A refusal is counted, not flagged; the interruption is the call's one event.
+    [event] = hooks.wait(1)
+    time.sleep(1.0)
+    assert [d.type for d in hooks.deliveries] == ["recording.interrupted"]
+    assert event.data["call_id"] == m.call_id and event.data["notice_played"] is True
+    assert event.data["reason"] == "recording_stopped_mid_call"
     assert metric(scrape(keyed[1]), 'callrec_agent_actions_total{action="warning_refused"}') == 1
 
 
 def test_end_needs_a_warning_first(
-    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Receiver,
     manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     phone = bench.start_keys_phone([(2.0, "*8")])
@@ -161,7 +132,7 @@ def test_end_needs_a_warning_first(
 
 
 def test_warning_then_end_closes_the_call_as_harassment(
-    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Hooks,
+    bench: Bench, caller: Caller, keyed: tuple[CallrecApp, int], hooks: Receiver,
     manifests: Manifests, unique_caller: Callable[[], str],
 ) -> None:
     assert bench.asterisk is not None
@@ -180,4 +151,5 @@ def test_warning_then_end_closes_the_call_as_harassment(
     assert m.asterisk_channel and bench.asterisk.played(m.asterisk_channel, "callrec/closing")
     [agent_call] = [c for c in phone.calls() if c.invite_at]
     assert agent_call.bye is not None and agent_call.hangup_by_us is False  # the agent is free
-    assert [a["action"] for a in hooks.alerts(count=2)] == ["warning", "end"]
+    assert [a.data["flag"] for a in hooks.wait(2)] == ["agent_warning", "ended_by_agent"]
+    assert len({a.id for a in hooks.deliveries}) == 2

@@ -26,7 +26,7 @@ from callrec.manifest import AudioFormat, CallManifest
 from testbench.bench import Bench
 from testbench.sipp import Caller
 from testbench.spool import sounding_call
-from tests.helpers import StartApp, callrec_cli, evidence_env, sealing
+from tests.helpers import StartApp, callrec_cli, evidence_env, own_spool, sealing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,14 +64,6 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
-
-
-def own_spool(shared: Path, call_id: str, spool: Path) -> Path:
-    """A spool of the call's own files (its manifest and recording), moved out of ``shared``."""
-    spool.mkdir()
-    for path in shared.glob(f"{call_id}.*"):
-        shutil.move(path, spool / path.name)
-    return spool
 
 
 def versions(s3: S3Client, bucket: str, key: str) -> list[dict[str, Any]]:
