@@ -12,6 +12,8 @@ from ari_app.ari import AriClient, AriError
 from ari_app.config import AriAppSettings
 from ari_app.rawfile import stereo_refusal
 from ari_app.recorder import spool_problem
+from callrec.webhooks.outbox import Outbox
+from callrec.webhooks.settings import WebhookSettings
 
 
 @dataclass
@@ -29,6 +31,7 @@ async def run_checks(settings: AriAppSettings) -> list[Finding]:
                             f"{settings.spool.min_free_mb} MB"))
     findings.append(_check_close_proof())
     findings.append(check_header_repair(settings.spool.local))
+    findings.append(check_webhooks(settings.webhooks))
     findings += await _check_ari(settings)
     findings += await _check_ami(settings)
     return findings
@@ -51,6 +54,24 @@ def _check_close_proof() -> Finding:
     why = "fs.leases-enable is 0" if not enabled else "no CAP_LEASE"
     return Finding(True, "recording close proof",
                    f"inotify only ({why}); see AmbientCapabilities in deploy/callrec-ari.service")
+
+
+def check_webhooks(settings: WebhookSettings) -> Finding:
+    """The outbox can take events (an emit that cannot write holds up the manifest behind it,
+    ari_app/ending.py). No receiver is contacted: a check sends no event."""
+    if not settings.enabled:
+        return Finding(True, "webhooks", "no endpoint configured")
+    outbox = Outbox(settings)
+    try:
+        for name in settings.endpoints:
+            outbox.directory(name)
+    except OSError as exc:
+        return Finding(False, "webhooks", f"outbox {settings.outbox} not usable: {exc}")
+    if not os.access(settings.outbox, os.W_OK):
+        return Finding(False, "webhooks", f"outbox {settings.outbox} not writable by callrec")
+    counts = ", ".join(f"{name} ({len(outbox.pending(name))} pending, "
+                       f"{len(outbox.dead(name))} dead)" for name in settings.endpoints)
+    return Finding(True, "webhooks", f"outbox {settings.outbox} writable; {counts}")
 
 
 def check_header_repair(spool: Path) -> Finding:

@@ -26,13 +26,17 @@ class BadKey(WebhookError, ValueError):
     setting's name, as a ValueError)."""
 
 
-def _b64(prefix: str, text: str) -> bytes:
+def _b64(prefix: str, text: str, sizes: range | tuple[int, ...], what: str) -> bytes:
+    """The key bytes after ``prefix``; BadKey (never quoting the text) if they are not
+    base64 or not of one of ``sizes``."""
     if not text.startswith(prefix):
         raise BadKey(f"must start with {prefix}")
     try:
         raw = base64.b64decode(text[len(prefix):], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadKey(f"is not base64 after {prefix}") from exc
+    if len(raw) not in sizes:
+        raise BadKey(f"{prefix} key must hold {what}")
     return raw
 
 
@@ -42,10 +46,7 @@ class HmacKey:
 
     @classmethod
     def parse(cls, text: str) -> HmacKey:
-        key = _b64("whsec_", text)
-        if not 24 <= len(key) <= 64:  # the spec: 24 to 64 bytes
-            raise BadKey("whsec_ secret must hold 24 to 64 bytes")
-        return cls(key)
+        return cls(_b64("whsec_", text, range(24, 65), "24 to 64 bytes (the spec's sizes)"))
 
     def sign(self, content: bytes) -> str:
         return "v1," + base64.b64encode(hmac.new(self.key, content, hashlib.sha256).digest()
@@ -58,9 +59,8 @@ class Ed25519Key:
 
     @classmethod
     def parse(cls, text: str) -> Ed25519Key:
-        raw = _b64("whsk_", text)
-        if len(raw) not in (32, 64):  # the seed, or the seed followed by the public key
-            raise BadKey("whsk_ key must hold an Ed25519 private key (32 bytes)")
+        # The 32-byte seed, or the seed followed by the public key (64 bytes).
+        raw = _b64("whsk_", text, (32, 64), "an Ed25519 private key (32 bytes)")
         return cls(Ed25519PrivateKey.from_private_bytes(raw[:32]))
 
     def sign(self, content: bytes) -> str:

@@ -37,3 +37,18 @@ def test_stereo_is_said_possible_or_not_for_this_asterisk(config: dict[str, obje
                                                           version: str, says: str) -> None:
     found = check_stereo(AriAppSettings.model_validate(config), version)
     assert found.ok and found.detail.startswith(says)
+
+
+def test_the_webhooks_outbox_must_be_writable(tmp_path: Path) -> None:
+    from ari_app.check import check_webhooks
+    from callrec.webhooks.settings import WebhookSettings
+
+    assert check_webhooks(WebhookSettings()).ok  # none configured: nothing to check
+    endpoint = {"url": "http://127.0.0.1:9/x", "secret": "whsec_" + "QUJD" * 8}
+    good = WebhookSettings.model_validate({"outbox": tmp_path / "outbox",
+                                           "endpoints": {"crm": endpoint}})
+    found = check_webhooks(good)
+    assert found.ok and "crm (0 pending, 0 dead)" in found.detail
+    (tmp_path / "file").write_text("")
+    bad = good.model_copy(update={"outbox": tmp_path / "file" / "outbox"})
+    assert not check_webhooks(bad).ok
