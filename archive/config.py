@@ -23,7 +23,12 @@ ROLES: tuple[Role, ...] = ("viewer", "supervisor", "admin")
 
 
 class CatalogSettings(Section):
-    catalog: Path = Path("/var/lib/callrec/catalog.sqlite3")
+    catalog: Path = Path("/var/lib/callrec/catalog.sqlite3")  # SQLite, when no database
+    # A PostgreSQL server shared by several archive servers (docs/admin.md, "Two archive
+    # servers"), e.g. "postgresql://callrec@db1/callrec"; its password in secrets.env
+    # (CALLREC_ARCHIVE__DATABASE) or ~/.pgpass. "" = the SQLite file above.
+    database: SecretStr = SecretStr("")
+    pool_size: int = Field(8, ge=1, le=100)  # connections per archive process
     # Incremental sync re-lists this many days back (uploads can lag: an Asterisk host whose
     # uplink was down ships days late); `sync --full` lists everything.
     lookback_days: int = Field(3, ge=0)

@@ -31,7 +31,7 @@ from archive.catalog import (
     QueueCounts,
     described,
 )
-from archive.catalog.sqlite import SQLiteCatalog
+from archive.catalog.backends import open_catalog
 from archive.config import ArchiveSettings, Role
 from archive.flags import reviewed_by
 from archive.marking import active_marks, all_marks, candidates, due_for_auto_mark, number_of
@@ -92,9 +92,8 @@ class Archive:
         # than that drops and reopens connections.
         self.store = store or Store(settings.s3,
                                     connections=settings.archive.sync_concurrency + 2)
-        self.catalog: Catalog = catalog or SQLiteCatalog(settings.archive.catalog,
-                                                         settings.numbering,
-                                          settings.flags)
+        self.catalog: Catalog = catalog or open_catalog(settings.archive, settings.numbering,
+                                                        settings.flags)
         self.layout = Layout(settings.s3.key_template)
         self.archived = Archived(self.store, self.layout, settings.retention,
                                  archive_ledger(self.store, settings.evidence))

@@ -163,13 +163,15 @@ def _ari(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from archive.cli import offline, run
+    from archive.cli import migrate, offline, run
     from archive.config import ArchiveSettings
 
     done = offline(args)
     if done is not None:
         return done
     config = settings(ArchiveSettings, args)
+    if args.action == "migrate":
+        return migrate(args, config)
     if args.action != "serve":
         return run(args, config)
     from archive.service import Archive
@@ -220,13 +222,13 @@ def _local_archive(config: UploaderSettings, args: argparse.Namespace) -> Archiv
     archive's own settings say, written through the archive's service like every other write."""
     if config.upload.catalog is None:
         return None
-    from archive.catalog.sqlite import SQLiteCatalog
+    from archive.catalog.backends import open_catalog
     from archive.config import ArchiveSettings
     from archive.service import Archive
 
     archived = settings(ArchiveSettings, args)
-    return Archive(archived, catalog=SQLiteCatalog(config.upload.catalog, config.numbering,
-                                                   archived.flags))
+    return Archive(archived, catalog=open_catalog(archived.archive, config.numbering,
+                                                  archived.flags, config.upload.catalog))
 
 
 def _ship(args: argparse.Namespace, config: UploaderSettings, archive: Archive | None) -> int:

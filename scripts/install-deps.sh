@@ -6,6 +6,8 @@
 # baresip-core is the demo's agent phone (testbench/baresip.py: it idles, SIPp polls); nginx-light
 # and openssl run the TLS reverse proxy the README recommends in front of the web UI, in its test;
 # fonts-ipafont-gothic lets that browser draw the Japanese UI (screenshots in the test logs).
+# postgresql runs the catalog's tests on a server of the tests' own (testbench/postgres.py): no
+# cluster of Debian's own is made or started (createcluster.d below).
 # promtool checks the shipped alert rules: taken out of Debian's prometheus package without
 # installing it (that would start a Prometheus server on the developer's machine).
 set -euo pipefail
@@ -25,7 +27,7 @@ fetch_promtool() {
     rm -rf "$work"
 }
 packages=(debootstrap sip-tester sox espeak-ng ca-certificates tcpdump chromium baresip-core
-          nginx-light openssl fonts-ipafont-gothic)
+          nginx-light openssl fonts-ipafont-gothic postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -39,6 +41,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 echo "installing: ${missing[*]}"
+# Debian's postgresql-common makes and starts a "main" cluster on install unless told not to.
+mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/callrec.conf
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -68,6 +68,12 @@ class PidRecord:
             return None
 
 
+def _group_of(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
 class Child:
     """A server process of the bench, started in its own session, logging to a file."""
 
@@ -79,6 +85,7 @@ class Child:
         marker: str,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        user: str | None = None,
     ) -> None:
         self.name = name
         self.log_path = log_path
@@ -95,6 +102,9 @@ class Child:
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
+                user=user,
+                group=user and _group_of(user),
+                extra_groups=[] if user else None,
             )
         ticks = _start_ticks(self.proc.pid)
         self.record = PidRecord(self.proc.pid, ticks or 0, marker)

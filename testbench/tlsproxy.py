@@ -31,23 +31,33 @@ def self_signed(work: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def server_block(port: int, upstream: int, cert: Path, key: Path) -> str:
+def server_block(port: int, upstream: int | list[int], cert: Path, key: Path) -> str:
+    """The shipped server block for this bench; several upstreams (archive servers sharing a
+    PostgreSQL catalog) become the ``upstream`` group the block's comment shows."""
     text = CONF.read_text()
+    group = ""
+    if isinstance(upstream, list):
+        group = "upstream callrec_archive {\n" + "".join(
+            f"    server 127.0.0.1:{p};\n" for p in upstream) + "}\n"
+        target = "callrec_archive"
+    else:
+        target = f"127.0.0.1:{upstream}"
     swaps = [(r"listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
              (r"server_name \S+;", "server_name 127.0.0.1;"),
              (r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};"),
              (r"ssl_certificate_key \S+;", f"ssl_certificate_key {key};"),
              (r"proxy_pass http://127\.0\.0\.1:8480;",
-              f"proxy_pass http://127.0.0.1:{upstream};\n        proxy_bind {PROXY_IP};")]
+              f"proxy_pass http://{target};\n        proxy_bind {PROXY_IP};")]
     for pattern, replacement in swaps:
         text, count = re.subn(pattern, replacement, text)
         if count != 1:
             raise BenchError(f"{CONF}: {pattern!r} not found once")
-    return text
+    return group + text
 
 
-def start(work: Path, port: int, upstream: int) -> Child:
-    """nginx on https://127.0.0.1:``port`` in front of http://127.0.0.1:``upstream``."""
+def start(work: Path, port: int, upstream: int | list[int]) -> Child:
+    """nginx on https://127.0.0.1:``port`` in front of http://127.0.0.1:``upstream`` (or
+    each of a list of them, in turn)."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         raise BenchError("nginx not found: apt-get install nginx-light (make deps does)")
@@ -59,7 +69,8 @@ def start(work: Path, port: int, upstream: int) -> Child:
     (work / "nginx.conf").write_text(
         f"daemon off;\nmaster_process off;\npid {work / 'nginx.pid'};\n"
         f"error_log {work / 'error.log'} info;\nevents {{}}\n"
-        f"http {{\n    access_log {work / 'access.log'};\n{temps}"
+        "http {\n    log_format upstreams '$status $request_method $uri $upstream_addr';\n"
+        f"    access_log {work / 'access.log'} upstreams;\n{temps}"
         f"    include {work / 'server.conf'};\n}}\n")
     child = Child("nginx-archive", [binary, "-c", str(work / "nginx.conf"), "-p", str(work)],
                   work / "nginx.log", marker=str(work / "nginx.conf"))

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,11 +17,18 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from archive.catalog.postgres import PostgresCatalog
+from archive.catalog.sql import SqlCatalog
+from archive.catalog.sqlite import SQLiteCatalog
 from callrec.manifest import CallManifest
+from callrec.numbering import NumberingPlan
 from testbench import BenchError
 from testbench.bench import Bench
 from testbench.callrec_app import CallrecApp
+from testbench.chroot import cache_dir
 from testbench.endpoints import Endpoints
+from testbench.postgres import Postgres
+from testbench.procs import free_port
 from testbench.s3 import create_locked_bucket, s3_client
 from testbench.sipp import Caller
 from tests.helpers import StartApp
@@ -29,18 +37,49 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+@contextmanager
+def running(start: Callable[[], object], stop: Callable[[], object], what: str) -> Iterator[None]:
+    """A session's server: a start that fails fails every test that needs it, with the
+    reason (nothing is skipped); stopped after the last."""
+    try:
+        start()
+    except BenchError as exc:
+        stop()
+        pytest.fail(f"{what} could not start: {exc}", pytrace=False)
+    try:
+        yield
+    finally:
+        stop()
+
+
 @pytest.fixture(scope="session")
 def bench() -> Iterator[Bench]:
     bench = Bench("test")
-    try:
-        bench.up()
-    except BenchError as exc:
-        bench.down()
-        pytest.fail(f"the test bench could not start: {exc}", pytrace=False)
-    try:
+    with running(bench.up, bench.down, "the test bench"):
         yield bench
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server for the session (testbench/postgres.py); a database per test."""
+    server = Postgres(cache_dir() / "postgres" / uuid.uuid4().hex[:8], free_port())
+    with running(server.start, server.stop, "PostgreSQL"):
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlCatalog]:
+    """The catalog's tests run on both backends, the same tests."""
+    if request.param == "sqlite":
+        found: SqlCatalog = SQLiteCatalog(tmp_path / "c.sqlite3", NumberingPlan())
+    else:
+        pg = PostgresCatalog(request.getfixturevalue("postgres").database(), NumberingPlan())
+        pg.migrate()
+        found = pg
+    try:
+        yield found
     finally:
-        bench.down()
+        found.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,20 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from archive.auth import token_digest
 from archive.catalog import CallRow
 from archive.config import ArchiveSettings, CatalogSettings, Token, User, WebSettings
+from archive.service import Archive
+from archive.web.app import WebApp
+from archive.web.server import application
 from callrec.evidence.settings import EvidenceSettings
 from callrec.manifest import CallManifest
 from callrec.s3.settings import OutcomeRule, RetentionSettings, S3Settings
@@ -168,6 +173,22 @@ def callrec_cli(env: dict[str, str], *args: str, cwd: Path | None = None,
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "callrec_cli", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@asynccontextmanager
+async def archive_server(settings: ArchiveSettings) -> AsyncIterator[tuple[Archive, int]]:
+    """The archive's web UI in-process on a loopback port, plain HTTP: it and its port."""
+    archive = Archive(settings)
+    webapp = WebApp(settings, archive)
+    runner = web.AppRunner(application(webapp))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield archive, runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+        webapp.pool.shutdown(wait=True)
+        archive.close()
 
 
 def own_spool(shared: Path, call_id: str, spool: Path) -> Path:

@@ -3,8 +3,6 @@ catalog (``ALTER TABLE`` on open; ``sync --rebuild`` fills them)."""
 
 from __future__ import annotations
 
-from archive.catalog.rows import COLUMNS
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY,
@@ -79,14 +77,12 @@ CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
 CREATE TABLE IF NOT EXISTS applied_changes (key TEXT PRIMARY KEY) WITHOUT ROWID;
 -- web sessions (archive/sessions.py): the SHA-256 of the cookie, never the cookie
 CREATE TABLE IF NOT EXISTS web_sessions (
-    id_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
+    id_sha256 TEXT PRIMARY KEY, "user" TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
     started REAL NOT NULL, last_seen REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS web_languages (user TEXT PRIMARY KEY, lang TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS web_languages ("user" TEXT PRIMARY KEY, lang TEXT NOT NULL);
 """
 
 ADDED = {"agent_name": "TEXT NOT NULL DEFAULT ''", "queue": "TEXT NOT NULL DEFAULT ''",
          "queue_wait_s": "REAL", "abandoned": "TEXT NOT NULL DEFAULT ''",
          "flags": "TEXT NOT NULL DEFAULT ''", "reviewed": "TEXT NOT NULL DEFAULT ''",
          "audio": "TEXT NOT NULL DEFAULT ''"}
-UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) "
-          f"VALUES ({', '.join('?' * len(COLUMNS))})")

@@ -21,6 +21,7 @@ from typing import Any
 from archive import ArchiveError
 from archive.auth import hash_password, token_digest
 from archive.catalog import Query
+from archive.catalog.backends import migrate as migrate_catalog
 from archive.cli.evidence import ACTIONS as EVIDENCE_ACTIONS
 from archive.cli.evidence import add_parsers as add_evidence_parsers
 from archive.cli.evidence import run as run_evidence
@@ -61,6 +62,11 @@ def add_parser(sub: Any) -> None:
     audit.add_argument("--json", action="store_true")
     add_evidence_parsers(cmds)
     cmds.add_parser("serve", help="run the web UI and JSON API")
+    migrate = cmds.add_parser("migrate", help="bring the catalog's schema up to this release "
+                              "(PostgreSQL; safe on two servers at once)")
+    migrate.add_argument("--from-sqlite", type=Path, metavar="FILE",
+                         help="then copy this SQLite catalog into the (new, empty) database, "
+                         "checked row by row")
     cmds.add_parser("hash-password", help="hash a password for [web.users] (read from stdin "
                     "or asked twice)")
     token = cmds.add_parser("token", help="make an API token; prints it and its config entry")
@@ -118,6 +124,17 @@ def cli_actor() -> Actor:
     """Who runs the CLI: the login name (``$SUDO_USER`` first), with the archive's admin role
     (the CLI runs with the archive's S3 credentials)."""
     return Actor(os.environ.get("SUDO_USER") or getpass.getuser(), "admin", "cli")
+
+
+def migrate(args: argparse.Namespace, settings: ArchiveSettings) -> int:
+    """Before the Archive opens the catalog (which refuses an old schema)."""
+    try:
+        print(migrate_catalog(settings.archive, settings.numbering, settings.flags,
+                              args.from_sqlite))
+    except ArchiveError as exc:
+        print(f"callrec archive migrate: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def offline(args: argparse.Namespace) -> int | None:

@@ -29,7 +29,7 @@ from testbench.bench import Bench
 from testbench.procs import free_port
 from testbench.sipp import Caller
 from testbench.spool import varied_call
-from tests.helpers import PASSWORDS, Ship, StartApp, call_with_keys
+from tests.helpers import PASSWORDS, Ship, StartApp, archive_server, call_with_keys
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -194,17 +194,8 @@ async def log_in(page: Page, base: str, user: str = "supervisor") -> None:
 async def served(settings: ArchiveSettings) -> AsyncIterator[tuple[Archive, str]]:
     """The archive's web UI on a loopback port, plain HTTP; its base URL."""
     settings.web.cookie_secure = False
-    archive = Archive(settings)
-    webapp = WebApp(settings, archive)
-    runner = web.AppRunner(application(webapp))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield archive, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-        webapp.pool.shutdown(wait=True)
-        archive.close()
+    async with archive_server(settings) as (archive, port):
+        yield archive, f"http://127.0.0.1:{port}"
 
 
 @asynccontextmanager

@@ -4,14 +4,10 @@ a review outlives a new manifest version; searches find flagged calls not yet re
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from archive.catalog import Query
 from archive.catalog.rows import row_for
-from archive.catalog.sqlite import SQLiteCatalog
-from archive.config import FlagSettings
+from archive.catalog.sql import SqlCatalog
 from callrec.manifest import CallManifest, EventKind, Party, Policy, RecordingStatus, TimelineEvent
 from callrec.numbering import NumberingPlan
 
@@ -29,18 +25,13 @@ def call(n: int, caller: str = "0312345678", at: datetime = T0, minutes: float =
         timeline=[TimelineEvent(at=at, kind=k) for k in events])
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> SQLiteCatalog:
-    return SQLiteCatalog(tmp_path / "c.sqlite3", PLAN, FlagSettings())
-
-
-def flags(catalog: SQLiteCatalog, n: int) -> str:
+def flags(catalog: SqlCatalog, n: int) -> str:
     row = catalog.get(f"20261120T090000Z-{n:012x}")
     assert row is not None
     return str(row.flags)
 
 
-def test_long_calls_and_hot_keys_are_flagged(catalog: SQLiteCatalog) -> None:
+def test_long_calls_and_hot_keys_are_flagged(catalog: SqlCatalog) -> None:
     catalog.add(call(1, minutes=59.9), "1.json", "e", False)
     catalog.add(call(2, caller="0399999999", minutes=60), "2.json", "e", False)
     catalog.add(call(3, caller="0388888888", events=(EventKind.WARNING_PLAYED,
@@ -50,7 +41,7 @@ def test_long_calls_and_hot_keys_are_flagged(catalog: SQLiteCatalog) -> None:
     assert flags(catalog, 3) == "agent_warning,ended_by_agent"
 
 
-def test_the_third_call_within_a_day_is_a_repeat_in_any_order(catalog: SQLiteCatalog) -> None:
+def test_the_third_call_within_a_day_is_a_repeat_in_any_order(catalog: SqlCatalog) -> None:
     # Synced out of order: the 3rd call in time arrives first.
     times = {1: T0, 2: T0 + timedelta(hours=5), 3: T0 + timedelta(hours=23),
              4: T0 + timedelta(hours=30)}
@@ -64,7 +55,7 @@ def test_the_third_call_within_a_day_is_a_repeat_in_any_order(catalog: SQLiteCat
 
 
 def test_review_outlives_a_new_manifest_version_and_leaves_the_flagged_list(
-    catalog: SQLiteCatalog,
+    catalog: SqlCatalog,
 ) -> None:
     m = call(1, minutes=90)
     catalog.add(m, "1.json", "e", False)
